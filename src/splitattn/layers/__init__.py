@@ -1,0 +1,22 @@
+"""Building blocks: the three featuremap-attention layers and the regularisers they are trained with."""
+
+from .drop_block import DropBlock2d, set_drop_block_progress
+from .drop_path import DropPath
+from .helpers import make_divisible
+from .pooling import ZeroPadAvgPool2d
+from .selective_kernel import SelectiveKernelAttn, SelectiveKernelConv
+from .split_attn import SplitAttnConv2d, radix_softmax
+from .squeeze_excite import SqueezeExcite
+
+__all__ = [
+    "DropBlock2d",
+    "DropPath",
+    "SelectiveKernelAttn",
+    "SelectiveKernelConv",
+    "SplitAttnConv2d",
+    "SqueezeExcite",
+    "ZeroPadAvgPool2d",
+    "make_divisible",
+    "radix_softmax",
+    "set_drop_block_progress",
+]

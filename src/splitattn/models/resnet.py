@@ -1,0 +1,329 @@
+"""One ResNet skeleton for every network in the zoo.
+
+Stem, four stages of residual blocks, global pooling and a linear classifier. Everything that
+differs between ResNet, ResNet-D, ResNeXt, SENet, SKNet and ResNeSt is a constructor argument;
+the zoo files (``resnest.py``, ``senet.py``, ``sknet.py``, ``baselines.py``) are lists of those
+arguments. Parameter names follow torchvision and timm (``conv1``, ``bn1``, ``layer1``..``layer4``,
+``fc``) so that most published checkpoints load with no renaming at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..layers import DropBlock2d, ZeroPadAvgPool2d
+from .blocks import ATTENTION_KINDS, BasicBlock, Bottleneck
+
+STAGE_PLANES = (64, 128, 256, 512)
+OUTPUT_STRIDES = (8, 16, 32)
+DROP_BLOCK_SIZE = 3
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One feature map a backbone can return: its channels, its stride and where it comes from."""
+
+    channels: int
+    stride: int
+    module: str
+
+
+def _stem(in_chans: int, stem_width: int, deep_stem: bool) -> nn.Module:
+    """7 x 7 conv, or (ResNet-C/D) three 3 x 3 convs of widths w, w, 2w; the final BN is ``bn1``."""
+    if not deep_stem:
+        return nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False)
+    return nn.Sequential(
+        nn.Conv2d(in_chans, stem_width, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(stem_width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(stem_width, stem_width, 3, stride=1, padding=1, bias=False),
+        nn.BatchNorm2d(stem_width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(stem_width, stem_width * 2, 3, stride=1, padding=1, bias=False),
+    )
+
+
+def _downsample(
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    dilation: int,
+    avg_down: bool,
+    kernel_size: int,
+    dilation_style: str,
+) -> nn.Sequential:
+    """Projection shortcut: strided 1 x 1 conv, or (ResNet-D) average pool then 1 x 1 conv.
+
+    With ``avg_down`` the sequence is always (pool, conv, bn) so parameter names do not depend on
+    the stride. In a dilated stage the official release pools nothing; timm pools 2 x 2 with zero
+    padding; ``dilation_style`` picks which so both weight sets reproduce their own outputs.
+    """
+    if avg_down:
+        if stride > 1:
+            pool: nn.Module = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
+        elif dilation > 1 and dilation_style == "timm":
+            pool = ZeroPadAvgPool2d()
+        else:
+            pool = nn.Identity()
+        conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        return nn.Sequential(pool, conv, nn.BatchNorm2d(out_channels))
+    kernel_size = kernel_size if stride > 1 else 1
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
+
+
+def _check_config(block, layers, attn, output_stride, in_chans, num_classes, stem_pool, dilation_style, avd) -> None:
+    """Reject configurations that would fail later with an unhelpful shape error."""
+    if block not in (BasicBlock, Bottleneck):
+        raise ValueError(f"block must be BasicBlock or Bottleneck, got {block!r}")
+    if len(layers) != 4 or any(int(n) < 1 for n in layers):
+        raise ValueError(f"layers must be four positive block counts, got {tuple(layers)}")
+    if attn not in ATTENTION_KINDS:
+        raise ValueError(f"attn must be one of {ATTENTION_KINDS}, got {attn!r}")
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+    if in_chans < 1:
+        raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0 (0 removes the classifier), got {num_classes}")
+    if stem_pool not in ("pad", "ceil"):
+        raise ValueError(f"stem_pool must be 'pad' or 'ceil', got {stem_pool!r}")
+    if dilation_style not in ("timm", "official"):
+        raise ValueError(f"dilation_style must be 'timm' or 'official', got {dilation_style!r}")
+    if avd and block is not Bottleneck:
+        raise ValueError("avd (average downsampling) needs Bottleneck blocks")
+
+
+class ResNet(nn.Module):
+    """ResNet family with per-block featuremap attention.
+
+    Args:
+        block: ``BasicBlock`` or ``Bottleneck``.
+        layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for 50 layers.
+        attn: ``"none"``, ``"se"``, ``"sk"`` or ``"splat"`` (split attention; Bottleneck only).
+        attn_args: attention widths: ``radix``, ``splat_reduction``, ``se_reduction``,
+            ``se_divisor``, ``sk_reduction``, ``sk_divisor``, ``sk_split_input``.
+        cardinality, base_width: ResNeXt grouping; block width is ``planes * base_width / 64 * cardinality``.
+        stem_width, deep_stem: stem layout (deep stem = ResNet-C/D).
+        stem_pool: ``"pad"`` (3 x 3 max pool, padding 1) or ``"ceil"`` (no padding, ceil mode; original SENet).
+        avg_down, down_kernel_size: shortcut layout (ResNet-D average pool; SENet-154's 3 x 3 conv).
+        avd, avd_first: ResNeSt average downsampling in the block (see ``Bottleneck``).
+        block_args: layout switches of one block type (``stride_in_1x1``, ``mid_expansion``, ``se_after_act``).
+        output_stride: 32, or 16 / 8 for dense prediction: later stages dilate instead of striding.
+        dilation_style: ``"timm"`` or ``"official"``: how the first block of a dilated stage pools,
+            which only matters to reproduce the outputs of weights from either source.
+        num_classes, in_chans, drop_rate: classifier size, input channels, dropout before the classifier.
+        drop_path_rate: stochastic depth, growing linearly with block index up to this rate.
+        drop_block_rate: DropBlock rate in stages 3 and 4 (ramp it with ``set_drop_block_progress``).
+        zero_init_last: start each residual branch at zero (last BN gamma = 0).
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: Sequence[int],
+        *,
+        attn: str = "none",
+        attn_args: Mapping[str, Any] | None = None,
+        cardinality: int = 1,
+        base_width: int = 64,
+        stem_width: int = 64,
+        deep_stem: bool = False,
+        stem_pool: Literal["pad", "ceil"] = "pad",
+        avg_down: bool = False,
+        down_kernel_size: int = 1,
+        avd: bool = False,
+        avd_first: bool = False,
+        block_args: Mapping[str, Any] | None = None,
+        output_stride: int = 32,
+        dilation_style: Literal["timm", "official"] = "timm",
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        drop_block_rate: float = 0.0,
+        zero_init_last: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_config(block, layers, attn, output_stride, in_chans, num_classes, stem_pool, dilation_style, avd)
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+        self.out_indices: tuple[int, ...] | None = None
+
+        self.conv1 = _stem(in_chans, stem_width, deep_stem)
+        channels = stem_width * 2 if deep_stem else stem_width
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.act1 = nn.ReLU(inplace=True)
+        if stem_pool == "ceil":
+            self.maxpool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        else:
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.feature_info = [FeatureInfo(channels, 2, "act1")]
+
+        total_blocks, block_index = sum(layers), 0
+        net_stride, dilation = 4, 1
+        for stage, (planes, num_blocks) in enumerate(zip(STAGE_PLANES, layers, strict=True)):
+            stride = 1 if stage == 0 else 2
+            prev_dilation = dilation
+            if stride > 1 and net_stride >= output_stride:
+                dilation, stride = dilation * stride, 1
+            else:
+                net_stride *= stride
+            out_channels = planes * block.expansion
+            drop_block = (
+                DropBlock2d(drop_block_rate, DROP_BLOCK_SIZE) if drop_block_rate > 0 and stage >= 2 else None
+            )
+            blocks = []
+            for i in range(num_blocks):
+                kwargs: dict[str, Any] = dict(
+                    attn=attn,
+                    attn_args=attn_args,
+                    cardinality=cardinality,
+                    base_width=base_width,
+                    dilation=dilation,
+                    first_dilation=prev_dilation if i == 0 else dilation,
+                    drop_block=drop_block,
+                    drop_path=drop_path_rate * block_index / max(total_blocks - 1, 1),
+                    **(block_args or {}),
+                )
+                if block is Bottleneck:
+                    # The official release also keeps the (stride-1) pool in the first block of a
+                    # dilated stage; timm drops it.
+                    official_first = dilation_style == "official" and stage > 0 and i == 0
+                    kwargs.update(avd_pool=avd and (stride > 1 or official_first), avd_first=avd_first)
+                downsample = None
+                if i == 0 and (stride != 1 or channels != out_channels):
+                    downsample = _downsample(channels, out_channels, stride, dilation, avg_down,
+                                             down_kernel_size, dilation_style)
+                blocks.append(block(channels, planes, stride if i == 0 else 1, downsample, **kwargs))
+                channels = out_channels
+                block_index += 1
+            self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
+            self.feature_info.append(FeatureInfo(channels, net_stride, f"layer{stage + 1}"))
+
+        self.num_features = channels
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(channels, num_classes) if num_classes > 0 else nn.Identity()
+        self.init_weights(zero_init_last)
+
+    def init_weights(self, zero_init_last: bool = True) -> None:
+        """He init for convs, unit BN; optionally start every residual branch at zero."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_last:
+            for module in self.modules():
+                if isinstance(module, (BasicBlock, Bottleneck)):
+                    module.zero_init_last()
+
+    @property
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, f"layer{i}") for i in range(1, 5) if hasattr(self, f"layer{i}")]
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Fail early, naming the expected shape, instead of deep inside a conv."""
+        if x.ndim != 4:
+            raise ValueError(
+                f"expected a 4-D input of shape (N, {self.in_chans}, H, W), got {x.ndim}-D shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"expected input of shape (N, {self.in_chans}, H, W) with {self.in_chans} channel(s), "
+                f"got shape {tuple(x.shape)}"
+            )
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv1(x)))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Input image batch to the last stage's feature map, ``(N, num_features, H/32, W/32)``."""
+        self.check_input(x)
+        x = self.maxpool(self.forward_stem(x))
+        for stage in self.stages:
+            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+            else:
+                x = stage(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, dropout and classify; ``pre_logits`` returns the pooled features instead."""
+        x = self.head_drop(self.global_pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
+
+    def forward_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps at ``out_indices`` (0 = stem, 1..4 = stages), shallowest first."""
+        self.check_input(x)
+        indices = self.out_indices if self.out_indices is not None else (1, 2, 3, 4)
+        x = self.forward_stem(x)
+        maps = [x] if 0 in indices else []
+        x = self.maxpool(x)
+        for index, stage in enumerate(self.stages, start=1):
+            if index > max(indices):
+                break
+            x = stage(x)
+            if index in indices:
+                maps.append(x)
+        return maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        if self.out_indices is not None:
+            return self.forward_feature_maps(x)
+        return self.forward_head(self.forward_features(x))
+
+    def to_feature_extractor(self, out_indices: Sequence[int] = (1, 2, 3, 4)) -> ResNet:
+        """Turn this classifier into a backbone that returns a list of feature maps, in place.
+
+        The classifier and the stages after the deepest requested one are removed, so no parameter
+        goes unused (which DistributedDataParallel would otherwise complain about).
+        """
+        indices = tuple(sorted(set(int(i) for i in out_indices)))
+        if not indices or indices[0] < 0 or indices[-1] >= len(self.feature_info):
+            raise ValueError(
+                f"out_indices must be a non-empty subset of 0..{len(self.feature_info) - 1} "
+                f"(0 = stem, 1-4 = stages), got {tuple(out_indices)}"
+            )
+        for index in range(indices[-1] + 1, 5):
+            if hasattr(self, f"layer{index}"):
+                delattr(self, f"layer{index}")
+        self.global_pool, self.head_drop, self.fc = nn.Identity(), nn.Identity(), nn.Identity()
+        self.num_classes = 0
+        self.out_indices = indices
+        return self
+
+    @property
+    def feature_channels(self) -> list[int]:
+        """Channels of each returned feature map (features-only mode)."""
+        return [self.feature_info[i].channels for i in self.out_indices or (1, 2, 3, 4)]
+
+    @property
+    def feature_strides(self) -> list[int]:
+        """Stride (input pixels per feature pixel) of each returned feature map."""
+        return [self.feature_info[i].stride for i in self.out_indices or (1, 2, 3, 4)]
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a freshly initialised one (``0`` removes it)."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage in the backward pass instead of storing its activations."""
+        self.grad_checkpointing = enable

@@ -1,0 +1,31 @@
+"""Selective Kernel networks (Li et al., 2019), under timm's names.
+
+``skresnext50_32x4d`` is the paper's SKNet-50. The ResNet-style variants split the input channels
+between the two branches, which keeps their parameter count near a plain ResNet's.
+"""
+
+from __future__ import annotations
+
+from .blocks import BasicBlock, Bottleneck
+from .registry import ModelEntry, PretrainedCfg, register
+
+PAPER = "Selective Kernel Networks (arXiv:1903.06586)"
+
+
+def _sk(layers, block, attn_args, **kwargs) -> dict:
+    return dict(block=block, layers=layers, attn="sk", attn_args=attn_args, zero_init_last=False, **kwargs)
+
+
+_BASIC_SK = {"sk_reduction": 8, "sk_divisor": 16, "sk_split_input": True}
+_CFG = PretrainedCfg(interpolation="bicubic")
+
+register(ModelEntry("skresnet18", "sknet", "timm", _sk((2, 2, 2, 2), BasicBlock, _BASIC_SK), _CFG))
+register(ModelEntry("skresnet34", "sknet", "timm", _sk((3, 4, 6, 3), BasicBlock, _BASIC_SK), _CFG))
+register(ModelEntry("skresnet50", "sknet", "timm",
+                    _sk((3, 4, 6, 3), Bottleneck, {"sk_reduction": 16, "sk_divisor": 8, "sk_split_input": True}),
+                    _CFG))
+register(ModelEntry(
+    "skresnext50_32x4d", "sknet", "timm",
+    _sk((3, 4, 6, 3), Bottleneck, {"sk_reduction": 16, "sk_divisor": 32}, cardinality=32, base_width=4),
+    PretrainedCfg(interpolation="bicubic", top1=79.21, paper=PAPER),
+))
