@@ -182,6 +182,7 @@ class ResNet(nn.Module):
             )
             blocks = []
             for i in range(num_blocks):
+                block_stride = stride if i == 0 else 1
                 kwargs: dict[str, Any] = dict(
                     attn=attn,
                     attn_args=attn_args,
@@ -197,12 +198,12 @@ class ResNet(nn.Module):
                     # The official release also keeps the (stride-1) pool in the first block of a
                     # dilated stage; timm drops it.
                     official_first = dilation_style == "official" and stage > 0 and i == 0
-                    kwargs.update(avd_pool=avd and (stride > 1 or official_first), avd_first=avd_first)
+                    kwargs.update(avd_pool=avd and (block_stride > 1 or official_first), avd_first=avd_first)
                 downsample = None
-                if i == 0 and (stride != 1 or channels != out_channels):
+                if i == 0 and (block_stride != 1 or channels != out_channels):
                     downsample = _downsample(channels, out_channels, stride, dilation, avg_down,
                                              down_kernel_size, dilation_style)
-                blocks.append(block(channels, planes, stride if i == 0 else 1, downsample, **kwargs))
+                blocks.append(block(channels, planes, block_stride, downsample, **kwargs))
                 channels = out_channels
                 block_index += 1
             self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))

@@ -1,0 +1,106 @@
+"""Map reference checkpoints' parameter names onto ours.
+
+Our names already agree with the official ResNeSt release and with timm's ResNet, ResNeSt and
+SE-ResNet models, so for those the mapping is the identity. Two layouts need renaming: timm's
+SK networks (which wrap each conv and its BN in one module) and the original SENet release that
+timm keeps as ``legacy_*`` (``layer0``, ``se_module``, ``last_linear``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+
+from ..models import get_model_entry
+
+SOURCES = ("official", "timm")
+
+# timm SK blocks: ConvNormAct modules ``convN.conv`` / ``convN.bn`` -> ``convN`` / ``bnN``.
+_SK_RULES = [
+    (re.compile(r"^(layer\d+\.\d+)\.conv([123])\.conv\."), r"\1.conv\2."),
+    (re.compile(r"^(layer\d+\.\d+)\.conv([123])\.bn\."), r"\1.bn\2."),
+]
+# The original SENet release.
+_LEGACY_RULES = [
+    (re.compile(r"^(layer\d+\.\d+)\.se_module\."), r"\1.se."),
+    (re.compile(r"^last_linear\."), "fc."),
+]
+_LEGACY_STEM = {"conv1": "conv1", "bn1": "bn1"}
+_LEGACY_DEEP_STEM = {"conv1": "conv1.0", "bn1": "conv1.1", "conv2": "conv1.3", "bn2": "conv1.4",
+                     "conv3": "conv1.6", "bn3": "bn1"}
+
+
+def unwrap_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """The bare state dict inside a training checkpoint, without DDP/compile prefixes.
+
+    Accepts a plain state dict or a dict holding one under ``state_dict``, ``model``,
+    ``model_state`` or ``state_dict_ema``; strips ``module.`` (DistributedDataParallel) and
+    ``_orig_mod.`` (torch.compile) prefixes.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f"expected a state dict (a mapping of names to tensors), got {type(checkpoint).__name__}")
+    state = checkpoint
+    for key in ("state_dict", "model", "model_state", "state_dict_ema"):
+        inner = state.get(key) if isinstance(state, Mapping) else None
+        if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            state = inner
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ValueError(
+            "no tensors found in the checkpoint: expected a state dict, or a dict holding one under "
+            "'state_dict' or 'model'"
+        )
+    out = {}
+    for key, value in tensors.items():
+        for prefix in ("module.", "_orig_mod."):
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def _apply(rules: list[tuple[re.Pattern[str], str]], key: str) -> str:
+    for pattern, replacement in rules:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def _legacy_key(key: str, deep_stem: bool) -> str:
+    match = re.match(r"^layer0\.(\w+)\.(.+)$", key)
+    if match:
+        stem = _LEGACY_DEEP_STEM if deep_stem else _LEGACY_STEM
+        if match.group(1) not in stem:
+            raise ValueError(f"unexpected stem parameter {key!r} in an original-SENet checkpoint")
+        return f"{stem[match.group(1)]}.{match.group(2)}"
+    return _apply(_LEGACY_RULES, key)
+
+
+def convert_state_dict(
+    state_dict: Mapping[str, torch.Tensor], source: str, model_name: str
+) -> dict[str, torch.Tensor]:
+    """Rename a reference implementation's state dict so ``create_model(model_name)`` loads it.
+
+    Args:
+        state_dict: the reference model's ``state_dict()`` (or a checkpoint wrapping one).
+        source: ``"official"`` (the ResNeSt authors' package) or ``"timm"``.
+        model_name: the zoo name of the model the weights are for.
+
+    Returns a new dict; tensors are shared, not copied. Load it with ``strict=True``.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    entry = get_model_entry(model_name)
+    state = unwrap_state_dict(state_dict)
+    if source == "official" and entry.family != "resnest":
+        raise ValueError(
+            f"the official ResNeSt release has no {model_name!r}; its models are the resnest* family"
+        )
+    if source == "timm" and entry.name.startswith("legacy_"):
+        deep_stem = entry.architecture.get("deep_stem", False)
+        return {_legacy_key(k, deep_stem): v for k, v in state.items()}
+    if source == "timm" and entry.family == "sknet":
+        return {_apply(_SK_RULES, k): v for k, v in state.items()}
+    return dict(state)
