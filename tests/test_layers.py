@@ -1,0 +1,132 @@
+"""The attention layers and regularisers on their own."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from splitattn.layers import (
+    DropBlock2d,
+    DropPath,
+    SelectiveKernelConv,
+    SplitAttnConv2d,
+    SqueezeExcite,
+    make_divisible,
+    radix_softmax,
+    set_drop_block_progress,
+)
+
+
+def test_split_attention_shapes_follow_the_paper_walkthrough():
+    """64x16x16 in, radix 2, cardinality 2: 128 channels after the conv, 32-wide attention, 64 out."""
+    layer = SplitAttnConv2d(64, 64, radix=2, cardinality=2).eval()
+    assert layer.conv.out_channels == 128 and layer.conv.groups == 4
+    assert layer.fc1.out_channels == 32 and layer.fc2.out_channels == 128
+    x = torch.randn(2, 64, 16, 16)
+    assert layer(x).shape == (2, 64, 16, 16)
+
+
+def test_split_attention_weights_sum_to_one_in_each_cardinal_group():
+    layer = SplitAttnConv2d(64, 64, radix=4, cardinality=2).eval()
+    with torch.no_grad():
+        activated = layer.act0(layer.bn0(layer.conv(torch.randn(3, 64, 8, 8))))
+        attn = layer.attention(activated)
+    assert attn.shape == (3, 4, 64)
+    torch.testing.assert_close(attn.sum(1), torch.ones(3, 64))
+
+
+def test_split_attention_output_is_the_weighted_sum_of_its_splits():
+    layer = SplitAttnConv2d(32, 32, radix=2, cardinality=1).eval()
+    x = torch.randn(1, 32, 6, 6)
+    with torch.no_grad():
+        activated = layer.act0(layer.bn0(layer.conv(x)))
+        attn = layer.attention(activated)
+        first, second = activated.split(32, dim=1)
+        expected = first * attn[:, 0, :, None, None] + second * attn[:, 1, :, None, None]
+        torch.testing.assert_close(layer(x), expected)
+
+
+def test_radix_softmax_is_radix_major_and_sigmoid_for_one_split():
+    logits = torch.randn(2, 2 * 3 * 4)  # cardinality 2, radix 3, 4 channels per group
+    out = radix_softmax(logits, radix=3, cardinality=2)
+    expected = logits.view(2, 2, 3, 4).softmax(dim=2).transpose(1, 2).reshape(2, 3, 8)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(radix_softmax(logits, 1, 2), torch.sigmoid(logits).view(2, 1, -1))
+
+
+def test_split_attention_rejects_channels_not_divisible_by_groups():
+    with pytest.raises(ValueError, match=r"divisible by radix \* cardinality"):
+        SplitAttnConv2d(64, 64, radix=3, cardinality=1)
+
+
+def test_squeeze_excite_scales_each_channel_by_a_gate():
+    layer = SqueezeExcite(32, 8).eval()
+    x = torch.randn(2, 32, 5, 5)
+    gate = layer.attention(x)
+    assert gate.shape == (2, 32, 1, 1) and ((gate > 0) & (gate < 1)).all()
+    torch.testing.assert_close(layer(x), x * gate)
+
+
+def test_selective_kernel_uses_dilated_3x3_in_place_of_5x5():
+    layer = SelectiveKernelConv(64, 64, num_paths=2, attn_channels=32).eval()
+    assert [p.conv.dilation for p in layer.paths] == [(1, 1), (2, 2)]
+    assert all(p.conv.kernel_size == (3, 3) for p in layer.paths)
+    x = torch.randn(2, 64, 9, 7)
+    assert layer(x).shape == (2, 64, 9, 7)
+    with torch.no_grad():
+        paths = torch.stack([p(x) for p in layer.paths], dim=1)
+        torch.testing.assert_close(layer.attn(paths).sum(1), torch.ones(2, 64, 1, 1))
+
+
+def test_make_divisible_rounds_to_the_divisor_with_a_floor():
+    assert make_divisible(4, 8) == 8
+    assert make_divisible(20, 8) == 24
+    assert make_divisible(8, 32) == 32
+    assert make_divisible(64, 32) == 64
+
+
+def test_drop_block_is_identity_in_eval_and_drops_blocks_in_training():
+    torch.manual_seed(0)
+    layer = DropBlock2d(0.2, block_size=3)
+    x = torch.ones(8, 16, 16, 16)
+    assert torch.equal(layer.eval()(x), x)
+    out = layer.train()(x)
+    dropped = (out == 0).float().mean().item()
+    assert 0.12 < dropped < 0.28, f"dropped fraction {dropped:.3f}, expected about 0.2"
+    # survivors are rescaled so the expected activation is unchanged
+    assert abs(out.mean().item() - 1.0) < 1e-4
+    # zeros come in whole 3x3 blocks: every dropped pixel lies in an all-dropped 3x3 window
+    zeros = (out == 0).float().flatten(0, 1).unsqueeze(1)
+    whole_windows = -F.max_pool2d(-zeros, 3, stride=1)
+    covered = F.max_pool2d(F.pad(whole_windows, (2, 2, 2, 2)), 3, stride=1)
+    assert zeros.any() and (covered >= zeros).all()
+
+
+def test_drop_block_ramps_linearly_to_its_target():
+    model = torch.nn.Sequential(DropBlock2d(0.1), torch.nn.Identity(), DropBlock2d(0.2))
+    set_drop_block_progress(model, 0.0)
+    assert [m.drop_prob for m in (model[0], model[2])] == [0.0, 0.0]
+    set_drop_block_progress(model, 0.5)
+    assert [m.drop_prob for m in (model[0], model[2])] == pytest.approx([0.05, 0.1])
+    set_drop_block_progress(model, 7.0)  # clamped at the target
+    assert [m.drop_prob for m in (model[0], model[2])] == pytest.approx([0.1, 0.2])
+
+
+def test_drop_path_drops_whole_samples_in_training_only():
+    torch.manual_seed(0)
+    layer = DropPath(0.5)
+    x = torch.ones(64, 3, 4, 4)
+    assert torch.equal(layer.eval()(x), x)
+    out = layer.train()(x)
+    per_sample = out.flatten(1)
+    assert set(per_sample.unique().tolist()) <= {0.0, 2.0}
+    assert (per_sample.amin(1) == per_sample.amax(1)).all(), "a sample is dropped whole or kept whole"
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0])
+def test_regularisers_reject_rates_outside_zero_one(bad):
+    with pytest.raises(ValueError, match="must be in"):
+        DropBlock2d(bad)
+    with pytest.raises(ValueError, match="must be in"):
+        DropPath(bad)
