@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from .models import ResNet, get_model_entry
+from .weights import load_pretrained
 
 
 def create_model(
     name: str,
-    pretrained: bool | str = False,
+    pretrained: bool | str | os.PathLike = False,
     num_classes: int = 1000,
     in_chans: int = 3,
     drop_rate: float = 0.0,
@@ -25,7 +27,10 @@ def create_model(
 
     Args:
         name: a name from :func:`splitattn.list_models`, e.g. ``"resnest50"`` or ``"seresnet50"``.
-        pretrained: published weights are not bundled yet; passing anything but False raises.
+        pretrained: True for the published ImageNet weights (downloaded once into the cache and
+            checked against their hash), or a path / URL (``file://`` too) of a ``.pth``, ``.pt`` or
+            ``.safetensors`` file in our, the official or timm's layout. The first conv is adapted
+            to ``in_chans``; a classifier of another size is dropped with a warning.
         num_classes: classifier outputs (0 for none).
         in_chans: input channels (1 for grayscale, 4 for RGB-D ...).
         drop_rate: dropout before the classifier.
@@ -37,11 +42,6 @@ def create_model(
         kwargs: any other :class:`splitattn.models.ResNet` argument, overriding the zoo entry.
     """
     entry = get_model_entry(name)
-    if pretrained:
-        raise ValueError(
-            f"pretrained weights for {name!r} cannot be loaded by create_model yet; build the model with "
-            "pretrained=False and load a converted state dict (splitattn.convert_state_dict)"
-        )
     model = entry.build(
         num_classes=num_classes,
         in_chans=in_chans,
@@ -51,6 +51,8 @@ def create_model(
         output_stride=output_stride,
         **kwargs,
     )
+    if pretrained:
+        load_pretrained(model, name, pretrained)
     if features_only:
         model.to_feature_extractor(out_indices)
     return model

@@ -1,5 +1,30 @@
-"""Checkpoint interchange: reference layouts to ours."""
+"""Weights: published sources, safe file I/O, layout conversion and loading into models."""
 
-from .convert import SOURCES, convert_state_dict, unwrap_state_dict
+from .adapt import adapt_input_conv
+from .checkpoint_io import CheckpointError, load_checkpoint_file, save_state_dict
+from .convert import SOURCES, TARGETS, convert_state_dict, detect_source, export_state_dict, unwrap_state_dict
+from .download import HashMismatchError, WeightsUnavailableError, cache_dir, download, sha256_of
+from .load import load_pretrained
+from .sources import PUBLISHED_WEIGHTS, WeightSource, published_weights
 
-__all__ = ["SOURCES", "convert_state_dict", "unwrap_state_dict"]
+__all__ = [
+    "PUBLISHED_WEIGHTS",
+    "SOURCES",
+    "TARGETS",
+    "CheckpointError",
+    "HashMismatchError",
+    "WeightSource",
+    "WeightsUnavailableError",
+    "adapt_input_conv",
+    "cache_dir",
+    "convert_state_dict",
+    "detect_source",
+    "download",
+    "export_state_dict",
+    "load_checkpoint_file",
+    "load_pretrained",
+    "published_weights",
+    "save_state_dict",
+    "sha256_of",
+    "unwrap_state_dict",
+]

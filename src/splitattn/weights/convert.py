@@ -16,6 +16,7 @@ import torch
 from ..models import get_model_entry
 
 SOURCES = ("official", "timm")
+TARGETS = ("ours", "official", "timm")
 
 # timm SK blocks: ConvNormAct modules ``convN.conv`` / ``convN.bn`` -> ``convN`` / ``bnN``.
 _SK_RULES = [
@@ -30,6 +31,16 @@ _LEGACY_RULES = [
 _LEGACY_STEM = {"conv1": "conv1", "bn1": "bn1"}
 _LEGACY_DEEP_STEM = {"conv1": "conv1.0", "bn1": "conv1.1", "conv2": "conv1.3", "bn2": "conv1.4",
                      "conv3": "conv1.6", "bn3": "bn1"}
+
+# The same renamings read backwards, for exporting our weights to timm.
+_SK_EXPORT_RULES = [
+    (re.compile(r"^(layer\d+\.\d+)\.conv([123])\.weight$"), r"\1.conv\2.conv.weight"),
+    (re.compile(r"^(layer\d+\.\d+)\.bn([123])\."), r"\1.conv\2.bn."),
+]
+_LEGACY_EXPORT_RULES = [
+    (re.compile(r"^(layer\d+\.\d+)\.se\."), r"\1.se_module."),
+    (re.compile(r"^fc\."), "last_linear."),
+]
 
 
 def unwrap_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
@@ -78,6 +89,14 @@ def _legacy_key(key: str, deep_stem: bool) -> str:
     return _apply(_LEGACY_RULES, key)
 
 
+def _legacy_export_key(key: str, deep_stem: bool) -> str:
+    stem = {v: k for k, v in (_LEGACY_DEEP_STEM if deep_stem else _LEGACY_STEM).items()}
+    for ours, theirs in stem.items():
+        if key.startswith(ours + "."):
+            return f"layer0.{theirs}.{key[len(ours) + 1:]}"
+    return _apply(_LEGACY_EXPORT_RULES, key)
+
+
 def convert_state_dict(
     state_dict: Mapping[str, torch.Tensor], source: str, model_name: str
 ) -> dict[str, torch.Tensor]:
@@ -104,3 +123,44 @@ def convert_state_dict(
     if source == "timm" and entry.family == "sknet":
         return {_apply(_SK_RULES, k): v for k, v in state.items()}
     return dict(state)
+
+
+def export_state_dict(
+    state_dict: Mapping[str, torch.Tensor], target: str, model_name: str
+) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`convert_state_dict`: our names to a reference's (``timm`` or ``official``).
+
+    ``target="ours"`` returns the state dict unchanged (after unwrapping training checkpoints).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    entry = get_model_entry(model_name)
+    state = unwrap_state_dict(state_dict)
+    if target == "official" and entry.family != "resnest":
+        raise ValueError(f"the official ResNeSt release has no {model_name!r}; export it to 'timm' instead")
+    if target == "timm" and entry.name.startswith("legacy_"):
+        deep_stem = entry.architecture.get("deep_stem", False)
+        return {_legacy_export_key(k, deep_stem): v for k, v in state.items()}
+    if target == "timm" and entry.family == "sknet":
+        return {_apply(_SK_EXPORT_RULES, k): v for k, v in state.items()}
+    return dict(state)
+
+
+def detect_source(state_dict: Mapping[str, torch.Tensor], expected_keys: set[str], model_name: str) -> str:
+    """Which layout a state dict is in: ``"ours"``, ``"official"`` or ``"timm"``, by trying each.
+
+    Our names coincide with the official and timm names for most models, so "ours" wins ties.
+    Returns the layout whose renaming yields exactly ``expected_keys``, or the closest one.
+    """
+    entry = get_model_entry(model_name)
+    candidates = ["ours", "timm"] + (["official"] if entry.family == "resnest" else [])
+    best, best_mismatch = "ours", None
+    for source in candidates:
+        keys = set(unwrap_state_dict(state_dict)) if source == "ours" else set(
+            convert_state_dict(state_dict, source, model_name))
+        mismatch = len(keys ^ expected_keys)
+        if mismatch == 0:
+            return source
+        if best_mismatch is None or mismatch < best_mismatch:
+            best, best_mismatch = source, mismatch
+    return best

@@ -1,0 +1,66 @@
+"""Convert a checkpoint between layouts (ours, official ResNeSt, timm) and formats (.pth, .safetensors).
+
+The input may be a plain state dict or a training checkpoint wrapping one; it is loaded without
+unpickling code. The output holds just the weights, written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..models import get_model_entry
+from ..weights import (
+    TARGETS,
+    CheckpointError,
+    convert_state_dict,
+    detect_source,
+    export_state_dict,
+    load_checkpoint_file,
+    save_state_dict,
+    unwrap_state_dict,
+)
+from ..weights.load import describe_mismatch
+
+HELP = "convert weights between official/timm/our layouts and .pth/.safetensors"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="checkpoint to read (.pth, .pt or .safetensors)")
+    parser.add_argument("output", help="file to write; the suffix picks the format")
+    parser.add_argument("--model", required=True, help="zoo name of the architecture, e.g. resnest50")
+    parser.add_argument("--from", dest="source", default="auto", choices=("auto", "ours", "official", "timm"),
+                        help="layout of the input (default: recognised from the parameter names)")
+    parser.add_argument("--to", dest="target", default="ours", choices=TARGETS, help="layout of the output")
+
+
+def to_our_layout(path: str, model_name: str, source: str = "auto") -> dict:
+    """Read ``path`` and return its weights in our layout, checked against the architecture."""
+    # Imported here: the factory sits above the weights layer, as this command does.
+    from ..factory import create_model
+
+    state = unwrap_state_dict(load_checkpoint_file(path))
+    entry = get_model_entry(model_name)
+    first_conv = next((state[k] for k in (f"{entry.pretrained_cfg.first_conv}.weight", "layer0.conv1.weight")
+                       if k in state), None)
+    in_chans = first_conv.shape[1] if first_conv is not None else 3
+    head = next((state[k] for k in ("fc.weight", "last_linear.weight") if k in state), None)
+    model = create_model(model_name, num_classes=head.shape[0] if head is not None else 0, in_chans=in_chans)
+    expected = model.state_dict()
+    if source == "auto":
+        source = detect_source(state, set(expected), model_name)
+    if source != "ours":
+        state = convert_state_dict(state, source, model_name)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+              for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"{path}: " + describe_mismatch(model_name, missing, unexpected, shapes))
+    return state
+
+
+def run(args: argparse.Namespace) -> int:
+    state = to_our_layout(args.input, args.model, args.source)
+    out = save_state_dict(export_state_dict(state, args.target, args.model), args.output)
+    print(f"wrote {len(state)} tensors for {args.model} in {args.target} layout to {out}")
+    return 0

@@ -1,0 +1,74 @@
+"""``pretrained=...``: from a zoo name, a file or a URL to weights inside a model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..models import get_model_entry
+from .adapt import fit_to_model
+from .checkpoint_io import CheckpointError, load_checkpoint_file
+from .convert import convert_state_dict, detect_source, unwrap_state_dict
+from .download import download, is_url
+from .sources import published_weights
+
+
+def resolve_weights(model_name: str, pretrained: bool | str | os.PathLike) -> tuple[Path, str | None]:
+    """The local file to load for ``pretrained`` (downloading it if needed) and its known layout."""
+    if pretrained is True:
+        source = published_weights(model_name)
+        if source is None:
+            raise ValueError(
+                f"no published weights with a known hash are registered for {model_name!r}; "
+                "pass pretrained='/path/to/weights.pth' (or a URL) to load a file you have"
+            )
+        return download(source.url, source.sha256), source.layout
+    location = os.fspath(pretrained)
+    if is_url(location):
+        return download(location), None
+    return Path(location).expanduser(), None
+
+
+def describe_mismatch(model_name: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
+    def listing(title: str, keys: list[str]) -> str:
+        shown = ", ".join(keys[:8]) + (f", ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
+        return f"\n  {title} ({len(keys)}): {shown}" if keys else ""
+
+    return (
+        f"the checkpoint does not fit {model_name!r}; is it for another architecture?"
+        + listing("missing keys", missing)
+        + listing("unexpected keys", unexpected)
+        + listing("shape mismatches", shapes)
+    )
+
+
+def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str | os.PathLike) -> nn.Module:
+    """Load weights into ``model`` (built by create_model for ``model_name``), converting as needed.
+
+    The layout (ours, official ResNeSt or timm) is recognised from the parameter names. The first
+    conv is adapted to the model's input channels and a classifier of another size is dropped.
+    """
+    path, layout = resolve_weights(model_name, pretrained)
+    state = unwrap_state_dict(load_checkpoint_file(path))
+    model_state = model.state_dict()
+    layout = layout or detect_source(state, set(model_state), model_name)
+    if layout != "ours":
+        state = convert_state_dict(state, layout, model_name)
+    cfg = get_model_entry(model_name).pretrained_cfg
+    state = fit_to_model(state, model_state, cfg.first_conv, cfg.classifier, str(path))
+    head = f"{cfg.classifier}."
+    missing = sorted(k for k in model_state if k not in state and not k.startswith(head))
+    unexpected = sorted(k for k in state if k not in model_state)
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(model_state[k].shape)}"
+        for k in state
+        if k in model_state and state[k].shape != model_state[k].shape
+    )
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"{path}: " + describe_mismatch(model_name, missing, unexpected, shapes))
+    with torch.no_grad():
+        model.load_state_dict(state, strict=not any(k.startswith(head) for k in model_state if k not in state))
+    return model
