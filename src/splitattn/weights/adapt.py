@@ -40,8 +40,10 @@ def fit_to_model(
         if state[conv_key].shape[1] != wanted:
             state[conv_key] = adapt_input_conv(state[conv_key], wanted)
     head_keys = [k for k in state if k.startswith(f"{classifier}.")]
-    mismatched = [k for k in head_keys if k not in model_state or model_state[k].shape != state[k].shape]
-    if mismatched:
+    # Another number of classes (or no classifier at all) is fine-tuning; other feature widths
+    # mean another architecture, which the caller reports as a mismatch.
+    other_classes = [k for k in head_keys if k not in model_state or model_state[k].shape[0] != state[k].shape[0]]
+    if other_classes:
         trained = state.get(f"{classifier}.weight")
         trained_classes = trained.shape[0] if trained is not None else "?"
         wanted_classes = model_state[f"{classifier}.weight"].shape[0] if f"{classifier}.weight" in model_state else 0
