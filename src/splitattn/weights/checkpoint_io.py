@@ -73,7 +73,7 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict[str, object]:
     return dict(loaded)
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write via a temporary file in the same directory, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
@@ -95,9 +95,9 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
     if path.suffix == SAFETENSORS_SUFFIX:
         # safetensors refuses tensors that share memory; the copies cost nothing at this size.
         tensors = {k: v.clone() for k, v in tensors.items()}
-        _atomic_write(path, lambda tmp: save_safetensors(tensors, tmp))
+        atomic_write(path, lambda tmp: save_safetensors(tensors, tmp))
     elif path.suffix in TORCH_SUFFIXES:
-        _atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+        atomic_write(path, lambda tmp: torch.save(tensors, tmp))
     else:
         raise CheckpointError(
             f"cannot tell the format of {str(path)!r}: use a {SAFETENSORS_SUFFIX} or {'/'.join(TORCH_SUFFIXES)} suffix"

@@ -1,0 +1,16 @@
+"""Data: the built-in digits set, robust image folders, transforms and loaders."""
+
+from .digits import prepare_digits
+from .folder import DataError, ImageFolderDataset, collate_skipping, load_rgb
+from .transforms import batch_mix, eval_transform, train_transform
+
+__all__ = [
+    "DataError",
+    "ImageFolderDataset",
+    "batch_mix",
+    "collate_skipping",
+    "eval_transform",
+    "load_rgb",
+    "prepare_digits",
+    "train_transform",
+]

@@ -1,0 +1,98 @@
+"""Where and how a run executes: device, mixed precision, determinism, and torchrun's processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """This process's place in the run. ``world_size == 1`` without torchrun."""
+
+    device: torch.device
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: this process's CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+    return device
+
+
+def start(device: str = "auto") -> Runtime:
+    """Join torchrun's process group when launched by it (NCCL on GPU, gloo on CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    chosen = select_device(device, local_rank)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    return Runtime(chosen, rank, local_rank, world_size)
+
+
+def stop() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed every generator; in deterministic mode also forbid non-deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """fp16 autocast on CUDA, bf16 on CPU (CPUs have no fast fp16 and bf16 needs no loss scaling)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
+    """Loss scaling is needed for fp16 only; a disabled scaler is a no-op with the same API."""
+    return torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+
+
+def all_reduce_sum(values: list[float], runtime: Runtime) -> list[float]:
+    """Sum numbers across processes (counts and loss sums), so every rank reports the same metrics."""
+    if not runtime.distributed:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=runtime.device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def barrier(runtime: Runtime) -> None:
+    if runtime.distributed:
+        dist.barrier()

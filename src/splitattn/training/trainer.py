@@ -1,0 +1,306 @@
+"""The training loop: the ResNeSt recipe on one CPU or many GPUs, resumable exactly after a crash.
+
+Exact resume rests on two choices: every epoch reseeds all generators from (seed, epoch, rank),
+so an epoch's data order and augmentation do not depend on what ran before it; and a checkpoint
+taken in the middle of an epoch (on SIGTERM/SIGINT) also records the generators' state and how
+many steps of that epoch were done, so a resumed run skips them and continues identically.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from ..data import ImageFolderDataset, batch_mix, collate_skipping, eval_transform, prepare_digits, train_transform
+from ..factory import create_model
+from ..layers import set_drop_block_progress
+from ..models import get_model_entry
+from .checkpoint import BEST, LAST, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .config import TrainConfig, describe, save_config
+from .evaluate import evaluate
+from .metrics import append_jsonl, plot_curves, read_jsonl, topk_correct
+from .optim import build_optimizer, build_scheduler
+from .runtime import Runtime, all_reduce_sum, autocast, barrier, grad_scaler, seed_everything, start, stop
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _epoch_seed(config: TrainConfig, epoch: int, rank: int) -> int:
+    return config.seed * 100_003 + epoch * 1_009 + rank
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, runtime: Runtime) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.output = Path(config.output)
+        self.stop_requested = False
+        seed_everything(config.seed + runtime.rank, config.deterministic)
+        self._build_data()
+        self._build_model()
+        self.optimizer = build_optimizer(self.model, config.scaled_lr(runtime.world_size), config.momentum,
+                                         config.weight_decay, config.no_decay_bn_bias)
+        self.scheduler = build_scheduler(self.optimizer, config.epochs, self.steps_per_epoch,
+                                         config.warmup_epochs, config.min_lr)
+        self.scaler = grad_scaler(runtime.device, config.amp)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.mix = batch_mix(len(self.class_names), config.mixup, config.cutmix)
+        self.start_epoch, self.resume_step, self.best_top1 = 0, 0, -1.0
+        self.resume_rng: dict[str, Any] | None = None
+        if config.resume:
+            self._resume()
+
+    # ----------------------------------------------------------------------------------- set-up
+    def log(self, message: str) -> None:
+        if self.runtime.is_main:
+            print(message, flush=True)
+
+    def _build_data(self) -> None:
+        config = self.config
+        if config.data == "digits":
+            if self.runtime.is_main:
+                prepare_digits()
+            barrier(self.runtime)
+            root = prepare_digits()
+        else:
+            root = Path(config.data)
+        train_dir = Path(config.train_dir) if config.train_dir else root / "train"
+        val_dir = Path(config.val_dir) if config.val_dir else root / "val"
+        cfg = get_model_entry(config.model).pretrained_cfg
+        crop_pct = config.crop_pct or cfg.crop_pct
+        train_set = ImageFolderDataset(train_dir, train_transform(
+            config.image_size, cfg.mean, cfg.std, config.interpolation, config.random_resized_crop, config.hflip,
+            config.auto_augment))
+        val_set = ImageFolderDataset(val_dir, eval_transform(config.image_size, cfg.mean, cfg.std, crop_pct,
+                                                             config.interpolation), train_set.class_names)
+        self.class_names = train_set.class_names
+        for name, dataset in (("train", train_set), ("val", val_set)):
+            if dataset.skipped_empty:
+                self.log(f"{name}: skipped {dataset.skipped_empty} zero-byte image file(s) in {dataset.root}")
+        world, rank = self.runtime.world_size, self.runtime.rank
+        self.sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+        self.loader_generator = torch.Generator()
+        self.train_loader = DataLoader(train_set, config.batch_size, sampler=self.sampler,
+                                       num_workers=config.workers, collate_fn=collate_skipping, drop_last=True,
+                                       generator=self.loader_generator, pin_memory=self.runtime.device.type == "cuda")
+        shard = Subset(val_set, range(rank, len(val_set), world))  # no padding: every image counted once
+        self.val_loader = DataLoader(shard, config.batch_size, shuffle=False, num_workers=config.workers,
+                                     collate_fn=collate_skipping)
+        steps = len(self.train_loader)
+        if steps == 0:
+            raise ValueError(f"batch size {config.batch_size} x {world} process(es) is larger than the training "
+                             f"set ({len(train_set)} images): lower batch_size")
+        self.steps_per_epoch = min(steps, config.max_steps_per_epoch or steps)
+        self.log(f"data: {len(train_set)} train / {len(val_set)} val images, {len(self.class_names)} classes")
+
+    def _build_model(self) -> None:
+        config, device = self.config, self.runtime.device
+        pretrained: bool | str = config.pretrained or False
+        if pretrained == "published":
+            pretrained = True
+        model = create_model(config.model, pretrained=pretrained, num_classes=len(self.class_names),
+                             drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate,
+                             drop_block_rate=config.drop_block_rate, zero_init_last=config.zero_init_last)
+        if config.grad_checkpointing:
+            model.set_grad_checkpointing(True)
+        if config.sync_bn:
+            if device.type != "cuda" or not self.runtime.distributed:
+                raise ValueError("sync_bn needs CUDA and several processes (SyncBatchNorm is GPU-only in PyTorch)")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(device)
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+                    if config.ema else None)
+        self.network = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+                        if self.runtime.distributed else model)
+
+    def _resume(self) -> None:
+        path = self.output / LAST
+        if not path.is_file():
+            self.log(f"resume: no checkpoint at {path}, starting from scratch")
+            return
+        state = load_checkpoint(path)
+        if state.get("model_name") != self.config.model:
+            raise ValueError(f"{path} was trained as {state.get('model_name')!r}, not {self.config.model!r}")
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and "model_ema" in state:
+            self.ema.load_state_dict(state["model_ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch, self.resume_step = state["epoch"], state["step_in_epoch"]
+        self.best_top1 = state.get("best_top1", -1.0)
+        self.resume_rng = state["rng"] if self.resume_step else None
+        self.log(f"resume: {path} at epoch {self.start_epoch + 1}, step {self.resume_step}")
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def _state(self, epoch: int, step_in_epoch: int) -> dict[str, Any]:
+        state = {
+            "model_name": self.config.model, "model": self.model.state_dict(), "class_names": self.class_names,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
+            "best_top1": self.best_top1, "rng": capture_rng(), "config": self.config.to_dict(),
+        }
+        if self.ema is not None:
+            state["model_ema"] = self.ema.state_dict()
+        return state
+
+    def _save(self, epoch: int, step_in_epoch: int) -> None:
+        if self.runtime.is_main:
+            save_checkpoint(self._state(epoch, step_in_epoch), self.output / LAST)
+
+    def _request_stop(self, signum, frame) -> None:  # noqa: ARG002 (signal handler signature)
+        self.stop_requested = True
+        self.log(f"received {signal.Signals(signum).name}: finishing this step, then saving and exiting")
+
+    # ----------------------------------------------------------------------------------- loop
+    def fit(self) -> dict[str, Any]:
+        config = self.config
+        if self.runtime.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.output / "config.yaml")
+            if not config.resume or self.start_epoch == 0 and self.resume_step == 0:
+                (self.output / "metrics.jsonl").unlink(missing_ok=True)
+            self.log(f"config:\n{describe(config)}")
+        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        record: dict[str, Any] = {}
+        try:
+            for epoch in range(self.start_epoch, config.epochs):
+                train_stats = self._train_epoch(epoch)
+                if train_stats is None:  # stopped by a signal, state saved
+                    return {"stopped": True, "epoch": epoch}
+                record = self._end_epoch(epoch, train_stats)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return record
+
+    def _train_epoch(self, epoch: int) -> dict[str, float] | None:
+        config, runtime = self.config, self.runtime
+        seed_everything(_epoch_seed(config, epoch, runtime.rank), config.deterministic)
+        self.sampler.set_epoch(epoch)
+        self.loader_generator.manual_seed(_epoch_seed(config, epoch, runtime.rank))
+        self.network.train()
+        skip = self.resume_step if epoch == self.start_epoch else 0
+        loss_sum = correct = seen = skipped = 0.0
+        started = time.perf_counter()
+        total_steps = config.epochs * self.steps_per_epoch
+        bar = self._progress(epoch)
+        for step, (images, labels, n_skipped) in enumerate(self.train_loader):
+            if step >= self.steps_per_epoch:
+                break
+            if step < skip:
+                if step == skip - 1 and self.resume_rng is not None:
+                    restore_rng(self.resume_rng)  # continue with the generators as they were at the save
+                continue
+            skipped += n_skipped
+            too_small = all_reduce_sum([float(len(labels) < 2)], runtime)[0]
+            if too_small:  # BN cannot train on fewer than two images; every rank skips together
+                self.scheduler.step()
+                continue
+            set_drop_block_progress(self.model, (epoch * self.steps_per_epoch + step) / total_steps)
+            loss, batch_correct = self._step(images, labels)
+            if all_reduce_sum([float(not math.isfinite(loss))], runtime)[0]:
+                raise TrainingDiverged(
+                    f"loss is {loss} at epoch {epoch + 1}, step {step + 1}: stopping. The last good checkpoint "
+                    f"({self.output / LAST}) is kept; lower the learning rate or enable fewer augmentations.")
+            loss_sum += loss * len(labels)
+            correct += batch_correct
+            seen += len(labels)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4f}",
+                                img_s=f"{seen * runtime.world_size / (time.perf_counter() - started):.0f}")
+            if self.stop_requested:
+                self._save(epoch, step + 1)
+                self.log(f"saved {self.output / LAST} at epoch {epoch + 1}, step {step + 1}; resume with --resume")
+                return None
+        if bar is not None:
+            bar.close()
+        elapsed = time.perf_counter() - started
+        loss_sum, correct, seen, skipped = all_reduce_sum([loss_sum, correct, seen, skipped], runtime)
+        stats = {"train_loss": loss_sum / max(seen, 1), "images_per_sec": seen / elapsed, "skipped_images": skipped}
+        if self.mix is None:
+            stats["train_top1"] = 100.0 * correct / max(seen, 1)
+        return stats
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
+        device, config = self.runtime.device, self.config
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        targets = labels
+        if self.mix is not None:
+            images, targets = self.mix(images, labels)
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, config.amp):
+            logits = self.network(images)
+            loss = self.criterion(logits.float(), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        correct = topk_correct(logits.detach(), labels, ks=(1,))[0]
+        return float(loss.detach()), correct
+
+    def _end_epoch(self, epoch: int, train_stats: dict[str, float]) -> dict[str, Any]:
+        config = self.config
+        val = evaluate(self.network, self.val_loader, self.runtime, config.amp, config.channels_last)
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train_stats,
+                                  "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"]}
+        record["skipped_images"] += val["skipped"]
+        if self.ema is not None:
+            ema_val = evaluate(self.ema.module, self.val_loader, self.runtime, config.amp, config.channels_last)
+            record["ema_val_top1"] = ema_val["top1"]
+        if record["skipped_images"]:
+            self.log(f"epoch {epoch + 1}: skipped {int(record['skipped_images'])} unreadable image(s)")
+        self.log(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, val loss "
+                 f"{record['val_loss']:.4f}, val top-1 {record['val_top1']:.2f}%, top-5 {record['val_top5']:.2f}%, "
+                 f"{record['images_per_sec']:.0f} img/s")
+        improved = record["val_top1"] > self.best_top1
+        self.best_top1 = max(self.best_top1, record["val_top1"])
+        self._save(epoch + 1, 0)
+        if self.runtime.is_main:
+            if improved:
+                save_checkpoint({"model_name": config.model, "model": self.model.state_dict(),
+                                 "class_names": self.class_names, "epoch": epoch + 1, "val_top1": record["val_top1"],
+                                 "config": config.to_dict()}, self.output / BEST)
+            append_jsonl(self.output / "metrics.jsonl", record)
+            plot_curves(read_jsonl(self.output / "metrics.jsonl"), self.output / "curves.png")
+        barrier(self.runtime)
+        return record
+
+    def _progress(self, epoch: int):
+        if not (self.config.progress and self.runtime.is_main):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="step",
+                    leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run (or, with ``config.resume``, continue) a training run; returns the last epoch's metrics."""
+    runtime = start(config.device)
+    try:
+        return Trainer(config, runtime).fit()
+    finally:
+        stop()
