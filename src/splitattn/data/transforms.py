@@ -52,7 +52,7 @@ def eval_transform(
     mode = interpolation_mode(interpolation)
     return T.Compose([
         T.ToImage(),
-        T.Resize(int(round(size / crop_pct)), interpolation=mode, antialias=True),
+        T.Resize(round(size / crop_pct), interpolation=mode, antialias=True),
         T.CenterCrop(size),
         T.ToDtype(torch.float32, scale=True),
         T.Normalize(mean, std),

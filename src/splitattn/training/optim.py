@@ -34,7 +34,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epo
                     warmup_epochs: float, min_lr: float = 0.0) -> LRScheduler:
     """Linear warm-up then cosine decay, stepped once per iteration (so the curve is smooth)."""
     total = max(epochs * steps_per_epoch, 1)
-    warmup = min(int(round(warmup_epochs * steps_per_epoch)), total - 1)
+    warmup = min(round(warmup_epochs * steps_per_epoch), total - 1)
     cosine = CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1), eta_min=min_lr)
     if warmup <= 0:
         return cosine

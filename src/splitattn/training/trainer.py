@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -164,7 +163,7 @@ class Trainer:
         if self.runtime.is_main:
             save_checkpoint(self._state(epoch, step_in_epoch), self.output / LAST)
 
-    def _request_stop(self, signum, frame) -> None:  # noqa: ARG002 (signal handler signature)
+    def _request_stop(self, signum, frame) -> None:
         self.stop_requested = True
         self.log(f"received {signal.Signals(signum).name}: finishing this step, then saving and exiting")
 
@@ -174,7 +173,7 @@ class Trainer:
         if self.runtime.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             save_config(config, self.output / "config.yaml")
-            if not config.resume or self.start_epoch == 0 and self.resume_step == 0:
+            if not config.resume or (self.start_epoch == 0 and self.resume_step == 0):
                 (self.output / "metrics.jsonl").unlink(missing_ok=True)
             self.log(f"config:\n{describe(config)}")
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}

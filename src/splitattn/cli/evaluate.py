@@ -1,0 +1,49 @@
+"""Evaluate a checkpoint on an image folder: top-1 and top-5 with the model's preprocessing.
+
+Images are resized to image_size / crop_pct and centre-cropped, with the model's interpolation
+(or what the training run used, when the checkpoint records it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from torch.utils.data import DataLoader
+
+from ..data import ImageFolderDataset, collate_skipping, eval_transform
+from ..training.evaluate import evaluate
+from ..training.inference import load_trained
+from ..training.runtime import Runtime, select_device
+
+HELP = "top-1/top-5 of a checkpoint on an image folder"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="zoo name the checkpoint was trained as")
+    parser.add_argument("--checkpoint", required=True, help="weights or training checkpoint (.pth/.safetensors)")
+    parser.add_argument("--data", required=True, help="image folder: DIR/<class>/<image>")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--image-size", type=int, help="default: the training run's, else the model's")
+    parser.add_argument("--crop-pct", type=float)
+    parser.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    trained = load_trained(args.model, args.checkpoint, args.image_size, args.crop_pct, args.interpolation)
+    transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct, trained.interpolation)
+    dataset = ImageFolderDataset(args.data, transform, class_names=trained.class_names)
+    loader = DataLoader(dataset, args.batch_size, num_workers=args.workers, collate_fn=collate_skipping)
+    runtime = Runtime(select_device(args.device))
+    result = evaluate(trained.model.to(runtime.device), loader, runtime)
+    result.update(model=args.model, checkpoint=str(args.checkpoint), image_size=trained.image_size,
+                  crop_pct=trained.crop_pct, interpolation=trained.interpolation)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.model} on {args.data}: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  "
+              f"({result['images']} images, {result['skipped']} unreadable skipped)")
+    return 0

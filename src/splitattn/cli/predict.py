@@ -1,0 +1,50 @@
+"""Classify images with a checkpoint: the top-k classes with their names and probabilities."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from ..data import eval_transform, load_rgb
+from ..training.inference import load_trained
+from ..training.runtime import select_device
+
+HELP = "top-k classes of images, as text or JSON"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", help="image files")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+    trained = load_trained(args.model, args.checkpoint)
+    device = select_device(args.device)
+    model = trained.model.to(device)
+    transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct, trained.interpolation)
+    k = min(args.top_k, len(trained.class_names))
+    for path in args.images:
+        try:
+            image = load_rgb(path)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise ValueError(f"cannot read image {path!r}: {error}") from None
+        with torch.no_grad():
+            probabilities = model(transform(image).unsqueeze(0).to(device)).softmax(dim=1)[0]
+        top = probabilities.topk(k)
+        predictions = [{"class": trained.class_names[i], "index": int(i), "probability": float(p)}
+                       for p, i in zip(top.values, top.indices, strict=True)]
+        if args.json:
+            print(json.dumps({"image": path, "predictions": predictions}))
+        else:
+            print(path)
+            for rank, prediction in enumerate(predictions, start=1):
+                print(f"  {rank}. {prediction['class']:<20} {100 * prediction['probability']:6.2f}%")
+    return 0
