@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import convert
+from . import convert, explain, summary, zoo
 
-COMMANDS = {"convert": convert}
+COMMANDS = {"convert": convert, "summary": summary, "zoo": zoo, "explain": explain}
 
 
 def build_parser() -> argparse.ArgumentParser:
