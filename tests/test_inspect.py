@@ -100,6 +100,9 @@ def test_summary_command_prints_the_table_with_steps(capsys):
     assert cli_main(["summary", "resnest14d", "--input", "3x64x64", "--depth", "2"]) == 0
     out = capsys.readouterr().out
     assert "layer1.0 " in out and "layer1.0.conv2" not in out and "--depth 4" in out
+    assert cli_main(["summary", "resnest14d", "--input", "3x64x64", "--depth", "all", "--only", "layer1.0.conv2"]) == 0
+    rows = capsys.readouterr().out.splitlines()[3:]
+    assert rows[0].startswith("layer1.0.conv2 ") and all("layer1.0.conv2" in r for r in rows[:15])
 
 
 @pytest.mark.parametrize(

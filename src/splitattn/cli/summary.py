@@ -30,12 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=_depth, default=3,
                         help="deepest row to show: 1 = stages, 2 = blocks, 3 = layers in a block, "
                              "4 = steps inside attention layers, 'all' (default: 3)")
+    parser.add_argument("--only", default=None, metavar="PATH",
+                        help="show one module and what is inside it, e.g. layer1.0.conv2 (with --depth all)")
     parser.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default: 1000)")
 
 
 def run(args: argparse.Namespace) -> int:
     size = parse_input_size(args.input) if args.input is not None else None
     summary = summarize_model(args.model, size, num_classes=args.num_classes)
+    table = summary.format(args.depth, args.only)
     print(f"{args.model}, input {'x'.join(str(s) for s in summary.input_size)}")
-    print(summary.format(args.depth))
+    print(table)
     return 0

@@ -68,8 +68,8 @@ class Summary:
         """Rows whose note contains ``note`` (e.g. ``"r-softmax"``)."""
         return [row for row in self.rows if note in row.note]
 
-    def format(self, depth: int | None = 3) -> str:
-        return format_summary(self, depth)
+    def format(self, depth: int | None = 3, only: str | None = None) -> str:
+        return format_summary(self, depth, only)
 
 
 def parse_input_size(text: str) -> tuple[int, int, int]:
@@ -193,11 +193,20 @@ def _human(value: int, units: tuple[str, ...] = ("", "K", "M", "G", "T")) -> str
     return f"{scaled:.2f} {units[unit]}".rstrip() if unit else str(value)
 
 
-def format_summary(summary: Summary, depth: int | None = 3) -> str:
-    """A plain-text table of the rows down to ``depth`` (None: all), with the totals under it."""
+def format_summary(summary: Summary, depth: int | None = 3, only: str | None = None) -> str:
+    """A plain-text table of the rows down to ``depth`` (None: all), with the totals under it.
+
+    ``only`` keeps one module and what is inside it (e.g. ``"layer1.0.conv2"``).
+    """
     rows = [r for r in summary.rows if r.depth >= 1 and (depth is None or r.depth <= depth)]
+    if only:
+        rows = [r for r in rows if r.path == only or r.path.startswith(only + ".")]
+        if not rows:
+            blocks = [r.path for r in summary.rows if r.depth == 3 and r.path.startswith("layer")][:3]
+            raise ValueError(f"no row matches --only {only!r}; module paths look like {', '.join(blocks)}")
+    top = min((r.depth for r in rows), default=1)
     table = [("Layer (path)", "Type", "Output shape", "Params", "MACs", "Note")]
-    table += [("  " * (r.depth - 1) + r.path, r.type, _format_shape(r.shape), f"{r.params:,}" if not r.step else "",
+    table += [("  " * (r.depth - top) + r.path, r.type, _format_shape(r.shape), f"{r.params:,}" if not r.step else "",
                f"{r.macs:,}", r.note) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(6)]
     right = {3, 4}
