@@ -105,12 +105,22 @@ def imagenet_recipe(model: str) -> dict[str, Any]:
     )
 
 
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
 PRESETS = {"digits": lambda model: {}, "imagenet": imagenet_recipe}
 
 
 def _coerce(name: str, raw: str, current: Any) -> Any:
     """Parse a command-line ``value`` with YAML, then check it against the field's current type."""
     value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+    if value is None:
+        if "None" not in _FIELD_TYPES[name]:
+            raise ValueError(f"config {name} cannot be empty (null)")
+        return None
+    if current is None:  # an optional field: take the type its annotation names
+        kind = _FIELD_TYPES[name]
+        current = 0 if kind.startswith("int") else 0.0 if kind.startswith("float") else None
+        if current is None:
+            return value if not kind.startswith("str") else str(value)
     if isinstance(current, bool) and not isinstance(value, bool):
         raise ValueError(f"config {name} expects true/false, got {raw!r}")
     if isinstance(current, (int, float)) and not isinstance(current, bool):
@@ -149,7 +159,7 @@ def build_config(
             if name not in known:
                 raise ValueError(f"unknown config option {key!r} (from {origin}); known options: {sorted(known)}")
             current = getattr(config, name)
-            setattr(config, name, _coerce(name, value, current) if current is not None else value)
+            setattr(config, name, _coerce(name, value, current))
     return config
 
 

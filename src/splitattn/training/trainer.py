@@ -264,7 +264,8 @@ class Trainer:
         config = self.config
         val = evaluate(self.network, self.val_loader, self.runtime, config.amp, config.channels_last)
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train_stats,
-                                  "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"]}
+                                  "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
+                                  "val_images": val["images"]}
         record["skipped_images"] += val["skipped"]
         if self.ema is not None:
             ema_val = evaluate(self.ema.module, self.val_loader, self.runtime, config.amp, config.channels_last)

@@ -1,0 +1,198 @@
+"""Whole training runs: the quick start, torchrun, and surviving kills and bad losses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from splitattn.cli import main as cli_main
+from splitattn.data import prepare_digits
+from splitattn.training import TrainConfig, TrainingDiverged
+from splitattn.training.checkpoint import load_checkpoint
+from splitattn.training.runtime import Runtime
+from splitattn.training.trainer import Trainer
+
+# Small runs for the process tests: 16 px digits, a few steps an epoch, one thread for repeatability.
+SMALL_RUN = ["--model", "resnest14d", "--batch-size", "16", "--image-size", "16", "--seed", "1",
+             "--deterministic", "--no-progress", "max_steps_per_epoch=8", "warmup_epochs=0.5"]
+
+
+@pytest.fixture(scope="module")
+def digits_root(tmp_path_factory) -> Path:
+    return prepare_digits(tmp_path_factory.mktemp("data") / "digits")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _train_cmd(digits_root: Path, output: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "splitattn", "train", "--data", str(digits_root), "--output", str(output),
+            *SMALL_RUN, *extra]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    first, second = _weights(a), _weights(b)
+    assert first.keys() == second.keys()
+    different = [k for k in first if not torch.equal(first[k], second[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def _wait_for_epochs(path: Path, count: int, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and len(path.read_text().splitlines()) >= count:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training ended early: {process.stdout.read()}")
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for the first epoch")
+
+
+def test_quick_start_reaches_95_percent_on_digits(tmp_path, monkeypatch, capsys):
+    """The README's first training command, with its default settings."""
+    monkeypatch.setenv("SPLITATTN_DATA", str(tmp_path / "data"))
+    run = tmp_path / "run"
+    assert cli_main(["train", "--output", str(run), "--no-progress"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == TrainConfig().epochs
+    assert records[-1]["val_top1"] >= 95.0, records[-1]
+    assert records[-1]["val_images"] == 359
+    for name in ("config.yaml", "last.pth", "best.pth"):
+        assert (run / name).is_file()
+    with Image.open(run / "curves.png") as plot:
+        assert plot.format == "PNG" and plot.width > 100
+    capsys.readouterr()
+    digits_val = tmp_path / "data" / "digits" / "val"
+    assert cli_main(["eval", "--model", "resnest14d", "--checkpoint", str(run / "best.pth"),
+                     "--data", str(digits_val), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["top1"] >= 95.0 and result["images"] == 359 and result["image_size"] == 32
+    image = next((digits_val / "7").iterdir())
+    assert cli_main(["predict", str(image), "--model", "resnest14d", "--checkpoint", str(run / "best.pth"),
+                     "--json", "--top-k", "3"]) == 0
+    prediction = json.loads(capsys.readouterr().out)
+    assert prediction["predictions"][0]["class"] == "7"
+    assert len(prediction["predictions"]) == 3
+
+
+def test_torchrun_two_processes_write_one_run(tmp_path, digits_root, capsys):
+    run = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+               "-m", "splitattn", "train", "--data", str(digits_root), "--output", str(run), *SMALL_RUN,
+               "--epochs", "2"]
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]  # rank 1 wrote nothing
+    assert records[-1]["val_images"] == 359  # both shards counted once
+    assert result.stdout.count("epoch 2/2:") == 1
+    assert sorted(p.name for p in run.iterdir()) == ["best.pth", "config.yaml", "curves.png", "last.pth",
+                                                      "metrics.jsonl"]
+    capsys.readouterr()
+    assert cli_main(["eval", "--model", "resnest14d", "--checkpoint", str(run / "last.pth"),
+                     "--data", str(digits_root / "val"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 359
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, digits_root) -> Path:
+    run = tmp_path_factory.mktemp("uninterrupted")
+    result = subprocess.run(_train_cmd(digits_root, run, "--epochs", "3"), env=_env(), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return run / "last.pth"
+
+
+def test_sigkill_then_resume_ends_with_the_same_weights(tmp_path, digits_root, uninterrupted):
+    run = tmp_path / "killed"
+    process = subprocess.Popen(_train_cmd(digits_root, run, "--epochs", "3"), env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    _wait_for_epochs(run / "metrics.jsonl", 1, process)
+    time.sleep(0.3)  # into epoch 2
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert load_checkpoint(run / "last.pth")["epoch"] >= 1
+    result = subprocess.run(_train_cmd(digits_root, run, "--epochs", "3", "--resume"), env=_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resume:" in result.stdout
+    _assert_same_weights(run / "last.pth", uninterrupted)
+
+
+def test_sigterm_saves_mid_epoch_and_resumes_exactly(tmp_path, digits_root, uninterrupted):
+    run = tmp_path / "terminated"
+    process = subprocess.Popen(_train_cmd(digits_root, run, "--epochs", "3"), env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    _wait_for_epochs(run / "metrics.jsonl", 1, process)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert "saved" in output
+    state = load_checkpoint(run / "last.pth")
+    assert state["step_in_epoch"] > 0 or state["epoch"] == 2
+    result = subprocess.run(_train_cmd(digits_root, run, "--epochs", "3", "--resume"), env=_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    _assert_same_weights(run / "last.pth", uninterrupted)
+
+
+KILL_DURING_WRITE = """
+import sys, time, torch
+from pathlib import Path
+from splitattn.training.checkpoint import save_checkpoint
+path = Path(sys.argv[1])
+save_checkpoint({"epoch": 1, "weights": torch.ones(3)}, path)
+def slow_save(obj, destination):
+    with open(destination, "wb") as handle:
+        handle.write(b"PK\\x03\\x04 half of a checkpoint")
+        handle.flush()
+        print("writing", flush=True)
+        time.sleep(60)
+torch.save = slow_save
+save_checkpoint({"epoch": 2, "weights": torch.zeros(3)}, path)
+"""
+
+
+def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
+    path = tmp_path / "last.pth"
+    process = subprocess.Popen([sys.executable, "-c", KILL_DURING_WRITE, str(path)], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline().strip() == "writing"
+    process.kill()
+    process.wait()
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["weights"], torch.ones(3))
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, digits_root):
+    config = TrainConfig(data=str(digits_root), model="resnet18", output=str(tmp_path / "run"), epochs=3,
+                         batch_size=16, image_size=16, max_steps_per_epoch=4, progress=False)
+    trainer = Trainer(config, Runtime(torch.device("cpu")))
+    real, calls = trainer.criterion, []
+
+    def poisoned(logits, targets):
+        calls.append(1)
+        loss = real(logits, targets)
+        return loss * float("nan") if len(calls) > 5 else loss
+
+    trainer.criterion = poisoned
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, step 2.*last good checkpoint"):
+        trainer.fit()
+    state = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
