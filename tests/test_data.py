@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader
 
 from splitattn.data import DataError, ImageFolderDataset, collate_skipping, eval_transform, prepare_digits
 from splitattn.training import TrainConfig
-from splitattn.training.trainer import Trainer
 from splitattn.training.runtime import Runtime
+from splitattn.training.trainer import Trainer
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
