@@ -196,3 +196,20 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, dig
     state = load_checkpoint(tmp_path / "run" / "last.pth")
     assert state["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_amp_ema_channels_last_and_checkpointing_run_together(tmp_path, digits_root):
+    config = TrainConfig(data=str(digits_root), model="seresnet18", output=str(tmp_path / "run"), epochs=1,
+                         batch_size=16, image_size=16, max_steps_per_epoch=3, progress=False, amp=True, ema=True,
+                         channels_last=True, grad_checkpointing=True, mixup=0.2, drop_block_rate=0.1)
+    record = Trainer(config, Runtime(torch.device("cpu"))).fit()
+    assert record["epoch"] == 1 and "ema_val_top1" in record
+    assert "train_top1" not in record  # not meaningful with mixed targets
+    assert torch.isfinite(torch.tensor(record["train_loss"]))
+    assert "model_ema" in load_checkpoint(tmp_path / "run" / "last.pth")
+
+
+def test_sync_bn_is_refused_on_cpu(tmp_path, digits_root):
+    config = TrainConfig(data=str(digits_root), model="resnet18", output=str(tmp_path / "run"), sync_bn=True)
+    with pytest.raises(ValueError, match="sync_bn needs CUDA"):
+        Trainer(config, Runtime(torch.device("cpu")))
