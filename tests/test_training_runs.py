@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -91,7 +92,11 @@ def test_quick_start_reaches_95_percent_on_digits(tmp_path, monkeypatch, capsys)
 
 def test_torchrun_two_processes_write_one_run(tmp_path, digits_root, capsys):
     run = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", port,
                "-m", "splitattn", "train", "--data", str(digits_root), "--output", str(run), *SMALL_RUN,
                "--epochs", "2"]
     result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
