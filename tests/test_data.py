@@ -7,7 +7,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from splitattn.data import DataError, ImageFolderDataset, collate_skipping, eval_transform, prepare_digits
+from splitattn.data import (
+    DataError,
+    ImageFolderDataset,
+    collate_skipping,
+    eval_transform,
+    prepare_digits,
+    train_transform,
+)
 from splitattn.training import TrainConfig
 from splitattn.training.runtime import Runtime
 from splitattn.training.trainer import Trainer
@@ -96,3 +103,15 @@ def test_trainer_rejects_bad_data_before_the_first_step(tmp_path):
     with pytest.raises(DataError, match="has no class folders"):
         Trainer(config, Runtime(torch.device("cpu")))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("options", [
+    {"random_resized_crop": True, "hflip": True, "auto_augment": True},
+    {"random_resized_crop": True, "rand_augment": True},
+    {"random_resized_crop": False},
+])
+def test_train_transforms_give_normalised_tensors_of_the_crop_size(options):
+    transform = train_transform(24, MEAN, STD, **options)
+    out = transform(Image.new("RGB", (40, 30), (10, 200, 90)))
+    assert out.shape == (3, 24, 24) and out.dtype == torch.float32
+    assert out.min() >= -1.0 - 1e-6 and out.max() <= 1.0 + 1e-6

@@ -27,8 +27,9 @@ def train_transform(
     random_resized_crop: bool = True,
     hflip: bool = True,
     auto_augment: bool = False,
+    rand_augment: bool = False,
 ) -> T.Compose:
-    """ImageNet-style (random resized crop, flip, AutoAugment) or, for small images, pad-and-crop."""
+    """ImageNet-style (random resized crop, flip, AutoAugment or RandAugment) or, for small images, pad-and-crop."""
     mode = interpolation_mode(interpolation)
     steps: list = [T.ToImage()]
     if random_resized_crop:
@@ -39,6 +40,8 @@ def train_transform(
         steps.append(T.RandomHorizontalFlip())
     if auto_augment:
         steps.append(T.AutoAugment(T.AutoAugmentPolicy.IMAGENET, interpolation=mode))
+    if rand_augment:
+        steps.append(T.RandAugment(interpolation=mode))
     steps += [T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)]
     return T.Compose(steps)
 

@@ -50,6 +50,7 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     auto_augment: bool = False
+    rand_augment: bool = False
     random_resized_crop: bool = False  # else pad-and-crop, which suits small images
     hflip: bool = False
     ema: bool = False

@@ -22,10 +22,6 @@ class WeightSource:
     sha256: str
     layout: str  # "official" or "timm": the ``source`` to give convert_state_dict
 
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
 
 def _official(stem: str) -> WeightSource:
     return WeightSource(_OFFICIAL.format(stem), stem.rsplit("-", 1)[1], "official")
