@@ -18,7 +18,7 @@ from PIL import Image
 from splitattn.cli import main as cli_main
 from splitattn.data import prepare_digits
 from splitattn.training import TrainConfig, TrainingDiverged
-from splitattn.training.checkpoint import load_checkpoint
+from splitattn.training.checkpoint import load_checkpoint, remove_partial_writes
 from splitattn.training.runtime import Runtime
 from splitattn.training.trainer import Trainer
 
@@ -182,6 +182,8 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
     process.wait()
     state = load_checkpoint(path)
     assert state["epoch"] == 1 and torch.equal(state["weights"], torch.ones(3))
+    assert remove_partial_writes(tmp_path) == 1  # what the next run cleans up
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, digits_root):

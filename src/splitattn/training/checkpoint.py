@@ -46,6 +46,14 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def remove_partial_writes(directory: Path) -> int:
+    """Delete temporary files left by writes that were killed half way; returns how many."""
+    stale = list(directory.glob(".*.partial"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a training checkpoint without unpickling code (``torch.load(weights_only=True)``)."""
     return load_checkpoint_file(path)

@@ -25,7 +25,15 @@ from ..data import ImageFolderDataset, batch_mix, collate_skipping, eval_transfo
 from ..factory import create_model
 from ..layers import set_drop_block_progress
 from ..models import get_model_entry
-from .checkpoint import BEST, LAST, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import (
+    BEST,
+    LAST,
+    capture_rng,
+    load_checkpoint,
+    remove_partial_writes,
+    restore_rng,
+    save_checkpoint,
+)
 from .config import TrainConfig, describe, save_config
 from .evaluate import evaluate
 from .metrics import append_jsonl, plot_curves, read_jsonl, topk_correct
@@ -172,6 +180,8 @@ class Trainer:
         config = self.config
         if self.runtime.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
+            if remove_partial_writes(self.output):
+                self.log(f"removed half-written checkpoint files left in {self.output} by an interrupted run")
             save_config(config, self.output / "config.yaml")
             if not config.resume or (self.start_epoch == 0 and self.resume_step == 0):
                 (self.output / "metrics.jsonl").unlink(missing_ok=True)
