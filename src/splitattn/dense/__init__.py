@@ -1,0 +1,5 @@
+"""Pieces shared by detection and segmentation: backbones, COCO files, the sample set, the loop."""
+
+from .backbone import build_backbone, check_backbone_name, freeze_batch_norm, set_trainable_layers
+
+__all__ = ["build_backbone", "check_backbone_name", "freeze_batch_norm", "set_trainable_layers"]

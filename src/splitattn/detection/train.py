@@ -1,0 +1,121 @@
+"""Fine-tune a detector on COCO-format data: the function behind ``splitattn train-det``.
+
+Kept deliberately small: one process, a fixed number of steps (see ``dense.loop``), COCO mAP on the
+validation file at the end, and the final weights written atomically with everything needed to
+rebuild the model (``training.checkpoint.save_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..dense.loop import FitResult, build_optimizer, build_scheduler, fit
+from ..training.checkpoint import save_checkpoint
+from ..training.runtime import seed_everything, select_device
+from .dataset import CocoDetectionDataset, collate_detection, train_transform
+from .evaluate import evaluate_coco
+from .models import fasterrcnn, maskrcnn
+
+ARCHITECTURES = {"fasterrcnn": fasterrcnn, "maskrcnn": maskrcnn}
+
+
+@dataclass
+class DetectionConfig:
+    """Everything a run depends on; saved in the checkpoint so the model can be rebuilt."""
+
+    annotations: str
+    images: str
+    val_annotations: str | None = None
+    val_images: str | None = None
+    architecture: str = "fasterrcnn"
+    backbone: str = "resnest50"
+    pretrained_backbone: str | None = None  # "published", or a path / URL
+    trainable_layers: int | None = None
+    steps: int = 1000
+    batch_size: int = 4
+    optimizer: str = "sgd"
+    lr: float = 0.02
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    min_size: int = 800
+    max_size: int = 1333
+    model_args: dict[str, Any] = field(default_factory=dict)  # any other fasterrcnn / maskrcnn argument
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    workers: int = 2
+    output: str | None = None
+    log_every: int = 20
+
+
+@dataclass
+class DetectionRun:
+    model: nn.Module
+    fit: FitResult
+    metrics: dict[str, dict[str, float]]
+    checkpoint: Path | None
+
+
+def build_detector(config: DetectionConfig, num_classes: int) -> nn.Module:
+    """The configured architecture; ``pretrained_backbone="published"`` means the published weights."""
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
+    pretrained = True if config.pretrained_backbone == "published" else config.pretrained_backbone
+    return ARCHITECTURES[config.architecture](
+        config.backbone, num_classes=num_classes, trainable_layers=config.trainable_layers,
+        pretrained_backbone=pretrained, min_size=config.min_size, max_size=config.max_size, **config.model_args)
+
+
+def detection_loss(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    """torchvision's detectors return their losses in train mode; the loss is their sum."""
+    images, targets = batch
+    device = next(model.parameters()).device
+    images = [image.to(device, non_blocking=True) for image in images]
+    targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+    losses = model(images, targets)
+    return sum(losses.values()), {k: v.item() for k, v in losses.items()}
+
+
+def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
+    """Train, evaluate (when validation data are given) and save; returns the model and numbers."""
+    seed_everything(config.seed, deterministic=False)
+    device = select_device(config.device)
+    masks = config.architecture == "maskrcnn"
+    train_set = CocoDetectionDataset(config.annotations, config.images, masks=masks, transform=train_transform())
+    val_set = None
+    if config.val_annotations:
+        val_set = CocoDetectionDataset(config.val_annotations, config.val_images or config.images, masks=masks)
+        if val_set.label_map != train_set.label_map:
+            raise ValueError(f"the categories of {config.val_annotations} differ from those of {config.annotations}: "
+                             f"{val_set.label_map.names} vs {train_set.label_map.names}")
+    model = build_detector(config, train_set.label_map.num_classes).to(device)
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
+                        drop_last=len(train_set) > config.batch_size,
+                        num_workers=config.workers, collate_fn=collate_detection,
+                        generator=torch.Generator().manual_seed(config.seed), persistent_workers=config.workers > 0)
+    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay)
+    scheduler = build_scheduler(optimizer, config.steps, config.warmup_steps)
+    log(f"training {config.architecture} over {config.backbone} on {len(train_set)} images, "
+        f"{train_set.label_map.num_classes - 1} classes, {config.steps} steps on {device}")
+    result = fit(model, loader, detection_loss, steps=config.steps, optimizer=optimizer, scheduler=scheduler,
+                 device=device, amp=config.amp, log_every=config.log_every, log=log)
+    metrics = evaluate_coco(model, val_set, device, config.batch_size) if val_set is not None else {}
+    for kind, stats in metrics.items():
+        log(f"{kind}: mAP {stats['mAP']:.3f}  mAP50 {stats['mAP50']:.3f}  mAP75 {stats['mAP75']:.3f}")
+    checkpoint = None
+    if config.output:
+        out = Path(config.output)
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = save_checkpoint({"model": model.state_dict(), "config": asdict(config),
+                                      "classes": list(train_set.label_map.names),
+                                      "category_ids": list(train_set.label_map.category_ids)}, out / "last.pth")
+        (out / "metrics.json").write_text(json.dumps({"final_loss": result.losses[-1], "metrics": metrics}, indent=2))
+        log(f"saved {checkpoint}")
+    return DetectionRun(model, result, metrics, checkpoint)
