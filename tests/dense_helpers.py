@@ -48,7 +48,8 @@ def classification_checkpoint(name: str, path: Path) -> dict[str, torch.Tensor]:
 
 def assert_backbone_matches(checkpoint: dict[str, torch.Tensor], body_state: dict[str, torch.Tensor]) -> None:
     """Every backbone tensor of the checkpoint is in the model unchanged (the classifier is dropped)."""
-    expected = {k: v for k, v in checkpoint.items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
+    expected = {k: v for k, v in checkpoint.items()
+                if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
     kept = {k: v for k, v in body_state.items() if not k.endswith("num_batches_tracked")}
     assert set(kept) == set(expected)
     for key, value in kept.items():

@@ -1,0 +1,137 @@
+"""Fine-tune DeepLabV3 on image/mask folders or COCO files: the function behind ``splitattn train-seg``.
+
+One process, a fixed number of steps with SGD or AdamW (``dense.loop``), cross-entropy that skips
+ignore pixels (plus 0.5 x the auxiliary head's, as torchvision's recipe), mIoU on the validation
+data at the end, and the final weights saved atomically with the config that rebuilds the model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ..dense.loop import FitResult, build_optimizer, build_scheduler, fit
+from ..models import get_model_entry
+from ..training.checkpoint import save_checkpoint
+from ..training.runtime import seed_everything, select_device
+from .datasets import IGNORE_INDEX, CocoSegmentationDataset, MaskFolderDataset, segmentation_transform
+from .metrics import evaluate_segmentation
+from .models import deeplabv3
+
+AUX_WEIGHT = 0.5
+
+
+@dataclass
+class SegmentationConfig:
+    """Everything a run depends on; saved in the checkpoint so the model can be rebuilt.
+
+    Data: ``images`` with either ``masks`` (a label-mask folder) or ``annotations`` (COCO JSON);
+    the same for validation (``val_*``).
+    """
+
+    images: str
+    masks: str | None = None
+    annotations: str | None = None
+    val_images: str | None = None
+    val_masks: str | None = None
+    val_annotations: str | None = None
+    num_classes: int | None = None  # counted from the masks / categories when not given
+    backbone: str = "resnest50"
+    pretrained_backbone: str | None = None  # "published", or a path / URL
+    output_stride: int = 8
+    aux_loss: bool = False
+    image_size: int = 512
+    steps: int = 1000
+    batch_size: int = 8
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    workers: int = 2
+    output: str | None = None
+    log_every: int = 20
+
+
+@dataclass
+class SegmentationRun:
+    model: nn.Module
+    fit: FitResult
+    metrics: dict
+    checkpoint: Path | None
+
+
+def make_dataset(images: str, masks: str | None, annotations: str | None, transform,
+                 num_classes: int | None) -> Dataset:
+    """A mask-folder or COCO data set, whichever the arguments name (exactly one of them)."""
+    if (masks is None) == (annotations is None):
+        raise ValueError(f"give either a mask folder or a COCO annotation file for the images in {images!r}, "
+                         f"not {'both' if masks else 'neither'}")
+    if masks is not None:
+        return MaskFolderDataset(images, masks, transform, num_classes)
+    dataset = CocoSegmentationDataset(annotations, images, transform)
+    if num_classes is not None and num_classes != dataset.num_classes:
+        raise ValueError(f"num_classes={num_classes} but {annotations} has {dataset.num_classes - 1} categories "
+                         f"plus the background")
+    return dataset
+
+
+def segmentation_loss(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    images, targets = batch
+    device = next(model.parameters()).device
+    images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+    outputs = model(images)
+    parts = {"loss_out": F.cross_entropy(outputs["out"].float(), targets, ignore_index=IGNORE_INDEX)}
+    if "aux" in outputs:
+        parts["loss_aux"] = AUX_WEIGHT * F.cross_entropy(outputs["aux"].float(), targets, ignore_index=IGNORE_INDEX)
+    return sum(parts.values()), {k: v.item() for k, v in parts.items()}
+
+
+def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
+    """Train, evaluate (when validation data are given) and save; returns the model and numbers."""
+    seed_everything(config.seed, deterministic=False)
+    device = select_device(config.device)
+    cfg = get_model_entry(config.backbone).pretrained_cfg
+    train_set = make_dataset(config.images, config.masks, config.annotations,
+                             segmentation_transform(config.image_size, cfg.mean, cfg.std, train=True),
+                             config.num_classes)
+    num_classes = train_set.num_classes
+    val_set = None
+    if config.val_images:
+        val_set = make_dataset(config.val_images, config.val_masks, config.val_annotations,
+                               segmentation_transform(config.image_size, cfg.mean, cfg.std, train=False), num_classes)
+    if config.batch_size < 2 or len(train_set) < 2:
+        raise ValueError("DeepLabV3's image-pooling branch uses BatchNorm over the batch: "
+                         f"need batch_size >= 2 and at least 2 training images "
+                         f"(got {config.batch_size}, {len(train_set)})")
+    pretrained = True if config.pretrained_backbone == "published" else config.pretrained_backbone
+    model = deeplabv3(config.backbone, num_classes, config.output_stride, pretrained, config.aux_loss).to(device)
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                        num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed),
+                        persistent_workers=config.workers > 0)
+    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay)
+    scheduler = build_scheduler(optimizer, config.steps, config.warmup_steps)
+    log(f"training deeplabv3 over {config.backbone} (output stride {config.output_stride}) on {len(train_set)} images, "
+        f"{num_classes} classes, {config.steps} steps on {device}")
+    result = fit(model, loader, segmentation_loss, steps=config.steps, optimizer=optimizer, scheduler=scheduler,
+                 device=device, amp=config.amp, log_every=config.log_every, log=log)
+    metrics = evaluate_segmentation(model, val_set, device, num_classes, config.batch_size) if val_set else {}
+    if metrics:
+        log(f"mIoU {metrics['mIoU']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}")
+    checkpoint = None
+    if config.output:
+        out = Path(config.output)
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = save_checkpoint({"model": model.state_dict(), "config": asdict(config),
+                                      "num_classes": num_classes}, out / "last.pth")
+        (out / "metrics.json").write_text(json.dumps({"final_loss": result.losses[-1], "metrics": metrics}, indent=2))
+        log(f"saved {checkpoint}")
+    return SegmentationRun(model, result, metrics, checkpoint)
