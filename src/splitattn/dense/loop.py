@@ -98,6 +98,7 @@ def fit(
             loss, parts = loss_fn(model, batch)
         if not math.isfinite(loss.item()):
             raise RuntimeError(f"loss became {loss.item()} at step {step} ({parts}); lower the learning rate")
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if clip_grad:
@@ -112,7 +113,7 @@ def fit(
         if log_every and (step % log_every == 0 or step == steps):
             recent = result.losses[-log_every:]
             log(f"step {step}/{steps} loss {sum(recent) / len(recent):.4f} "
-                f"lr {optimizer.param_groups[0]['lr']:.2e} "
+                f"lr {lr:.2e} "
                 + " ".join(f"{k} {v:.3f}" for k, v in parts.items()))
     result.seconds = time.perf_counter() - start
     return result
