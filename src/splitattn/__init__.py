@@ -1,5 +1,6 @@
 """splitattn: SENet, SKNet and ResNeSt (split attention) networks for PyTorch."""
 
+from .deploy import deploy
 from .factory import create_model
 from .layers import DropBlock2d, DropPath, SelectiveKernelConv, SplitAttnConv2d, SqueezeExcite
 from .models import ResNet, get_model_entry, list_models
@@ -16,6 +17,7 @@ __all__ = [
     "SqueezeExcite",
     "convert_state_dict",
     "create_model",
+    "deploy",
     "get_model_entry",
     "list_models",
 ]

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import convert, explain, summary, zoo
+from . import bench, convert, explain, export, summary, zoo
 
-COMMANDS = {"convert": convert, "summary": summary, "zoo": zoo, "explain": explain}
+COMMANDS = {"convert": convert, "summary": summary, "zoo": zoo, "explain": explain, "bench": bench, "export": export}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -146,7 +146,9 @@ class BasicBlock(nn.Module):
         out = self.drop_block2(self.bn2(self.conv2(out)))
         if self.se is not None:
             out = self.se(torch.relu(out) if self.se_after_act else out)
-        return self.act(self.drop_path(out) + shortcut)
+        out = self.drop_path(out)
+        out += shortcut  # in place: saves allocating (and page-faulting) a fresh block output
+        return self.act(out)
 
 
 class Bottleneck(nn.Module):
@@ -225,4 +227,6 @@ class Bottleneck(nn.Module):
         out = self.drop_block3(self.bn3(self.conv3(self.avd_last(out))))
         if self.se is not None:
             out = self.se(out)
-        return self.act3(self.drop_path(out) + shortcut)
+        out = self.drop_path(out)
+        out += shortcut  # in place: no autograd node here needs ``out`` itself, only its inputs
+        return self.act3(out)

@@ -154,7 +154,7 @@ class ResNet(nn.Module):
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.drop_rate = drop_rate
-        self.grad_checkpointing = False
+        self.grad_checkpointing: str | bool = False
         self.out_indices: tuple[int, ...] | None = None
 
         self.conv1 = _stem(in_chans, stem_width, deep_stem)
@@ -253,11 +253,15 @@ class ResNet(nn.Module):
         """Input image batch to the last stage's feature map, ``(N, num_features, H/32, W/32)``."""
         self.check_input(x)
         x = self.maxpool(self.forward_stem(x))
+        checkpointing = self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting()
         for stage in self.stages:
-            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
-                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
-            else:
+            if not checkpointing:
                 x = stage(x)
+            elif self.grad_checkpointing == "block":
+                for block in stage:
+                    x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -325,6 +329,23 @@ class ResNet(nn.Module):
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each stage in the backward pass instead of storing its activations."""
-        self.grad_checkpointing = enable
+    def deploy(self, **kwargs: Any) -> nn.Module:
+        """Switch this model to deploy mode in place (see ``splitattn.deploy.deploy`` for options).
+
+        BatchNorms are folded into the convs before them and training-only modules removed, so
+        the model can no longer be trained; the returned module is this one unless compiled.
+        """
+        from ..deploy import deploy  # deploy/ builds on models/, so it is imported on use only
+
+        return deploy(self, **{"inplace": True, **kwargs})
+
+    def set_grad_checkpointing(self, enable: bool = True, granularity: str = "stage") -> None:
+        """Recompute activations in the backward pass instead of storing them, to save memory.
+
+        ``granularity="stage"`` keeps only each stage's input; ``"block"`` keeps each block's
+        input, which stores a little more but recomputes one block at a time, so the peak (the
+        activations of the block being recomputed) is much lower for deep stages.
+        """
+        if granularity not in ("stage", "block"):
+            raise ValueError(f"granularity must be 'stage' or 'block', got {granularity!r}")
+        self.grad_checkpointing = granularity if enable else False

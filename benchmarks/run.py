@@ -1,0 +1,82 @@
+"""The benchmark suite behind the README's speed tables: ``python benchmarks/run.py``.
+
+Runs, in one process, every configuration the performance issue sets a target for (ResNeSt-50,
+SE-ResNet-50 and SK-ResNeXt-50 inference at batch 1 and 16; their training steps at batch 16),
+plus the scaling tables, and writes ``benchmarks/results.json`` and ``benchmarks/results.md``.
+Candidates are interleaved (A B A B ...) so ratios survive a noisy machine; absolute numbers do not
+and are only context. ``--quick`` shrinks everything to a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from splitattn.bench import BenchConfig, environment, markdown_table, matmul_rate, run_config
+
+HERE = Path(__file__).resolve().parent
+INFERENCE_MODELS = ("resnest50", "seresnet50", "skresnext50_32x4d")
+TRAINING_MODELS = ("resnest50d", "seresnet50", "skresnext50_32x4d")
+SCALING_RESOLUTIONS = (160, 224, 320, 416)
+SCALING_DEPTHS = ("resnest14d", "resnest26d", "resnest50d", "resnest101e", "resnest200e", "resnest269e")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repeat: checks the suite runs")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds per inference configuration")
+    parser.add_argument("--train-repeats", type=int, default=3, help="timed rounds per training configuration")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile (inductor) candidates; slow")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("inference", "training", "scaling"))
+    parser.add_argument("--out", default=str(HERE / "results"), help="output prefix (.json and .md are added)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    size = 64 if args.quick else 224
+    repeats, train_repeats = (1, 1) if args.quick else (args.repeats, args.train_repeats)
+    roof = matmul_rate(torch.device("cpu"), repeats=10)
+    variants = ("eager", "deploy", "deploy+jit", *(("deploy+compile",) if args.compile else ()), "onnx")
+    sections: dict[str, list] = {"inference": [], "training": [], "scaling": []}
+    start = time.perf_counter()
+    if "inference" not in args.skip:
+        for name in INFERENCE_MODELS:
+            for batch in (1, 16):
+                config = BenchConfig(name, 2 if args.quick else batch, size)
+                sections["inference"] += run_config(config, "inference", variants, warmup=1, repeats=repeats,
+                                                    matmul_flops=roof)
+                print(markdown_table(sections["inference"][-len(variants) - 2:]), flush=True)
+    if "training" not in args.skip:
+        train_variants = ("train", "train+channels_last", "train+ckpt_stage", "train+ckpt_block")
+        for name in TRAINING_MODELS:
+            config = BenchConfig(name, 2 if args.quick else 16, size)
+            sections["training"] += run_config(config, "training", train_variants, warmup=1,
+                                               repeats=train_repeats, matmul_flops=roof)
+            print(markdown_table(sections["training"][-len(train_variants) - 2:]), flush=True)
+    if "scaling" not in args.skip:
+        grid = [("resnest50d", r) for r in SCALING_RESOLUTIONS] + [(d, 224) for d in SCALING_DEPTHS]
+        for name, resolution in grid[:2] if args.quick else grid:
+            config = BenchConfig(name, 1, 64 if args.quick else resolution)
+            sections["scaling"] += run_config(config, "inference", ("deploy",), warmup=1, repeats=max(1, repeats // 2),
+                                              references=False, memory=False, matmul_flops=roof)
+    env = environment(roof) | {"seconds": round(time.perf_counter() - start), "quick": args.quick}
+    out = Path(args.out)
+    json_rows = {key: [row.as_dict() for row in rows] for key, rows in sections.items()}
+    out.with_suffix(".json").write_text(json.dumps({"environment": env, **json_rows}, indent=2) + "\n")
+    lines = [f"torch {env['torch']}, {env['threads']} threads, {env['processor'] or env['machine']}, "
+             f"fp32 matmul roof {env['matmul_gflops']:.0f} GFLOP/s, {env['seconds']} s"]
+    for key, rows in sections.items():
+        if rows:
+            lines += ["", f"### {key}", "", markdown_table(rows)]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Benchmarks: throughput, latency, peak memory and roof fraction, against timm and the official package.
+
+Candidates are timed in turns within one process (A B A B ...), so a noisy shared machine slows
+them alike and the reported ratios stay trustworthy even when absolute times do not.
+"""
+
+from __future__ import annotations
+
+from .candidates import DTYPES, INFERENCE_VARIANTS, TRAINING_VARIANTS, BenchConfig
+from .memory import LiveTensorBytes, peak_memory
+from .report import environment, markdown_table, write_json
+from .roof import count_flops, matmul_rate
+from .runner import MODES, BenchRow, run_config
+from .timing import TimingSummary, interleaved_times
+
+__all__ = [
+    "DTYPES",
+    "INFERENCE_VARIANTS",
+    "MODES",
+    "TRAINING_VARIANTS",
+    "BenchConfig",
+    "BenchRow",
+    "LiveTensorBytes",
+    "TimingSummary",
+    "count_flops",
+    "environment",
+    "interleaved_times",
+    "markdown_table",
+    "matmul_rate",
+    "peak_memory",
+    "run_config",
+    "write_json",
+]

@@ -1,0 +1,171 @@
+"""The things a benchmark run compares: our model in its modes, and the references.
+
+Each candidate is a zero-argument callable doing one unit of work (a forward pass, or a whole
+training step) on a fixed batch, so the timer treats them all alike.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..deploy import deploy
+from ..factory import create_model
+from .references import reference_builders
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+INFERENCE_VARIANTS = ("eager", "deploy", "deploy+jit", "deploy+compile", "onnx")
+TRAINING_VARIANTS = ("train", "train+channels_last", "train+ckpt_stage", "train+ckpt_block")
+
+
+@dataclass
+class Candidate:
+    """One implementation under test: its label, its unit of work and the model behind it."""
+
+    label: str
+    fn: Callable[[], object]
+    model: nn.Module | None = None
+    observable_memory: bool = True  # False where allocations happen outside PyTorch's dispatcher
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure: model, batch, resolution, precision, layout and device."""
+
+    model: str
+    batch_size: int = 1
+    img_size: int = 224
+    dtype: str = "float32"
+    channels_last: bool = False
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.img_size < 32:
+            raise ValueError(f"img_size must be >= 32, got {self.img_size}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def example(self, seed: int = 0) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(self.batch_size, 3, self.img_size, self.img_size, generator=gen)
+        return x.to(self.device, self.torch_dtype).contiguous(memory_format=self.memory_format)
+
+
+def device_is_cuda(config: BenchConfig) -> bool:
+    return torch.device(config.device).type == "cuda"
+
+
+def _prepare(model: nn.Module, config: BenchConfig, memory_format: torch.memory_format | None = None) -> nn.Module:
+    return model.to(config.device, config.torch_dtype).to(memory_format=memory_format or config.memory_format)
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    def run() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def _onnx_candidate(model: nn.Module, config: BenchConfig, x: torch.Tensor, workdir: Path) -> Candidate:
+    from ..export.onnx import export_onnx, onnx_session, run_onnx
+
+    if config.device != "cpu" or config.dtype != "float32":
+        raise ValueError("the ONNX candidate runs onnxruntime on CPU in float32 only")
+    deployed = deploy(model.float().cpu(), memory_format="contiguous")
+    path = export_onnx(deployed, workdir / f"{config.model}.onnx", x.contiguous(), exporter="legacy")
+    session = onnx_session(path)
+    contiguous = x.contiguous()
+    return Candidate("onnx", lambda: run_onnx(session, contiguous), None, observable_memory=False)
+
+
+def inference_candidates(
+    config: BenchConfig, variants: tuple[str, ...], references: bool = True, workdir: Path | None = None
+) -> list[Candidate]:
+    """Our model in each requested inference variant, then each installed reference (eval mode)."""
+    unknown = set(variants) - set(INFERENCE_VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown inference variants {sorted(unknown)}; expected some of {INFERENCE_VARIANTS}")
+    x = config.example()
+    model = create_model(config.model).eval()
+    candidates = []
+    for variant in variants:
+        if variant == "eager":
+            ours = _prepare(create_model(config.model).eval(), config)
+            ours.load_state_dict(model.state_dict())
+            candidates.append(Candidate("ours eager", _forward(ours, x), ours))
+        elif variant.startswith("deploy"):
+            compile_mode = {"deploy": None, "deploy+jit": "jit", "deploy+compile": "inductor"}[variant]
+            base = _prepare(create_model(config.model).eval(), config)
+            base.load_state_dict(model.state_dict())
+            deployed = deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode)
+            observable = compile_mode is None or device_is_cuda(config)
+            candidates.append(Candidate(f"ours {variant}", _forward(deployed, x), deployed, observable))
+        elif variant == "onnx":
+            workdir = workdir or Path(tempfile.mkdtemp(prefix="splitattn-bench-"))
+            candidates.append(_onnx_candidate(model, config, x, workdir))
+    if references:
+        for label, build in reference_builders(config.model, state_dict=model.state_dict()).items():
+            ref = _prepare(build().eval(), config)
+            candidates.append(Candidate(label, _forward(ref, x), ref))
+    return candidates
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], object]:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step() -> object:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x).float(), target)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def training_candidates(config: BenchConfig, variants: tuple[str, ...], references: bool = True) -> list[Candidate]:
+    """One SGD step (forward, cross-entropy, backward, update) of ours per variant and of each reference."""
+    unknown = set(variants) - set(TRAINING_VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown training variants {sorted(unknown)}; expected some of {TRAINING_VARIANTS}")
+    if config.batch_size < 2:
+        raise ValueError(
+            f"training needs batch_size >= 2 (got {config.batch_size}): the attention BatchNorms see one "
+            "value per channel per image and cannot normalise a batch of one"
+        )
+    x = config.example()
+    target = torch.randint(0, 1000, (config.batch_size,), generator=torch.Generator().manual_seed(0))
+    target = target.to(config.device)
+    state = create_model(config.model).state_dict()
+    candidates = []
+    for variant in variants:
+        layout = torch.channels_last if variant == "train+channels_last" else None
+        model = create_model(config.model)
+        model.load_state_dict(state)
+        model = _prepare(model.train(), config, layout)
+        if variant.startswith("train+ckpt"):
+            model.set_grad_checkpointing(True, granularity=variant.removeprefix("train+ckpt_"))
+        inputs = x.contiguous(memory_format=layout) if layout is not None else x
+        candidates.append(Candidate(f"ours {variant}", _train_step(model, inputs, target), model))
+    if references:
+        for label, build in reference_builders(config.model, state_dict=state).items():
+            ref = _prepare(build().train(), config)
+            candidates.append(Candidate(label, _train_step(ref, x, target), ref))
+    return candidates

@@ -1,0 +1,58 @@
+"""Benchmark rows as a Markdown table (for terminals and the README) or JSON (for machines)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .runner import BenchRow
+
+COLUMNS = (
+    ("model", "model", "{}"),
+    ("mode", "mode", "{}"),
+    ("batch_size", "batch", "{}"),
+    ("img_size", "px", "{}"),
+    ("candidate", "candidate", "{}"),
+    ("images_per_s", "img/s", "{:.1f}"),
+    ("median_ms", "median ms", "{:.1f}"),
+    ("p90_ms", "p90 ms", "{:.1f}"),
+    ("speedup_vs_timm", "x timm", "{:.2f}"),
+    ("peak_mem_mb", "peak MiB", "{:.0f}"),
+    ("mem_vs_timm", "mem x timm", "{:.2f}"),
+    ("gflops_per_image", "GFLOP/img", "{:.2f}"),
+    ("roof_fraction", "roof", "{:.0%}"),
+)
+
+
+def environment(matmul_flops: float | None = None) -> dict:
+    """What the numbers were measured on, recorded next to them."""
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "matmul_gflops": matmul_flops / 1e9 if matmul_flops else None,
+    }
+
+
+def markdown_table(rows: Sequence[BenchRow]) -> str:
+    lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+             "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
+    for row in rows:
+        data = row.as_dict()
+        cells = ["-" if data[key] is None else fmt.format(data[key]) for key, _, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_json(rows: Sequence[BenchRow], path: str | Path, env: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"environment": env, "rows": [r.as_dict() for r in rows]}, indent=2) + "\n")
+    return path

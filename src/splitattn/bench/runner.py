@@ -1,0 +1,109 @@
+"""Run one benchmark configuration: time every candidate in turns, then measure memory and FLOPs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..factory import create_model
+from .candidates import (
+    INFERENCE_VARIANTS,
+    TRAINING_VARIANTS,
+    BenchConfig,
+    Candidate,
+    inference_candidates,
+    training_candidates,
+)
+from .memory import peak_memory
+from .roof import count_flops
+from .timing import TimingSummary, interleaved_times
+
+MODES = ("inference", "training")
+BASELINE = "timm"
+
+
+@dataclass
+class BenchRow:
+    """One candidate's numbers for one configuration; ratios are against the ``timm`` row."""
+
+    model: str
+    mode: str
+    candidate: str
+    batch_size: int
+    img_size: int
+    dtype: str
+    channels_last: bool
+    device: str
+    median_ms: float
+    p90_ms: float
+    images_per_s: float
+    speedup_vs_timm: float | None
+    peak_mem_mb: float | None
+    mem_vs_timm: float | None
+    gflops_per_image: float
+    roof_fraction: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _candidates(config: BenchConfig, mode: str, variants: tuple[str, ...] | None, references: bool) -> list[Candidate]:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "inference":
+        return inference_candidates(config, variants or ("eager", "deploy"), references)
+    return training_candidates(config, variants or ("train",), references)
+
+
+def _peak_mb(candidate: Candidate, device: torch.device) -> float | None:
+    """Peak MiB of one call, or None where it cannot be observed (onnxruntime, TorchScript on CPU)."""
+    if not candidate.observable_memory:
+        return None
+    try:
+        return peak_memory(candidate.fn, device)[0] / 2**20
+    except RuntimeError:
+        return None
+
+
+def run_config(
+    config: BenchConfig,
+    mode: str = "inference",
+    variants: tuple[str, ...] | None = None,
+    warmup: int = 1,
+    repeats: int = 5,
+    references: bool = True,
+    memory: bool = True,
+    matmul_flops: float | None = None,
+) -> list[BenchRow]:
+    """Benchmark ``config`` in ``mode``; one row per candidate.
+
+    ``matmul_flops`` (from ``roof.matmul_rate``) turns achieved FLOP rates into roof fractions.
+    """
+    device = torch.device(config.device)
+    candidates = _candidates(config, mode, variants, references)
+    times = interleaved_times({c.label: c.fn for c in candidates}, device, warmup, repeats)
+    peaks = {c.label: _peak_mb(c, device) for c in candidates} if memory else {}
+    flop_model = create_model(config.model).to(device, config.torch_dtype).train(mode == "training")
+    flops = count_flops(flop_model, config.example(), backward=mode == "training")
+    summaries = {label: TimingSummary.of(seconds, config.batch_size) for label, seconds in times.items()}
+    base = summaries.get(BASELINE)
+    rows = []
+    for label, summary in summaries.items():
+        peak = peaks.get(label)
+        rate = flops / (summary.median_ms / 1e3)
+        rows.append(BenchRow(
+            model=config.model, mode=mode, candidate=label, batch_size=config.batch_size,
+            img_size=config.img_size, dtype=config.dtype, channels_last=config.channels_last,
+            device=config.device, median_ms=summary.median_ms, p90_ms=summary.p90_ms,
+            images_per_s=summary.images_per_s,
+            speedup_vs_timm=summary.images_per_s / base.images_per_s if base else None,
+            peak_mem_mb=peak,
+            mem_vs_timm=peak / peaks[BASELINE] if peak is not None and peaks.get(BASELINE) else None,
+            gflops_per_image=flops / config.batch_size / 1e9,
+            roof_fraction=rate / matmul_flops if matmul_flops else None,
+        ))
+    return rows
+
+
+__all__ = ["INFERENCE_VARIANTS", "MODES", "TRAINING_VARIANTS", "BenchRow", "run_config"]

@@ -1,0 +1,51 @@
+"""Interleaved timing: candidates take turns (A B C A B C ...) so that load from other processes
+on a shared machine lands on all of them alike and their ratios stay meaningful."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timer measures the work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_times(
+    fns: Mapping[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in turns; ``warmup`` untimed rounds first."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_index in range(warmup + repeats):
+        for name, fn in fns.items():
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            if round_index >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+@dataclass(frozen=True)
+class TimingSummary:
+    """Latency statistics of one candidate and the throughput they imply."""
+
+    median_ms: float
+    p90_ms: float
+    images_per_s: float
+
+    @classmethod
+    def of(cls, seconds: list[float], batch_size: int) -> TimingSummary:
+        ordered = sorted(seconds)
+        median = statistics.median(ordered)
+        p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+        return cls(median * 1e3, p90 * 1e3, batch_size / median)

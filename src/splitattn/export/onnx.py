@@ -1,0 +1,92 @@
+"""ONNX export with a dynamic batch dimension, checked against PyTorch with onnxruntime.
+
+``onnx``, ``onnxscript`` and ``onnxruntime`` are optional (``pip install splitattn[export]``) and
+imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+EXPORTERS = ("dynamo", "legacy")
+
+
+def _require(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise RuntimeError(
+            f"ONNX export needs the optional package {module.split('.')[0]!r}: pip install 'splitattn[export]'"
+        ) from error
+
+
+def export_onnx(
+    model: nn.Module, path: str | Path, example: torch.Tensor, opset: int = 18, exporter: str = "dynamo"
+) -> Path:
+    """Write ``model`` (eval mode) to ``path`` with input ``input`` and output ``output``, batch dynamic.
+
+    ``exporter="dynamo"`` uses ``torch.export`` (PyTorch's supported path); ``"legacy"`` the older
+    TorchScript-based exporter, which is much quicker on large networks.
+    """
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    if example.ndim != 4:
+        raise ValueError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
+    _require("onnx")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    example = example.contiguous()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            _require("onnxscript")
+            program = torch.onnx.export(
+                model, (example,), dynamo=True, input_names=["input"], output_names=["output"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, verbose=False,
+            )
+            program.save(str(path), external_data=False)
+        else:
+            torch.onnx.export(
+                model, (example,), str(path), dynamo=False, input_names=["input"], output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=min(opset, 17),
+            )
+    return path
+
+
+def onnx_session(path: str | Path, threads: int | None = None):
+    """An onnxruntime CPU session for ``path`` using ``threads`` intra-op threads (default: torch's)."""
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
+    """Run an onnxruntime session on a float tensor; returns a torch tensor."""
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(x.detach().cpu().numpy())}
+    return torch.from_numpy(session.run(None, feed)[0])
+
+
+def check_onnx(path: str | Path, model: nn.Module, inputs: list[torch.Tensor], tolerance: float = 1e-4) -> float:
+    """Largest relative error of the ONNX file against ``model`` over ``inputs``; raises beyond ``tolerance``."""
+    session = onnx_session(path)
+    worst = 0.0
+    with torch.no_grad():
+        for x in inputs:
+            expected = model.eval()(x)
+            got = run_onnx(session, x)
+            if got.shape != expected.shape:
+                raise ValueError(f"ONNX output shape {tuple(got.shape)} != PyTorch {tuple(expected.shape)}")
+            error = ((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12)).item()
+            worst = max(worst, error)
+    if worst > tolerance:
+        raise ValueError(f"ONNX output differs from PyTorch by {worst:.2e} relative (> {tolerance})")
+    return worst

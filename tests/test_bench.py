@@ -1,0 +1,82 @@
+"""Smoke tests of the benchmark machinery: one or two iterations, never a timing assertion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from splitattn.bench import (
+    BenchConfig,
+    LiveTensorBytes,
+    TimingSummary,
+    interleaved_times,
+    markdown_table,
+    peak_memory,
+    run_config,
+)
+from splitattn.bench.references import official_name, timm_name
+from splitattn.cli import main
+
+
+def test_interleaved_times_and_summary():
+    calls = []
+    times = interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                              torch.device("cpu"), warmup=1, repeats=2)
+    assert calls == ["a", "b"] * 3
+    assert [len(v) for v in times.values()] == [2, 2]
+    summary = TimingSummary.of([0.1, 0.2, 0.3], batch_size=4)
+    assert summary.median_ms == pytest.approx(200) and summary.p90_ms == pytest.approx(300)
+    assert summary.images_per_s == pytest.approx(20)
+
+
+def test_live_tensor_bytes_sees_forward_and_backward_allocations():
+    weight = torch.randn(256, 256, requires_grad=True)
+    peak, how = peak_memory(lambda: (torch.randn(64, 256) @ weight).relu().sum().backward(), torch.device("cpu"))
+    assert "tensor bytes" in how
+    assert peak >= weight.numel() * 4  # at least the gradient of ``weight``
+    with LiveTensorBytes() as counter:
+        kept = torch.empty(1000)
+        del kept
+    assert counter.peak >= 4000 and counter.current == 0
+
+
+def test_reference_names():
+    assert timm_name("resnest50") == "resnest50d" and official_name("resnest50d") == "resnest50"
+    assert timm_name("seresnet50") == "seresnet50" and official_name("seresnet50") is None
+    assert timm_name("resnest50_fast_2s1x64d") is None
+
+
+def test_run_config_inference_and_training_rows():
+    config = BenchConfig("resnest14d", batch_size=1, img_size=32)
+    rows = run_config(config, "inference", ("eager", "deploy"), warmup=0, repeats=1, matmul_flops=1e11)
+    labels = [row.candidate for row in rows]
+    assert labels[:2] == ["ours eager", "ours deploy"]
+    if "timm" in labels:
+        timm_row = rows[labels.index("timm")]
+        assert timm_row.speedup_vs_timm == pytest.approx(1.0) and timm_row.mem_vs_timm == pytest.approx(1.0)
+    assert all(row.gflops_per_image > 0 and row.roof_fraction > 0 for row in rows)
+    with pytest.raises(ValueError, match="training needs batch_size >= 2"):
+        run_config(config, "training", ("train",), references=False)
+    config = BenchConfig("resnest14d", batch_size=2, img_size=32)
+    rows = run_config(config, "training", ("train", "train+ckpt_block"), warmup=0, repeats=1, references=False)
+    assert [row.candidate for row in rows] == ["ours train", "ours train+ckpt_block"]
+    assert all(row.peak_mem_mb > 0 for row in rows)
+    assert "| ours train |" in markdown_table(rows)
+    with pytest.raises(ValueError, match="unknown inference variants"):
+        run_config(config, "inference", ("eager", "tensorrt"))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        BenchConfig("resnest14d", batch_size=0)
+
+
+def test_bench_cli_writes_table_and_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "resnet18", "--img-size", "32", "--repeats", "1", "--warmup", "0",
+                 "--variants", "deploy", "--no-references", "--json", str(out)])
+    assert code == 0
+    assert "ours deploy" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["environment"]["matmul_gflops"] > 0 and data["rows"][0]["candidate"] == "ours deploy"
+    assert main(["bench", "resnet1000", "--repeats", "1"]) == 2
+    assert "unknown model" in capsys.readouterr().err

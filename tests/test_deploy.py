@@ -1,0 +1,126 @@
+"""Deploy mode: BatchNorm folding and the deployed models of each family against eval mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import splitattn
+from splitattn.deploy import count_batchnorms, deploy, fold_batchnorms, fold_bn_into_conv
+from splitattn.layers import DropBlock2d, DropPath
+
+TOLERANCE = 1e-4
+
+
+def randomize_bns_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random running statistics and affine parameters, so that every BN changes the output."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
+                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+                module.weight.copy_(torch.rand(n, generator=gen) * 0.8 + 0.3)
+                module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
+    return model.eval()
+
+
+def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((ours - reference).abs().max() / reference.abs().max()).item()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(in_channels=8, out_channels=16, kernel_size=3, padding=1, bias=False),
+        dict(in_channels=8, out_channels=16, kernel_size=3, padding=1, bias=True),
+        dict(in_channels=8, out_channels=16, kernel_size=3, padding=2, dilation=2, groups=4, bias=False),
+        dict(in_channels=8, out_channels=8, kernel_size=3, padding=1, groups=8, stride=2, bias=True),
+        dict(in_channels=6, out_channels=12, kernel_size=1, groups=3, bias=False),
+    ],
+    ids=["plain", "bias", "grouped-dilated", "depthwise-strided-bias", "grouped-1x1"],
+)
+def test_fold_bn_into_conv_matches_conv_then_bn(kwargs):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(**kwargs)
+    bn = randomize_bns_(nn.BatchNorm2d(kwargs["out_channels"], eps=1e-3))
+    conv.eval()
+    x = torch.randn(2, kwargs["in_channels"], 9, 9)
+    fused = fold_bn_into_conv(conv, bn)
+    assert fused.bias is not None and fused.groups == conv.groups and fused.dilation == conv.dilation
+    torch.testing.assert_close(fused(x), bn(conv(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_fold_rejects_mismatched_or_statless_layers():
+    with pytest.raises(ValueError, match="4 features but the conv has 8"):
+        fold_bn_into_conv(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(4))
+    with pytest.raises(ValueError, match="running statistics"):
+        fold_bn_into_conv(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8, track_running_stats=False))
+    with pytest.raises(ValueError, match=r"expected an nn\.Conv2d"):
+        fold_bn_into_conv(nn.Linear(3, 8), nn.BatchNorm2d(8))
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorms(splitattn.create_model("resnet18"))
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("resnest14d", {}),                      # split attention: bn0 and bn1 (fc1) folded
+        ("resnest14d", {"output_stride": 8}),    # dilated split-attention convs
+        ("resnest14d", {"attn_args": {"radix": 1}, "avd_first": True}),  # radix 1: sigmoid gate
+        ("seresnet18", {}),
+        ("legacy_seresnet18", {"cardinality": 1}),  # original SENet layout: ceil pool, SE after ReLU
+        ("skresnet18", {}),                      # SK branches (dilated) and SK attention BN
+    ],
+)
+def test_deploy_matches_eval_mode(name, kwargs):
+    torch.manual_seed(0)
+    model = randomize_bns_(splitattn.create_model(name, zero_init_last=False, drop_rate=0.2, drop_path_rate=0.1,
+                                                  drop_block_rate=0.1, **kwargs))
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        expected = model(x)
+        deployed = deploy(model, batch_size=2)
+        assert count_batchnorms(deployed) == 0
+        assert not any(isinstance(m, (DropBlock2d, DropPath, nn.Dropout)) for m in deployed.modules())
+        assert relative_error(deployed(x), expected) < TOLERANCE
+        assert relative_error(deployed(x[:1]), expected[:1]) < TOLERANCE
+    assert count_batchnorms(model) > 0, "deploy() without inplace must leave the original model alone"
+
+
+def test_model_deploy_method_works_in_place_and_checks_itself():
+    torch.manual_seed(0)
+    model = randomize_bns_(splitattn.create_model("resnest14d", num_classes=5, zero_init_last=False))
+    x = torch.randn(1, 3, 32, 32)
+    expected = model(x).detach()
+    assert model.deploy(example_input=x) is model
+    assert count_batchnorms(model) == 0
+    assert not any(p.requires_grad for p in model.parameters())
+    assert relative_error(model(x), expected) < TOLERANCE
+
+
+def test_memory_format_choice():
+    model = splitattn.create_model("resnest14d", num_classes=4).eval()
+    assert deploy(model, batch_size=1).deploy_memory_format == torch.contiguous_format
+    assert deploy(model, batch_size=16).deploy_memory_format == torch.channels_last
+    assert deploy(model, memory_format="contiguous", batch_size=16).deploy_memory_format == torch.contiguous_format
+    probed = deploy(model, memory_format="probe", example_input=torch.randn(1, 3, 32, 32))
+    assert probed.deploy_memory_format in (torch.contiguous_format, torch.channels_last)
+    with pytest.raises(ValueError, match="memory_format must be one of"):
+        deploy(model, memory_format="nhwc")
+    with pytest.raises(ValueError, match="needs an example input"):
+        deploy(model, memory_format="probe")
+    with pytest.raises(ValueError, match="compile must be one of"):
+        deploy(model, compile="tensorrt")
+
+
+def test_deploy_with_jit_freezing_matches_eval_mode():
+    torch.manual_seed(0)
+    model = randomize_bns_(splitattn.create_model("resnest14d", zero_init_last=False))
+    x = torch.randn(2, 3, 32, 32)
+    expected = model(x).detach()
+    compiled = deploy(model, example_input=x, compile="jit")
+    with torch.no_grad():
+        assert relative_error(compiled(x), expected) < TOLERANCE
