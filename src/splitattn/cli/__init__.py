@@ -6,9 +6,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, convert, explain, export, summary, zoo
+from . import bench, convert, evaluate, explain, export, predict, summary, train, train_det, train_seg, zoo
 
-COMMANDS = {"convert": convert, "summary": summary, "zoo": zoo, "explain": explain, "bench": bench, "export": export}
+COMMANDS = {
+    "convert": convert,
+    "train": train,
+    "summary": summary,
+    "zoo": zoo,
+    "explain": explain,
+    "eval": evaluate,
+    "predict": predict,
+    "bench": bench,
+    "export": export,
+    "train-det": train_det,
+    "train-seg": train_seg,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
