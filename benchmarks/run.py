@@ -31,6 +31,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per inference configuration")
     parser.add_argument("--train-repeats", type=int, default=3, help="timed rounds per training configuration")
     parser.add_argument("--compile", action="store_true", help="add torch.compile (inductor) candidates; slow")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads for torch and onnxruntime (default: torch's, one per core)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("inference", "training", "scaling"))
     parser.add_argument("--out", default=str(HERE / "results"), help="output prefix (.json and .md are added)")
     return parser.parse_args()
@@ -38,6 +40,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     size = 64 if args.quick else 224
     repeats, train_repeats = (1, 1) if args.quick else (args.repeats, args.train_repeats)
     roof = matmul_rate(torch.device("cpu"), repeats=10)

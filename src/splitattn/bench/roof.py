@@ -30,6 +30,13 @@ def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, size: 
     return 2 * size**3 / best
 
 
+def matmul_probe(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 1024):
+    """A zero-argument matrix product and its FLOPs, to time alongside the models."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    return (lambda: torch.mm(a, b)), 2 * size**3
+
+
 def count_flops(model: nn.Module, example: torch.Tensor, backward: bool = False) -> int:
     """FLOPs (multiply and add counted separately) of one call on ``example``; convs and matmuls only."""
     counter = FlopCounterMode(display=False)
