@@ -124,3 +124,12 @@ def test_deploy_with_jit_freezing_matches_eval_mode():
     compiled = deploy(model, example_input=x, compile="jit")
     with torch.no_grad():
         assert relative_error(compiled(x), expected) < TOLERANCE
+
+
+def test_deploy_backbone_returns_the_same_feature_maps():
+    torch.manual_seed(0)
+    backbone = randomize_bns_(splitattn.create_model("skresnet18", features_only=True, zero_init_last=False))
+    x = torch.randn(1, 3, 32, 32)
+    deployed = deploy(backbone, example_input=x)  # raises beyond 1e-4 on any map
+    with torch.no_grad():
+        assert [m.shape for m in deployed(x)] == [m.shape for m in backbone(x)]

@@ -33,7 +33,10 @@ __all__ = [
 ]
 
 
-def _relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
+def _relative_error(ours: torch.Tensor | list, reference: torch.Tensor | list) -> float:
+    """Worst relative error over the output, or over each map of a backbone's list of maps."""
+    if isinstance(reference, (list, tuple)):
+        return max(_relative_error(o, r) for o, r in zip(ours, reference, strict=True))
     return ((ours - reference).abs().max() / reference.abs().max().clamp_min(1e-12)).item()
 
 
