@@ -66,6 +66,9 @@ def onnx_session(path: str | Path, threads: int | None = None):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.log_severity_level = 3
+    # No busy-waiting after a run: spinning pool threads would steal the cores from whatever runs
+    # next (in a benchmark, the next candidate in the interleaved rounds).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
