@@ -78,7 +78,7 @@ class Trainer:
     def _build_data(self) -> None:
         config = self.config
         if config.data == "digits":
-            if self.runtime.is_main:
+            if self.runtime.local_rank == 0:  # one writer per machine; the others wait, then reuse it
                 prepare_digits()
             barrier(self.runtime)
             root = prepare_digits()
