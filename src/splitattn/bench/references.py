@@ -13,18 +13,10 @@ from collections.abc import Callable
 from torch import nn
 
 from ..models import get_model_entry
+from ..models.resnest import TIMM_TO_OFFICIAL
 from ..weights import export_state_dict
 
-# Official ResNeSt names and the timm names of the same networks (timm loads the official weights).
-OFFICIAL_TO_TIMM = {
-    "resnest50": "resnest50d",
-    "resnest101": "resnest101e",
-    "resnest200": "resnest200e",
-    "resnest269": "resnest269e",
-    "resnest50_fast_1s4x24d": "resnest50d_1s4x24d",
-    "resnest50_fast_4s2x40d": "resnest50d_4s2x40d",
-}
-TIMM_TO_OFFICIAL = {timm_name: official for official, timm_name in OFFICIAL_TO_TIMM.items()}
+OFFICIAL_TO_TIMM = {official: timm_name for timm_name, official in TIMM_TO_OFFICIAL.items()}
 
 
 def _optional(module: str):

@@ -59,6 +59,14 @@ _DEPTHS = {
 }
 _TIMM_SUFFIX = {50: "d", 101: "e", 200: "e", 269: "e"}
 
+# timm's names for networks of the official release: same layers, same parameter names, same
+# published weights (timm loads the official files); only dilated stages pool differently.
+TIMM_TO_OFFICIAL = {
+    **{f"resnest{depth}{suffix}": f"resnest{depth}" for depth, suffix in _TIMM_SUFFIX.items()},
+    "resnest50d_4s2x40d": "resnest50_fast_4s2x40d",
+    "resnest50d_1s4x24d": "resnest50_fast_1s4x24d",
+}
+
 for depth, (layers, stem, size, crop, interp, top1) in _DEPTHS.items():
     cfg = _cfg(size, crop, interp, top1)
     register(ModelEntry(f"resnest{depth}", "resnest", "official",

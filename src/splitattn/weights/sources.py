@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..models.resnest import TIMM_TO_OFFICIAL
+
 _OFFICIAL = "https://s3.us-west-1.wasabisys.com/resnest/torch/{}.pth"
 _TIMM = "https://github.com/rwightman/pytorch-image-models/releases/download/{}.pth"
 
@@ -44,18 +46,10 @@ _RESNEST = {
     "resnest50_fast_4s2x40d": "resnest50_fast_4s2x40d-41d14ed0",
     "resnest50_fast_1s4x24d": "resnest50_fast_1s4x24d-d4a4f76f",
 }
-_TIMM_ALIASES = {
-    "resnest50d": "resnest50",
-    "resnest101e": "resnest101",
-    "resnest200e": "resnest200",
-    "resnest269e": "resnest269",
-    "resnest50d_4s2x40d": "resnest50_fast_4s2x40d",
-    "resnest50d_1s4x24d": "resnest50_fast_1s4x24d",
-}
 
 PUBLISHED_WEIGHTS: dict[str, WeightSource] = {
     **{name: _official(stem) for name, stem in _RESNEST.items()},
-    **{alias: _official(_RESNEST[name]) for alias, name in _TIMM_ALIASES.items()},
+    **{alias: _official(_RESNEST[name]) for alias, name in TIMM_TO_OFFICIAL.items()},
     "legacy_senet154": _timm("v0.1-weights/legacy_senet154-e9eb9fe6"),
     "legacy_seresnet18": _timm("v0.1-weights/seresnet18-4bb0ce65"),
     "legacy_seresnet34": _timm("v0.1-weights/seresnet34-a4004e63"),
