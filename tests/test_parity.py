@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from splitattn import create_model, get_model_entry, list_models
+from splitattn import create_model, list_models
 
 from .reference import load_reference_into_ours, max_relative_error, randomize_, reference_model
 
@@ -85,7 +85,3 @@ def test_dilated_backbone_keeps_resolution(name):
             last = model(torch.randn(1, 3, 64, 64))[-1]
         assert last.shape[-2:] == (64 // output_stride, 64 // output_stride)
 
-
-def test_reference_of_each_entry_is_declared():
-    for name in ALL_MODELS:
-        assert get_model_entry(name).reference in ("official", "timm")

@@ -8,18 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..factory import create_model
 from ..models import get_model_entry
-from ..weights import (
-    TARGETS,
-    CheckpointError,
-    convert_state_dict,
-    detect_source,
-    export_state_dict,
-    load_checkpoint_file,
-    save_state_dict,
-    unwrap_state_dict,
-)
-from ..weights.load import describe_mismatch
+from ..weights import TARGETS, export_state_dict, load_checkpoint_file, save_state_dict, unwrap_state_dict
+from ..weights.load import check_fits, to_our_layout
 
 HELP = "convert weights between official/timm/our layouts and .pth/.safetensors"
 
@@ -33,11 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="target", default="ours", choices=TARGETS, help="layout of the output")
 
 
-def to_our_layout(path: str, model_name: str, source: str = "auto") -> dict:
+def read_in_our_layout(path: str, model_name: str, source: str = "auto") -> dict:
     """Read ``path`` and return its weights in our layout, checked against the architecture."""
-    # Imported here: the factory sits above the weights layer, as this command does.
-    from ..factory import create_model
-
     state = unwrap_state_dict(load_checkpoint_file(path))
     entry = get_model_entry(model_name)
     first_conv = next((state[k] for k in (f"{entry.pretrained_cfg.first_conv}.weight", "layer0.conv1.weight")
@@ -46,21 +35,13 @@ def to_our_layout(path: str, model_name: str, source: str = "auto") -> dict:
     head = next((state[k] for k in ("fc.weight", "last_linear.weight") if k in state), None)
     model = create_model(model_name, num_classes=head.shape[0] if head is not None else 0, in_chans=in_chans)
     expected = model.state_dict()
-    if source == "auto":
-        source = detect_source(state, set(expected), model_name)
-    if source != "ours":
-        state = convert_state_dict(state, source, model_name)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-              for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    if missing or unexpected or shapes:
-        raise CheckpointError(f"{path}: " + describe_mismatch(model_name, missing, unexpected, shapes))
+    state = to_our_layout(state, expected, model_name, None if source == "auto" else source)
+    check_fits(state, expected, model_name, str(path))
     return state
 
 
 def run(args: argparse.Namespace) -> int:
-    state = to_our_layout(args.input, args.model, args.source)
+    state = read_in_our_layout(args.input, args.model, args.source)
     out = save_state_dict(export_state_dict(state, args.target, args.model), args.output)
     print(f"wrote {len(state)} tensors for {args.model} in {args.target} layout to {out}")
     return 0

@@ -11,7 +11,7 @@ from .resnet import ResNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-REFERENCES = ("official", "timm", "torchvision")
+REFERENCES = ("official", "timm")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ModelEntry:
     """One zoo model.
 
     ``reference`` names the implementation whose layout and weights this entry reproduces:
-    ``official`` (the ResNeSt authors' package), ``timm`` or ``torchvision``.
+    ``official`` (the ResNeSt authors' package) or ``timm``.
     """
 
     name: str

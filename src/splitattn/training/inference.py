@@ -9,7 +9,7 @@ from torch import nn
 
 from ..factory import create_model
 from ..models import get_model_entry
-from ..weights import convert_state_dict, detect_source, load_checkpoint_file, unwrap_state_dict
+from ..weights import load_checkpoint_file, unwrap_state_dict
 
 
 @dataclass
@@ -25,14 +25,12 @@ class TrainedModel:
     std: tuple[float, ...]
 
 
-def _num_classes(state: dict, model_name: str) -> int:
+def _num_classes(state: dict) -> int:
+    """Classifier outputs; ``fc`` in every layout but the original SENet's ``last_linear``."""
     for key in ("fc.weight", "last_linear.weight"):
         if key in state:
             return int(state[key].shape[0])
-    probe = create_model(model_name).state_dict()
-    source = detect_source(state, set(probe), model_name)
-    converted = state if source == "ours" else convert_state_dict(state, source, model_name)
-    return int(converted["fc.weight"].shape[0]) if "fc.weight" in converted else 0
+    return 0
 
 
 def load_trained(model_name: str, checkpoint: str | Path, image_size: int | None = None,
@@ -44,7 +42,7 @@ def load_trained(model_name: str, checkpoint: str | Path, image_size: int | None
     """
     raw = load_checkpoint_file(checkpoint)
     state = unwrap_state_dict(raw)
-    num_classes = _num_classes(state, model_name)
+    num_classes = _num_classes(state)
     class_names = [str(c) for c in raw.get("class_names", [])] or [str(i) for i in range(num_classes)]
     if len(class_names) != num_classes:
         raise ValueError(f"{checkpoint}: {len(class_names)} class names for a {num_classes}-class classifier")

@@ -45,22 +45,21 @@ def describe_mismatch(model_name: str, missing: list[str], unexpected: list[str]
     )
 
 
-def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str | os.PathLike) -> nn.Module:
-    """Load weights into ``model`` (built by create_model for ``model_name``), converting as needed.
-
-    The layout (ours, official ResNeSt or timm) is recognised from the parameter names. The first
-    conv is adapted to the model's input channels and a classifier of another size is dropped.
-    """
-    path, layout = resolve_weights(model_name, pretrained)
-    state = unwrap_state_dict(load_checkpoint_file(path))
-    model_state = model.state_dict()
+def to_our_layout(
+    state: dict[str, torch.Tensor], model_state: dict[str, torch.Tensor], model_name: str, layout: str | None = None
+) -> dict[str, torch.Tensor]:
+    """Rename ``state`` into our layout; ``layout`` (ours, official, timm) is recognised when None."""
     layout = layout or detect_source(state, set(model_state), model_name)
-    if layout != "ours":
-        state = convert_state_dict(state, layout, model_name)
-    cfg = get_model_entry(model_name).pretrained_cfg
-    state = fit_to_model(state, model_state, cfg.first_conv, cfg.classifier, str(path))
-    head = f"{cfg.classifier}."
-    missing = sorted(k for k in model_state if k not in state and not k.startswith(head))
+    return state if layout == "ours" else convert_state_dict(state, layout, model_name)
+
+
+def check_fits(state: dict[str, torch.Tensor], model_state: dict[str, torch.Tensor], model_name: str,
+               origin: str, may_lack: str | None = None) -> None:
+    """Raise a CheckpointError listing missing, unexpected and mis-shaped keys, if there are any.
+
+    Keys starting with ``may_lack`` (a dropped classifier) may be absent from ``state``.
+    """
+    missing = sorted(k for k in model_state if k not in state and not (may_lack and k.startswith(may_lack)))
     unexpected = sorted(k for k in state if k not in model_state)
     shapes = sorted(
         f"{k} {tuple(state[k].shape)} vs {tuple(model_state[k].shape)}"
@@ -68,7 +67,22 @@ def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str | 
         if k in model_state and state[k].shape != model_state[k].shape
     )
     if missing or unexpected or shapes:
-        raise CheckpointError(f"{path}: " + describe_mismatch(model_name, missing, unexpected, shapes))
+        raise CheckpointError(f"{origin}: " + describe_mismatch(model_name, missing, unexpected, shapes))
+
+
+def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str | os.PathLike) -> nn.Module:
+    """Load weights into ``model`` (built by create_model for ``model_name``), converting as needed.
+
+    The layout (ours, official ResNeSt or timm) is recognised from the parameter names. The first
+    conv is adapted to the model's input channels and a classifier of another size is dropped.
+    """
+    path, layout = resolve_weights(model_name, pretrained)
+    model_state = model.state_dict()
+    state = to_our_layout(unwrap_state_dict(load_checkpoint_file(path)), model_state, model_name, layout)
+    cfg = get_model_entry(model_name).pretrained_cfg
+    state = fit_to_model(state, model_state, cfg.first_conv, cfg.classifier, str(path))
+    check_fits(state, model_state, model_name, str(path), may_lack=f"{cfg.classifier}.")
     with torch.no_grad():
-        model.load_state_dict(state, strict=not any(k.startswith(head) for k in model_state if k not in state))
+        # check_fits allowed only a dropped classifier to be missing; the model keeps its fresh head.
+        model.load_state_dict(state, strict=False)
     return model
