@@ -1,8 +1,9 @@
 """One small training loop for detection and segmentation: steps, not epochs; SGD or AdamW.
 
 Dense-prediction fine-tuning is usually counted in iterations (the Detectron / torchvision
-recipes), so the loop runs a fixed number of optimiser steps, cycling the loader, with a linear
-warm-up into a cosine decay. Device, mixed precision and seeding come from ``training.runtime``.
+recipes), so the loop runs a fixed number of optimiser steps, cycling the loader, with the same
+linear warm-up into a cosine decay as classification training. Device, mixed precision and
+seeding come from ``training.runtime``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..training.optim import build_scheduler as build_epoch_scheduler
+from ..training.optim import param_groups
 from ..training.runtime import autocast, grad_scaler
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -35,11 +38,7 @@ class FitResult:
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
                     momentum: float = 0.9) -> torch.optim.Optimizer:
     """SGD with momentum or AdamW over the parameters that train; no decay on norms and biases."""
-    decay, no_decay = [], []
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = param_groups(model, weight_decay)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     if name == "adamw":
@@ -49,13 +48,9 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
 
 def build_scheduler(optimizer: torch.optim.Optimizer, steps: int,
                     warmup_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up from 1% of the rate, then cosine decay to zero at ``steps``."""
-    warmup_steps = max(0, min(warmup_steps, steps - 1))
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps - warmup_steps, 1))
-    if warmup_steps == 0:
-        return cosine
-    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup_steps)
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
+    """The classification recipe's warm-up and cosine decay, counted in steps rather than epochs."""
+    return build_epoch_scheduler(optimizer, epochs=1, steps_per_epoch=steps,
+                                 warmup_epochs=warmup_steps / max(steps, 1))
 
 
 def _cycle(loader: Iterable) -> Iterator:
