@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import splitattn
-from splitattn.deploy import count_batchnorms, deploy, fold_batchnorms, fold_bn_into_conv
+from splitattn.deploy import PackedConv2d, count_batchnorms, deploy, fold_batchnorms, fold_bn_into_conv
 from splitattn.layers import DropBlock2d, DropPath
 
 TOLERANCE = 1e-4
@@ -31,17 +31,17 @@ def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return ((ours - reference).abs().max() / reference.abs().max()).item()
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        dict(in_channels=8, out_channels=16, kernel_size=3, padding=1, bias=False),
-        dict(in_channels=8, out_channels=16, kernel_size=3, padding=1, bias=True),
-        dict(in_channels=8, out_channels=16, kernel_size=3, padding=2, dilation=2, groups=4, bias=False),
-        dict(in_channels=8, out_channels=8, kernel_size=3, padding=1, groups=8, stride=2, bias=True),
-        dict(in_channels=6, out_channels=12, kernel_size=1, groups=3, bias=False),
-    ],
-    ids=["plain", "bias", "grouped-dilated", "depthwise-strided-bias", "grouped-1x1"],
-)
+CONV_KINDS = [
+    dict(in_channels=8, out_channels=16, kernel_size=3, padding=1, bias=False),
+    dict(in_channels=8, out_channels=16, kernel_size=3, padding=1, bias=True),
+    dict(in_channels=8, out_channels=16, kernel_size=3, padding=2, dilation=2, groups=4, bias=False),
+    dict(in_channels=8, out_channels=8, kernel_size=3, padding=1, groups=8, stride=2, bias=True),
+    dict(in_channels=6, out_channels=12, kernel_size=1, groups=3, bias=False),
+]
+CONV_IDS = ["plain", "bias", "grouped-dilated", "depthwise-strided-bias", "grouped-1x1"]
+
+
+@pytest.mark.parametrize("kwargs", CONV_KINDS, ids=CONV_IDS)
 def test_fold_bn_into_conv_matches_conv_then_bn(kwargs):
     torch.manual_seed(0)
     conv = nn.Conv2d(**kwargs)
@@ -73,6 +73,7 @@ def test_fold_rejects_mismatched_or_statless_layers():
         ("seresnet18", {}),
         ("legacy_seresnet18", {"cardinality": 1}),  # original SENet layout: ceil pool, SE after ReLU
         ("skresnet18", {}),                      # SK branches (dilated) and SK attention BN
+        ("resnet50d", {}),                       # plain bottlenecks, deep stem, avg-pool shortcut
     ],
 )
 def test_deploy_matches_eval_mode(name, kwargs):
@@ -87,7 +88,58 @@ def test_deploy_matches_eval_mode(name, kwargs):
         assert not any(isinstance(m, (DropBlock2d, DropPath, nn.Dropout)) for m in deployed.modules())
         assert relative_error(deployed(x), expected) < TOLERANCE
         assert relative_error(deployed(x[:1]), expected[:1]) < TOLERANCE
+        other = torch.randn(3, 3, 40, 56)  # the convs were packed for (2, 3, 48, 48)
+        assert relative_error(deployed(other), model(other)) < TOLERANCE
     assert count_batchnorms(model) > 0, "deploy() without inplace must leave the original model alone"
+    assert not any(type(m) is nn.Conv2d for m in deployed.modules()), "every conv should be packed for oneDNN"
+    assert deployed.deploy_fusions["relu_fused"] > 0
+
+
+@pytest.mark.parametrize("kwargs", CONV_KINDS, ids=CONV_IDS)
+def test_packed_conv_matches_conv_with_its_epilogue(kwargs):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(**kwargs).eval()
+    x = torch.randn(2, kwargs["in_channels"], 9, 11)
+    with torch.no_grad():
+        plain = PackedConv2d(conv, x.shape)
+        torch.testing.assert_close(plain(x), conv(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(PackedConv2d(conv, x.shape, "relu")(x), torch.relu(conv(x)), rtol=1e-5, atol=1e-5)
+        residual = torch.randn_like(conv(x))
+        torch.testing.assert_close(plain.add_relu(x, residual), torch.relu(conv(x) + residual), rtol=1e-5, atol=1e-5)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(plain(x_cl), conv(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="already fuses one"):
+        PackedConv2d(conv, x.shape, "relu").add_relu(x, residual)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        PackedConv2d(conv, x.shape, "gelu")
+
+
+def test_fused_blocks_keep_the_relu_after_the_residual_add():
+    """A block's last ReLU follows the shortcut add: fusing it into conv3 alone would be wrong."""
+    torch.manual_seed(0)
+    model = randomize_bns_(splitattn.create_model("resnest14d", zero_init_last=False))
+    deployed = deploy(model)
+    blocks = [m for m in deployed.modules() if type(m).__name__ == "FusedBottleneck"]
+    assert len(blocks) == 4 and all(b.conv3.activation == "none" for b in blocks)
+    assert all(b.conv1.activation == "relu" and b.conv2.conv.activation == "relu" for b in blocks)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert relative_error(deployed(x), model(x)) < TOLERANCE
+
+
+def test_fuse_option_and_its_errors():
+    model = splitattn.create_model("resnest14d", num_classes=4).eval()
+    plain = deploy(model, fuse="none")
+    assert any(type(m) is nn.Conv2d for m in plain.modules()) and not hasattr(plain, "deploy_fusions")
+    with pytest.raises(ValueError, match="fuse must be one of"):
+        deploy(model, fuse="mkldnn")
+    with pytest.raises(ValueError, match="cannot be traced by TorchScript"):
+        deploy(model, fuse="onednn", compile="jit", example_input=torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"not possible: oneDNN packing supports .* not torch\.float64"):
+        deploy(model.double(), fuse="onednn")
+    assert not hasattr(deploy(model.double()), "deploy_fusions"), "auto falls back to standard convs"
+    with pytest.raises(ValueError, match="pass example_input"):
+        deploy(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval())
 
 
 def test_model_deploy_method_works_in_place_and_checks_itself():
@@ -133,3 +185,13 @@ def test_deploy_backbone_returns_the_same_feature_maps():
     deployed = deploy(backbone, example_input=x)  # raises beyond 1e-4 on any map
     with torch.no_grad():
         assert [m.shape for m in deployed(x)] == [m.shape for m in backbone(x)]
+
+
+def test_deploy_with_torch_compile_matches_eval_mode():
+    """Inductor compiles the attention arithmetic around the packed oneDNN convs."""
+    torch.manual_seed(0)
+    model = randomize_bns_(splitattn.create_model("resnest14d", zero_init_last=False))
+    x = torch.randn(1, 3, 32, 32)
+    compiled = deploy(model, example_input=x, compile="inductor")
+    with torch.no_grad():
+        assert relative_error(compiled(x), model(x)) < TOLERANCE

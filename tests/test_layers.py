@@ -15,6 +15,7 @@ from splitattn.layers import (
     make_divisible,
     radix_softmax,
     set_drop_block_progress,
+    split_weighted_sum,
 )
 
 
@@ -45,6 +46,36 @@ def test_split_attention_output_is_the_weighted_sum_of_its_splits():
         first, second = activated.split(32, dim=1)
         expected = first * attn[:, 0, :, None, None] + second * attn[:, 1, :, None, None]
         torch.testing.assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("radix", [1, 2, 4])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_split_weighted_sum_and_its_gradients_match_the_broadcast_formula(radix, channels_last):
+    gen = torch.Generator().manual_seed(radix)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, radix * 3, 5, 4, generator=gen, dtype=torch.double).contiguous(memory_format=layout)
+    weights = torch.rand(2, radix, 3, 1, 1, generator=gen, dtype=torch.double)
+    x.requires_grad_(), weights.requires_grad_()
+
+    def ours(x, weights):
+        return split_weighted_sum(x.view(2, radix, 3, 5, 4), weights)
+
+    expected = (x.view(2, radix, 3, 5, 4) * weights).sum(1)
+    torch.testing.assert_close(ours(x, weights), expected)
+    assert torch.autograd.gradcheck(ours, (x, weights))
+    ours(x, weights).sum().backward()
+    assert x.grad.is_contiguous(memory_format=layout), "the gradient should keep the input's layout"
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, weights), expected)  # the no-autograd path
+
+
+def test_split_weighted_sum_under_bfloat16_autocast_keeps_input_dtypes_for_gradients():
+    x = torch.randn(2, 8, 3, 3, dtype=torch.bfloat16, requires_grad=True)
+    weights = torch.rand(2, 2, 4, 1, 1, requires_grad=True)  # softmax output stays float32 under autocast
+    split_weighted_sum(x.view(2, 2, 4, 3, 3), weights).sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and weights.grad.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"expected splits \(B, R, C, H, W\)"):
+        split_weighted_sum(x, weights)
 
 
 def test_radix_softmax_is_radix_major_and_sigmoid_for_one_split():

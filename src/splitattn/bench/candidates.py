@@ -88,7 +88,7 @@ def _onnx_candidate(model: nn.Module, config: BenchConfig, x: torch.Tensor, work
 
     if config.device != "cpu" or config.dtype != "float32":
         raise ValueError("the ONNX candidate runs onnxruntime on CPU in float32 only")
-    deployed = deploy(model.float().cpu(), memory_format="contiguous")
+    deployed = deploy(model.float().cpu(), memory_format="contiguous", fuse="none")
     path = export_onnx(deployed, workdir / f"{config.model}.onnx", x.contiguous(), exporter="legacy")
     session = onnx_session(path)
     contiguous = x.contiguous()

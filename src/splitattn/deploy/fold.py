@@ -74,8 +74,8 @@ def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused.train(conv.training)
 
 
-def _output_conv(module: nn.Module) -> tuple[nn.Module, str] | None:
-    """The conv whose output leaves ``module``: itself, or the last child of a Sequential stem."""
+def output_conv(module: nn.Module) -> tuple[nn.Module, str] | None:
+    """Where the conv that ends a Sequential stem lives: ``(the Sequential, its index)``."""
     if isinstance(module, nn.Conv2d):
         return None  # handled by the caller, which owns the attribute
     if isinstance(module, nn.Sequential) and len(module) and isinstance(module[-1], nn.Conv2d):
@@ -101,7 +101,7 @@ def fold_batchnorms(model: nn.Module) -> int:
                 continue
             if isinstance(prev, nn.Conv2d):
                 owner, attr = parent, prev_name
-            elif (found := _output_conv(prev)) is not None:
+            elif (found := output_conv(prev)) is not None:
                 owner, attr = found
             else:
                 continue

@@ -48,7 +48,7 @@ def export_model(
     if len(input_size) != 3 or min(input_size) < 1:
         raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
     model = model.eval()
-    deployed = deploy(model, memory_format="contiguous")
+    deployed = deploy(model, memory_format="contiguous", fuse="none")  # exporters trace standard convs
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, *input_size, generator=generator)
     if fmt == "onnx":

@@ -135,14 +135,14 @@ def describe_step(layer: nn.Module, op: str, out: torch.Tensor) -> str:
             return "sigmoid gate (radix 1)"
         if op == "mul":
             return "weight each split" if radix > 1 else "gate channels"
-        if op == "sum" and shape[:1] == (channels,) and len(shape) == 3:
+        if op == "split_weighted_sum" or (op == "sum" and shape[:1] == (channels,) and len(shape) == 3):
             return "weighted sum of the splits"
     elif isinstance(layer, SqueezeExcite):
         return {"mean": "squeeze: global average pool", "sigmoid": "excitation gate",
                 "mul": "scale channels"}.get(op, "")
     elif isinstance(layer, SelectiveKernelConv):
-        return {"stack": "stack branches", "mul": "weight each branch",
-                "sum": "select: weighted sum of branches"}.get(op, "")
+        return {"stack": "stack branches", "mul": "weight each branch", "sum": "select: weighted sum of branches",
+                "split_weighted_sum": "select: weighted sum of branches"}.get(op, "")
     elif isinstance(layer, SelectiveKernelAttn):
         return {"mean": "global average pool", "sum": "fuse: sum of branches",
                 "softmax": "softmax across branches"}.get(op, "")

@@ -7,6 +7,7 @@ from .pooling import ZeroPadAvgPool2d
 from .selective_kernel import SelectiveKernelAttn, SelectiveKernelConv
 from .split_attn import SplitAttnConv2d, radix_softmax
 from .squeeze_excite import SqueezeExcite
+from .weighted_sum import split_weighted_sum
 
 __all__ = [
     "DropBlock2d",
@@ -19,4 +20,5 @@ __all__ = [
     "make_divisible",
     "radix_softmax",
     "set_drop_block_progress",
+    "split_weighted_sum",
 ]

@@ -6,6 +6,9 @@ import torch
 from torch import nn
 
 from .drop_block import DropBlock2d
+from .weighted_sum import split_weighted_sum
+
+torch.fx.wrap("split_weighted_sum")  # one step in torch.fx traces (see splitattn.inspect), not its internals
 
 
 class ConvBnAct(nn.Sequential):
@@ -93,4 +96,4 @@ class SelectiveKernelConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inputs = x.chunk(self.num_paths, dim=1) if self.split_input else [x] * self.num_paths
         paths = torch.stack([path(xi) for path, xi in zip(self.paths, inputs, strict=True)], dim=1)
-        return (paths * self.attn(paths)).sum(1)
+        return split_weighted_sum(paths, self.attn(paths))

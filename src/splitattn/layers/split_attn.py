@@ -6,6 +6,9 @@ import torch
 from torch import nn
 
 from .drop_block import DropBlock2d
+from .weighted_sum import split_weighted_sum
+
+torch.fx.wrap("split_weighted_sum")  # one step in torch.fx traces (see splitattn.inspect), not its internals
 
 
 def radix_softmax(logits: torch.Tensor, radix: int, cardinality: int) -> torch.Tensor:
@@ -109,4 +112,4 @@ class SplitAttnConv2d(nn.Module):
         if self.radix == 1:
             return x * attn.view(batch, self.out_channels, 1, 1)
         splits = x.view(batch, self.radix, self.out_channels, height, width)
-        return (splits * attn.view(batch, self.radix, self.out_channels, 1, 1)).sum(1)
+        return split_weighted_sum(splits, attn.view(batch, self.radix, self.out_channels, 1, 1))

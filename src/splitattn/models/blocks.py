@@ -138,12 +138,16 @@ class BasicBlock(nn.Module):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn2.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
+    def conv2_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch up to the last conv; deploy mode fuses that conv with the residual add."""
         out = self.conv1(x)
         if self.attn_kind != "sk":
             out = self.act1(self.drop_block1(self.bn1(out)))
-        out = self.drop_block2(self.bn2(self.conv2(out)))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.drop_block2(self.bn2(self.conv2(self.conv2_input(x))))
         if self.se is not None:
             out = self.se(torch.relu(out) if self.se_after_act else out)
         out = self.drop_path(out)
@@ -218,13 +222,17 @@ class Bottleneck(nn.Module):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
+    def conv3_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch up to the last conv; deploy mode fuses that conv with the residual add."""
         out = self.act1(self.drop_block1(self.bn1(self.conv1(x))))
         out = self.conv2(self.avd_first(out))
         if self.attn_kind not in ("sk", "splat"):
             out = self.act2(self.drop_block2(self.bn2(out)))
-        out = self.drop_block3(self.bn3(self.conv3(self.avd_last(out))))
+        return self.avd_last(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.drop_block3(self.bn3(self.conv3(self.conv3_input(x))))
         if self.se is not None:
             out = self.se(out)
         out = self.drop_path(out)

@@ -1,0 +1,92 @@
+"""Convolutions with weights pre-packed for oneDNN and the activation fused in.
+
+Eager PyTorch on CPU hands every convolution to oneDNN, which first reorders the weight into its
+blocked layout, on every call. For one image that reorder costs about as much as the arithmetic in
+the deep stages, where weights outnumber activations. ``PackedConv2d`` does the reorder once, when
+the model is deployed, and asks oneDNN to apply the ReLU (or the residual add and ReLU) in the
+same pass over the output, saving one read and write of every activation it touches. These are
+the same oneDNN kernels ``torch.compile`` emits for CPU convolutions after freezing, called here
+from eager mode.
+
+The packed weight is chosen for one input shape (the one seen when deploying). Other shapes still
+compute the right answer: oneDNN reorders again for them, at the cost the packing was meant to
+save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS = ("none", "relu")
+PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def onednn_unavailable_reason(device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why a model on ``device`` in ``dtype`` cannot use packed convs, or None if it can."""
+    if device.type != "cpu":
+        return f"oneDNN packing is for CPU models; this one is on {device.type}"
+    if dtype not in PACKABLE_DTYPES:
+        return f"oneDNN packing supports {[str(d) for d in PACKABLE_DTYPES]}, not {dtype}"
+    if not torch.backends.mkldnn.is_available():
+        return "this PyTorch build has no oneDNN (torch.backends.mkldnn.is_available() is False)"
+    if not hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
+        return "this PyTorch build lacks torch.ops.mkldnn._convolution_pointwise"
+    return None
+
+
+class PackedConv2d(nn.Module):
+    """An inference-only copy of an ``nn.Conv2d`` with its weight in oneDNN's layout.
+
+    ``activation="relu"`` computes ``relu(conv(x))`` in one kernel; :meth:`add_relu` computes
+    ``relu(conv(x) + residual)``, the end of a residual block. Only ``weight``/``bias`` are kept
+    (as buffers: nothing here trains), so the module cannot be moved to another device or dtype;
+    deploy again from the original model for that.
+    """
+
+    def __init__(self, conv: nn.Conv2d, input_size: Sequence[int], activation: str = "none") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError(
+                f"PackedConv2d needs explicit zero padding, got padding={conv.padding!r}, "
+                f"padding_mode={conv.padding_mode!r}"
+            )
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size = conv.kernel_size
+        self.padding = list(conv.padding)
+        self.stride = list(conv.stride)
+        self.dilation = list(conv.dilation)
+        self.groups = conv.groups
+        self.activation = activation
+        with torch.no_grad():
+            packed = torch.ops.mkldnn._reorder_convolution_weight(
+                conv.weight.detach(), self.padding, self.stride, self.dilation, self.groups, list(input_size)
+            )
+        self.register_buffer("weight", packed, persistent=False)
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
+            self.activation, [], "",
+        )  # fmt: skip
+
+    def add_relu(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``relu(conv(x) + residual)`` in one pass over the output; needs ``activation="none"``."""
+        if self.activation != "none":
+            raise ValueError("add_relu applies its own ReLU after the add; this conv already fuses one")
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, residual, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
+            "add", 1.0, "relu", [], "",
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={tuple(self.stride)}, "
+            f"padding={tuple(self.padding)}, dilation={tuple(self.dilation)}, groups={self.groups}, "
+            f"bias={self.bias is not None}, activation={self.activation!r}"
+        )
