@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from splitattn.bench import BenchConfig, environment, markdown_table, matmul_rate, run_config
+from splitattn.bench import BenchConfig, environment, markdown_table, roof_rate, roof_text, run_config
 
 HERE = Path(__file__).resolve().parent
 INFERENCE_MODELS = ("resnest50", "seresnet50", "skresnext50_32x4d")
@@ -44,7 +44,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     size = 64 if args.quick else 224
     repeats, train_repeats = (1, 1) if args.quick else (args.repeats, args.train_repeats)
-    roof = matmul_rate(torch.device("cpu"), repeats=10)
+    roof, probes = roof_rate(torch.device("cpu"), repeats=10)
     variants = ("eager", "deploy", "deploy+jit", *(("deploy+compile",) if args.compile else ()), "onnx")
     sections: dict[str, list] = {"inference": [], "training": [], "scaling": []}
     start = time.perf_counter()
@@ -53,27 +53,27 @@ def main() -> None:
             for batch in (1, 16):
                 config = BenchConfig(name, 2 if args.quick else batch, size)
                 sections["inference"] += run_config(config, "inference", variants, warmup=1, repeats=repeats,
-                                                    matmul_flops=roof)
-                print(markdown_table(sections["inference"][-len(variants) - 2:]), flush=True)
+                                                    roof_flops=roof)
+                print(markdown_table(sections["inference"][-len(variants) - 3:]), flush=True)
     if "training" not in args.skip:
         train_variants = ("train", "train+channels_last", "train+ckpt_stage", "train+ckpt_block")
         for name in TRAINING_MODELS:
             config = BenchConfig(name, 2 if args.quick else 16, size)
             sections["training"] += run_config(config, "training", train_variants, warmup=1,
-                                               repeats=train_repeats, matmul_flops=roof)
-            print(markdown_table(sections["training"][-len(train_variants) - 2:]), flush=True)
+                                               repeats=train_repeats, roof_flops=roof)
+            print(markdown_table(sections["training"][-len(train_variants) - 3:]), flush=True)
     if "scaling" not in args.skip:
         grid = [("resnest50d", r) for r in SCALING_RESOLUTIONS] + [(d, 224) for d in SCALING_DEPTHS]
         for name, resolution in grid[:2] if args.quick else grid:
             config = BenchConfig(name, 1, 64 if args.quick else resolution)
             sections["scaling"] += run_config(config, "inference", ("deploy",), warmup=1, repeats=max(1, repeats // 2),
-                                              references=False, memory=False, matmul_flops=roof)
-    env = environment(roof) | {"seconds": round(time.perf_counter() - start), "quick": args.quick}
+                                              references=False, memory=False, roof_flops=roof)
+    env = environment(roof, probes) | {"seconds": round(time.perf_counter() - start), "quick": args.quick}
     out = Path(args.out)
     json_rows = {key: [row.as_dict() for row in rows] for key, rows in sections.items()}
     out.with_suffix(".json").write_text(json.dumps({"environment": env, **json_rows}, indent=2) + "\n")
     lines = [f"torch {env['torch']}, {env['threads']} threads, {env['processor'] or env['machine']}, "
-             f"fp32 matmul roof {env['matmul_gflops']:.0f} GFLOP/s, {env['seconds']} s"]
+             f"fp32 roof {roof_text(env)}, {env['seconds']} s"]
     for key, rows in sections.items():
         if rows:
             lines += ["", f"### {key}", "", markdown_table(rows)]

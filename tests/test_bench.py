@@ -50,12 +50,14 @@ def test_reference_names():
 
 def test_run_config_inference_and_training_rows():
     config = BenchConfig("resnest14d", batch_size=1, img_size=32)
-    rows = run_config(config, "inference", ("eager", "deploy"), warmup=0, repeats=1, matmul_flops=1e11)
+    rows = run_config(config, "inference", ("eager", "deploy"), warmup=0, repeats=1, roof_flops=1e11)
     labels = [row.candidate for row in rows]
     assert labels[:2] == ["ours eager", "ours deploy"]
     if "timm" in labels:
         timm_row = rows[labels.index("timm")]
         assert timm_row.speedup_vs_timm == pytest.approx(1.0) and timm_row.mem_vs_timm == pytest.approx(1.0)
+        assert "timm channels_last" in labels, "timm runs in both layouts so 'x best timm' means something"
+        assert all(row.speedup_vs_best_timm <= row.speedup_vs_timm + 1e-9 for row in rows)
     assert all(row.gflops_per_image > 0 and row.roof_fraction > 0 for row in rows)
     with pytest.raises(ValueError, match="training needs batch_size >= 2"):
         run_config(config, "training", ("train",), references=False)
@@ -77,6 +79,8 @@ def test_bench_cli_writes_table_and_json(tmp_path, capsys):
     assert code == 0
     assert "ours deploy" in capsys.readouterr().out
     data = json.loads(out.read_text())
-    assert data["environment"]["matmul_gflops"] > 0 and data["rows"][0]["candidate"] == "ours deploy"
+    env = data["environment"]
+    assert env["roof_gflops"] == pytest.approx(max(env["roof_probes_gflops"].values()))
+    assert set(env["roof_probes_gflops"]) == {"matmul", "conv3x3"} and data["rows"][0]["candidate"] == "ours deploy"
     assert main(["bench", "resnet1000", "--repeats", "1"]) == 2
     assert "unknown model" in capsys.readouterr().err

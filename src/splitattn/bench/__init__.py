@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from .candidates import DTYPES, INFERENCE_VARIANTS, TRAINING_VARIANTS, BenchConfig
 from .memory import LiveTensorBytes, peak_memory
-from .report import environment, markdown_table, write_json
-from .roof import count_flops, matmul_rate
+from .report import environment, markdown_table, roof_text, write_json
+from .roof import count_flops, roof_probes, roof_rate
 from .runner import MODES, BenchRow, run_config
 from .timing import TimingSummary, interleaved_times
 
@@ -26,8 +26,10 @@ __all__ = [
     "environment",
     "interleaved_times",
     "markdown_table",
-    "matmul_rate",
     "peak_memory",
+    "roof_probes",
+    "roof_rate",
+    "roof_text",
     "run_config",
     "write_json",
 ]

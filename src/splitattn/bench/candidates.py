@@ -121,9 +121,29 @@ def inference_candidates(
             workdir = workdir or Path(tempfile.mkdtemp(prefix="splitattn-bench-"))
             candidates.append(_onnx_candidate(model, config, x, workdir))
     if references:
-        for label, build in reference_builders(config.model, state_dict=model.state_dict()).items():
-            ref = _prepare(build().eval(), config)
-            candidates.append(Candidate(label, _forward(ref, x), ref))
+        candidates += _reference_candidates(config, model.state_dict(), train=False, x=x)
+    return candidates
+
+
+def _reference_candidates(config: BenchConfig, state: dict, train: bool, x: torch.Tensor,
+                          target: torch.Tensor | None = None) -> list[Candidate]:
+    """Each installed reference as configured, plus timm in the other memory layout.
+
+    timm in both layouts lets the table say how we compare with the faster of the two, not only
+    with timm's default.
+    """
+    builders = reference_builders(config.model, state_dict=state)
+    layouts = [(label, build, None) for label, build in builders.items()]
+    if "timm" in builders:
+        other = torch.contiguous_format if config.channels_last else torch.channels_last
+        suffix = "contiguous" if config.channels_last else "channels_last"
+        layouts.append((f"timm {suffix}", builders["timm"], other))
+    candidates = []
+    for label, build, layout in layouts:
+        ref = _prepare(build().train(train), config, layout)
+        inputs = x.contiguous(memory_format=layout) if layout is not None else x
+        fn = _train_step(ref, inputs, target) if train else _forward(ref, inputs)
+        candidates.append(Candidate(label, fn, ref))
     return candidates
 
 
@@ -165,7 +185,5 @@ def training_candidates(config: BenchConfig, variants: tuple[str, ...], referenc
         inputs = x.contiguous(memory_format=layout) if layout is not None else x
         candidates.append(Candidate(f"ours {variant}", _train_step(model, inputs, target), model))
     if references:
-        for label, build in reference_builders(config.model, state_dict=state).items():
-            ref = _prepare(build().train(), config)
-            candidates.append(Candidate(label, _train_step(ref, x, target), ref))
+        candidates += _reference_candidates(config, state, train=True, x=x, target=target)
     return candidates

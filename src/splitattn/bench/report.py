@@ -21,6 +21,7 @@ COLUMNS = (
     ("median_ms", "median ms", "{:.1f}"),
     ("p90_ms", "p90 ms", "{:.1f}"),
     ("speedup_vs_timm", "x timm", "{:.2f}"),
+    ("speedup_vs_best_timm", "x best timm", "{:.2f}"),
     ("peak_mem_mb", "peak MiB", "{:.0f}"),
     ("mem_vs_timm", "mem x timm", "{:.2f}"),
     ("gflops_per_image", "GFLOP/img", "{:.2f}"),
@@ -28,7 +29,7 @@ COLUMNS = (
 )
 
 
-def environment(matmul_flops: float | None = None) -> dict:
+def environment(roof_flops: float | None = None, probe_flops: dict[str, float] | None = None) -> dict:
     """What the numbers were measured on, recorded next to them."""
     return {
         "torch": torch.__version__,
@@ -37,8 +38,15 @@ def environment(matmul_flops: float | None = None) -> dict:
         "processor": platform.processor() or None,
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "matmul_gflops": matmul_flops / 1e9 if matmul_flops else None,
+        "roof_gflops": roof_flops / 1e9 if roof_flops else None,
+        "roof_probes_gflops": {name: rate / 1e9 for name, rate in (probe_flops or {}).items()},
     }
+
+
+def roof_text(env: dict) -> str:
+    """``"412 GFLOP/s (matmul 205, conv3x3 412)"``: the roof and the probes it was taken from."""
+    probes = ", ".join(f"{name} {rate:.0f}" for name, rate in env["roof_probes_gflops"].items())
+    return f"{env['roof_gflops']:.0f} GFLOP/s ({probes})"
 
 
 def markdown_table(rows: Sequence[BenchRow]) -> str:

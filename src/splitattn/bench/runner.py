@@ -16,17 +16,21 @@ from .candidates import (
     training_candidates,
 )
 from .memory import peak_memory
-from .roof import count_flops, matmul_probe
+from .roof import count_flops, roof_probes
 from .timing import TimingSummary, interleaved_times
 
 MODES = ("inference", "training")
 BASELINE = "timm"
-ROOF_LABEL = "matmul roof"
+ROOF_PREFIX = "roof probe: "
 
 
 @dataclass
 class BenchRow:
-    """One candidate's numbers for one configuration; ratios are against the ``timm`` row."""
+    """One candidate's numbers for one configuration.
+
+    Ratios are against the ``timm`` row (timm as configured), and against the faster of timm's
+    two memory layouts (``speedup_vs_best_timm``).
+    """
 
     model: str
     mode: str
@@ -40,6 +44,7 @@ class BenchRow:
     p90_ms: float
     images_per_s: float
     speedup_vs_timm: float | None
+    speedup_vs_best_timm: float | None
     peak_mem_mb: float | None
     mem_vs_timm: float | None
     gflops_per_image: float
@@ -76,28 +81,28 @@ def run_config(
     repeats: int = 5,
     references: bool = True,
     memory: bool = True,
-    matmul_flops: float | None = None,
+    roof_flops: float | None = None,
 ) -> list[BenchRow]:
     """Benchmark ``config`` in ``mode``; one row per candidate.
 
-    ``matmul_flops`` (from ``roof.matmul_rate``) turns achieved FLOP rates into roof fractions.
+    ``roof_flops`` (from ``roof.roof_rate``) turns achieved FLOP rates into roof fractions.
     """
     device = torch.device(config.device)
     candidates = _candidates(config, mode, variants, references)
     fns = {c.label: c.fn for c in candidates}
-    if matmul_flops:
-        # The roof is re-measured in the same rounds as the models, so it sees the same machine
-        # load; the best of the up-front and interleaved measurements is used.
-        matmul, matmul_work = matmul_probe(device, config.torch_dtype)
-        fns[ROOF_LABEL] = matmul
+    probes = roof_probes(device, config.torch_dtype) if roof_flops else {}
+    # The roof probes run in the same rounds as the models, so they see the same machine load;
+    # the best of the up-front and interleaved measurements is the roof.
+    fns |= {ROOF_PREFIX + name: fn for name, (fn, _) in probes.items()}
     times = interleaved_times(fns, device, warmup, repeats)
-    if matmul_flops:
-        matmul_flops = max(matmul_flops, matmul_work / min(times.pop(ROOF_LABEL)))
+    for name, (_, work) in probes.items():
+        roof_flops = max(roof_flops, work / min(times.pop(ROOF_PREFIX + name)))
     peaks = {c.label: _peak_mb(c, device) for c in candidates} if memory else {}
     flop_model = create_model(config.model).to(device, config.torch_dtype).train(mode == "training")
     flops = count_flops(flop_model, config.example(), backward=mode == "training")
     summaries = {label: TimingSummary.of(seconds, config.batch_size) for label, seconds in times.items()}
     base = summaries.get(BASELINE)
+    best_timm = max((s.images_per_s for label, s in summaries.items() if label.startswith(BASELINE)), default=None)
     rows = []
     for label, summary in summaries.items():
         peak = peaks.get(label)
@@ -108,11 +113,12 @@ def run_config(
             device=config.device, median_ms=summary.median_ms, p90_ms=summary.p90_ms,
             images_per_s=summary.images_per_s,
             speedup_vs_timm=summary.images_per_s / base.images_per_s if base else None,
+            speedup_vs_best_timm=summary.images_per_s / best_timm if best_timm else None,
             peak_mem_mb=peak,
             mem_vs_timm=peak / peaks[BASELINE] if peak is not None and peaks.get(BASELINE) else None,
             gflops_per_image=flops / config.batch_size / 1e9,
-            roof_fraction=rate / matmul_flops if matmul_flops else None,
-            roof_gflops=matmul_flops / 1e9 if matmul_flops else None,
+            roof_fraction=rate / roof_flops if roof_flops else None,
+            roof_gflops=roof_flops / 1e9 if roof_flops else None,
         ))
     return rows
 

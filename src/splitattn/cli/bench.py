@@ -18,7 +18,8 @@ from ..bench import (
     BenchConfig,
     environment,
     markdown_table,
-    matmul_rate,
+    roof_rate,
+    roof_text,
     run_config,
     write_json,
 )
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    roof = matmul_rate(device, DTYPES[args.dtype])
+    roof, probes = roof_rate(device, DTYPES[args.dtype])
     rows = []
     for name in args.models:
         for mode in args.mode:
@@ -74,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
                     config = BenchConfig(name, batch, size, args.dtype, args.channels_last, args.device)
                     rows += run_config(config, mode, _split_variants(args.variants, mode), args.warmup,
                                        args.repeats, not args.no_references, not args.no_memory, roof)
-    env = environment(roof)
+    env = environment(roof, probes)
     print(f"torch {env['torch']}, {env['threads']} threads, {env['cuda'] or env['processor'] or env['machine']}, "
-          f"matmul roof {env['matmul_gflops']:.0f} GFLOP/s ({args.dtype}); peak memory counts tensor bytes")
+          f"roof {roof_text(env)} ({args.dtype}); peak memory counts tensor bytes")
     print(markdown_table(rows))
     if args.json:
         print(f"wrote {write_json(rows, args.json, env)}")
