@@ -125,7 +125,7 @@ def describe_step(layer: nn.Module, op: str, out: torch.Tensor) -> str:
         is_map = len(shape) == 4 and shape[2:] != (1, 1)  # not the (radix, C, 1, 1) weights
         if op in ("view", "reshape") and is_map and shape[:2] == (radix, channels) and radix > 1:
             return f"split: {radix} splits of {channels} channels"
-        if op == "mean":
+        if op in ("mean", "spatial_mean"):
             return "global average pool"
         if op == "sum" and math.prod(shape) == channels and (len(shape) == 1 or shape[1:] == (1, 1)):
             return f"pooled sum of the {radix} splits" if radix > 1 else "pooled descriptor"
@@ -138,13 +138,14 @@ def describe_step(layer: nn.Module, op: str, out: torch.Tensor) -> str:
         if op == "split_weighted_sum" or (op == "sum" and shape[:1] == (channels,) and len(shape) == 3):
             return "weighted sum of the splits"
     elif isinstance(layer, SqueezeExcite):
-        return {"mean": "squeeze: global average pool", "sigmoid": "excitation gate",
+        return {"mean": "squeeze: global average pool", "spatial_mean": "squeeze: global average pool",
+                "sigmoid": "excitation gate",
                 "mul": "scale channels"}.get(op, "")
     elif isinstance(layer, SelectiveKernelConv):
         return {"stack": "stack branches", "mul": "weight each branch", "sum": "select: weighted sum of branches",
                 "split_weighted_sum": "select: weighted sum of branches"}.get(op, "")
     elif isinstance(layer, SelectiveKernelAttn):
-        return {"mean": "global average pool", "sum": "fuse: sum of branches",
+        return {"mean": "global average pool", "spatial_mean": "global average pool", "sum": "fuse: sum of branches",
                 "softmax": "softmax across branches"}.get(op, "")
     elif isinstance(layer, (Bottleneck, BasicBlock)) and op in ("add", "iadd"):
         return "residual add"

@@ -3,7 +3,7 @@
 from .drop_block import DropBlock2d, set_drop_block_progress
 from .drop_path import DropPath
 from .helpers import make_divisible
-from .pooling import ZeroPadAvgPool2d
+from .pooling import ZeroPadAvgPool2d, spatial_mean
 from .selective_kernel import SelectiveKernelAttn, SelectiveKernelConv
 from .split_attn import SplitAttnConv2d, radix_softmax
 from .squeeze_excite import SqueezeExcite
@@ -20,5 +20,6 @@ __all__ = [
     "make_divisible",
     "radix_softmax",
     "set_drop_block_progress",
+    "spatial_mean",
     "split_weighted_sum",
 ]

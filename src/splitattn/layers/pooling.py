@@ -1,10 +1,21 @@
-"""Pooling variants that published weight sets were trained with."""
+"""Pooling: the global average pool of the attention layers, and variants published weights need."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def spatial_mean(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+    """Mean over the last two (spatial) dimensions.
+
+    The same value as ``x.mean((-2, -1))``, but the backward differs: the gradient of a sum is a
+    broadcast view of the small pooled gradient, while ``mean``'s backward writes a full-size
+    tensor (the broadcast divided by H x W). Every attention layer pools its whole feature map, so
+    that is one full write fewer per layer and training step.
+    """
+    return x.sum((-2, -1), keepdim=keepdim) / (x.shape[-2] * x.shape[-1])
 
 
 class ZeroPadAvgPool2d(nn.Module):

@@ -6,9 +6,12 @@ import torch
 from torch import nn
 
 from .drop_block import DropBlock2d
+from .pooling import spatial_mean
 from .weighted_sum import split_weighted_sum
 
-torch.fx.wrap("split_weighted_sum")  # one step in torch.fx traces (see splitattn.inspect), not its internals
+# One step each in torch.fx traces (see splitattn.inspect), not their internals.
+torch.fx.wrap("spatial_mean")
+torch.fx.wrap("split_weighted_sum")
 
 
 class ConvBnAct(nn.Sequential):
@@ -47,7 +50,7 @@ class SelectiveKernelAttn(nn.Module):
     def forward(self, paths: torch.Tensor) -> torch.Tensor:
         """``paths`` is ``(B, M, C, H, W)``; returns branch weights ``(B, M, C, 1, 1)``."""
         batch, num_paths, channels = paths.shape[:3]
-        pooled = paths.mean((3, 4)).sum(1).view(batch, channels, 1, 1)
+        pooled = spatial_mean(paths).sum(1).view(batch, channels, 1, 1)
         logits = self.fc_select(self.act(self.bn(self.fc_reduce(pooled))))
         return logits.view(batch, num_paths, channels, 1, 1).softmax(dim=1)
 

@@ -6,9 +6,12 @@ import torch
 from torch import nn
 
 from .drop_block import DropBlock2d
+from .pooling import spatial_mean
 from .weighted_sum import split_weighted_sum
 
-torch.fx.wrap("split_weighted_sum")  # one step in torch.fx traces (see splitattn.inspect), not its internals
+# One step each in torch.fx traces (see splitattn.inspect), not their internals.
+torch.fx.wrap("spatial_mean")
+torch.fx.wrap("split_weighted_sum")
 
 
 def radix_softmax(logits: torch.Tensor, radix: int, cardinality: int) -> torch.Tensor:
@@ -101,7 +104,7 @@ class SplitAttnConv2d(nn.Module):
         materialising a ``(B, C, H, W)`` sum.
         """
         batch = x.shape[0]
-        pooled = x.mean((2, 3)).view(batch, self.radix, self.out_channels).sum(1)
+        pooled = spatial_mean(x).view(batch, self.radix, self.out_channels).sum(1)
         hidden = self.act1(self.bn1(self.fc1(pooled.view(batch, self.out_channels, 1, 1))))
         return radix_softmax(self.fc2(hidden).flatten(1), self.radix, self.cardinality)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .pooling import spatial_mean
+
+torch.fx.wrap("spatial_mean")  # one step in torch.fx traces (see splitattn.inspect), not its internals
+
 
 class SqueezeExcite(nn.Module):
     """Rescale each channel by a gate computed from the globally pooled feature map.
@@ -24,7 +28,7 @@ class SqueezeExcite(nn.Module):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate ``(B, C, 1, 1)``, in (0, 1)."""
-        return torch.sigmoid(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
+        return torch.sigmoid(self.fc2(self.act(self.fc1(spatial_mean(x, keepdim=True)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.attention(x)
