@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -125,6 +127,19 @@ def test_fused_blocks_keep_the_relu_after_the_residual_add():
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert relative_error(deployed(x), model(x)) < TOLERANCE
+
+
+def test_packed_model_copies_and_refuses_to_change_device_or_dtype():
+    torch.manual_seed(0)
+    model = randomize_bns_(splitattn.create_model("resnest14d", num_classes=4, zero_init_last=False))
+    deployed = deploy(model)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+        assert relative_error(copy.deepcopy(deployed)(x), expected) < TOLERANCE
+        assert relative_error(deployed.to("cpu").float()(x), expected) < TOLERANCE  # no-op moves are fine
+    with pytest.raises(ValueError, match=r"cannot move to cpu torch\.float16; move the original model"):
+        deployed.half()
 
 
 def test_fuse_option_and_its_errors():

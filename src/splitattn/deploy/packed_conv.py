@@ -15,7 +15,9 @@ save.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,9 +43,10 @@ class PackedConv2d(nn.Module):
     """An inference-only copy of an ``nn.Conv2d`` with its weight in oneDNN's layout.
 
     ``activation="relu"`` computes ``relu(conv(x))`` in one kernel; :meth:`add_relu` computes
-    ``relu(conv(x) + residual)``, the end of a residual block. Only ``weight``/``bias`` are kept
-    (as buffers: nothing here trains), so the module cannot be moved to another device or dtype;
-    deploy again from the original model for that.
+    ``relu(conv(x) + residual)``, the end of a residual block. ``weight`` and ``bias`` are
+    non-persistent buffers: nothing here trains, and oneDNN's opaque tensors cannot be saved, so a
+    deployed model's ``state_dict`` leaves them out (save the original model; deploy after loading).
+    For the same reason the module cannot change device or dtype: deploy again for that.
     """
 
     def __init__(self, conv: nn.Conv2d, input_size: Sequence[int], activation: str = "none") -> None:
@@ -68,6 +71,28 @@ class PackedConv2d(nn.Module):
             )
         self.register_buffer("weight", packed, persistent=False)
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone(), persistent=False)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> PackedConv2d:
+        # Module.to/.half/.cuda land here. A packed weight has no strides to change, so only a move
+        # to another device or dtype matters, and that is not possible: say so instead of failing
+        # deep inside oneDNN.
+        probe = torch.zeros(1, 1, 1, 1, dtype=self.weight.dtype)
+        moved = fn(probe)
+        if (moved.device, moved.dtype) != (probe.device, probe.dtype):
+            raise ValueError(
+                f"this deployed model holds oneDNN-packed {self.weight.dtype} CPU convolutions and cannot move to "
+                f"{moved.device.type} {moved.dtype}; move the original model, then call splitattn.deploy on it"
+            )
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PackedConv2d:
+        # The default deepcopy reads tensor storage, which oneDNN's opaque tensors do not expose.
+        clone = self.__class__.__new__(self.__class__)
+        memo[id(self)] = clone
+        memo[id(self.weight)] = self.weight.clone()
+        for key, value in self.__dict__.items():
+            clone.__dict__[key] = copy.deepcopy(value, memo)
+        return clone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._convolution_pointwise(
