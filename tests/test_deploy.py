@@ -148,7 +148,7 @@ def test_fuse_option_and_its_errors():
     assert any(type(m) is nn.Conv2d for m in plain.modules()) and not hasattr(plain, "deploy_fusions")
     with pytest.raises(ValueError, match="fuse must be one of"):
         deploy(model, fuse="mkldnn")
-    with pytest.raises(ValueError, match="cannot be traced by TorchScript"):
+    with pytest.raises(ValueError, match="compilers cannot trace oneDNN's packed weights"):
         deploy(model, fuse="onednn", compile="jit", example_input=torch.randn(1, 3, 32, 32))
     with pytest.raises(ValueError, match=r"not possible: oneDNN packing supports .* not torch\.float64"):
         deploy(model.double(), fuse="onednn")
@@ -202,11 +202,17 @@ def test_deploy_backbone_returns_the_same_feature_maps():
         assert [m.shape for m in deployed(x)] == [m.shape for m in backbone(x)]
 
 
-def test_deploy_with_torch_compile_matches_eval_mode():
-    """Inductor compiles the attention arithmetic around the packed oneDNN convs."""
+def test_deploy_with_torch_compile_freezes_packs_and_matches_eval_mode():
+    from torch._dynamo.utils import counters
+
     torch.manual_seed(0)
     model = randomize_bns_(splitattn.create_model("resnest14d", zero_init_last=False))
     x = torch.randn(1, 3, 32, 32)
     compiled = deploy(model, example_input=x, compile="inductor")
+    counters.clear()
     with torch.no_grad():
         assert relative_error(compiled(x), model(x)) < TOLERANCE
+    # inductor packed the convs for oneDNN itself, so freezing was really on while it compiled
+    assert counters["inductor"]["mkldnn_conv_weight_pack_matcher_count"] == 27
+    assert compiled.deploy_memory_format == torch.contiguous_format
+    assert list(compiled.state_dict()) == [f"model.{key}" for key in compiled.model.state_dict()]

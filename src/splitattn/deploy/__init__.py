@@ -19,6 +19,7 @@ from torch import nn
 
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
 from .fuse import pack_and_fuse
+from .inductor import FrozenInductorModel
 from .memory_format import MEMORY_FORMATS, resolve_memory_format
 from .packed_conv import PackedConv2d, onednn_unavailable_reason
 from .strip import strip_training_modules
@@ -53,9 +54,7 @@ def _compile(model: nn.Module, mode: str | None, example: torch.Tensor | None) -
     if mode is None:
         return model
     if mode == "inductor":
-        # On CPU the convs are already packed and fused (fuse="onednn"); inductor compiles the
-        # attention arithmetic between them and calls the packed convs as they are.
-        return torch.compile(model)
+        return FrozenInductorModel(model)
     if example is None:
         raise ValueError("compile='jit' traces the model and needs an example input (example_input=...)")
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -70,14 +69,15 @@ def _use_onednn(model: nn.Module, fuse: str, compile: str | None) -> bool:
     param = next(model.parameters())
     reason = onednn_unavailable_reason(param.device, param.dtype)
     if fuse == "onednn":
-        if compile == "jit":
+        if compile is not None:
             raise ValueError(
-                "fuse='onednn' cannot be traced by TorchScript; compile='jit' does its own fusion (use fuse='none')"
+                f"fuse='onednn' is for eager mode: compilers cannot trace oneDNN's packed weights, and "
+                f"compile={compile!r} packs and fuses by itself (use fuse='none' or 'auto')"
             )
         if reason is not None:
             raise ValueError(f"fuse='onednn' is not possible: {reason}")
         return True
-    return compile != "jit" and reason is None
+    return compile is None and reason is None
 
 
 def _default_example(model: nn.Module, batch_size: int) -> torch.Tensor:
@@ -110,12 +110,13 @@ def deploy(
             or ``"contiguous"``.
         example_input: a representative batch; when given, the deployed outputs are checked
             against eval mode and a ValueError is raised beyond 1e-4 relative.
-        compile: None (eager), ``"inductor"`` (``torch.compile``) or ``"jit"`` (trace, freeze and
-            ``torch.jit.optimize_for_inference``, which also fuses conv + ReLU through oneDNN).
+        compile: None (eager), ``"inductor"`` (``torch.compile`` with weight freezing, which packs
+            and fuses the convs itself and compiles the rest) or ``"jit"`` (trace, freeze and
+            ``torch.jit.optimize_for_inference``, which fuses conv + ReLU through oneDNN).
         fuse: ``"onednn"`` packs every conv's weight for oneDNN once and fuses the ReLUs and
             residual adds into the convs (CPU, float32 or bfloat16); ``"none"`` keeps standard
-            ``nn.Conv2d`` modules, which exporters and TorchScript need; ``"auto"`` is ``"onednn"``
-            when the model qualifies and ``compile`` is not ``"jit"``, else ``"none"``. The packed
+            ``nn.Conv2d`` modules, which exporters and compilers need; ``"auto"`` is ``"onednn"``
+            when the model qualifies and ``compile`` is None, else ``"none"``. The packed
             weights are chosen for ``example_input``'s shape, or ``(batch_size, in_chans, 224, 224)``;
             other shapes still work, a little slower.
     """

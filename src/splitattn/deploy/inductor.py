@@ -1,0 +1,39 @@
+"""``torch.compile`` for a deployed model, with inductor's freezing switched on where it must be.
+
+Freezing lets inductor treat the weights as constants: on CPU it then packs every conv weight for
+oneDNN and fuses the ReLU or residual add after it, as the eager ``fuse="onednn"`` path does by
+hand, and compiles the attention arithmetic in between. The switch is a global inductor setting,
+and it has to be on while dynamo traces the model as well as while inductor compiles it (passing
+it through ``torch.compile(options=...)`` reaches inductor only, and nothing gets packed). So the
+compiled model is called inside ``inductor.config.patch(freezing=True)``, which leaves the
+setting as it was for everyone else. Freezing applies to inference (no autograd); with autograd
+on, the same compiled model runs unfrozen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class FrozenInductorModel(nn.Module):
+    """``torch.compile(model)`` that compiles with inductor's weight freezing."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model  # the parameters, state_dict and attributes users look for
+        object.__setattr__(self, "_compiled", torch.compile(model))  # not a submodule: no duplicate parameters
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.model, name)  # deploy_memory_format, num_classes, ...
