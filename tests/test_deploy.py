@@ -73,6 +73,7 @@ def test_fold_rejects_mismatched_or_statless_layers():
         ("resnest14d", {"output_stride": 8}),    # dilated split-attention convs
         ("resnest14d", {"attn_args": {"radix": 1}, "avd_first": True}),  # radix 1: sigmoid gate
         ("seresnet18", {}),
+        ("seresnext26d_32x4d", {}),              # SE bottlenecks: gate and shortcut add in one addcmul
         ("legacy_seresnet18", {"cardinality": 1}),  # original SENet layout: ceil pool, SE after ReLU
         ("skresnet18", {}),                      # SK branches (dilated) and SK attention BN
         ("resnet50d", {}),                       # plain bottlenecks, deep stem, avg-pool shortcut
@@ -216,3 +217,14 @@ def test_deploy_with_torch_compile_freezes_packs_and_matches_eval_mode():
     assert counters["inductor"]["mkldnn_conv_weight_pack_matcher_count"] == 27
     assert compiled.deploy_memory_format == torch.contiguous_format
     assert list(compiled.state_dict()) == [f"model.{key}" for key in compiled.model.state_dict()]
+
+
+def test_se_bottlenecks_gate_and_add_in_one_step():
+    torch.manual_seed(0)
+    model = randomize_bns_(splitattn.create_model("seresnext26d_32x4d", zero_init_last=False))
+    deployed = deploy(model)
+    fused = [m for m in deployed.modules() if type(m).__name__ == "FusedSEBottleneck"]
+    assert len(fused) == deployed.deploy_fusions["residual_fused"] == 8
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert relative_error(deployed(x), model(x)) < TOLERANCE

@@ -5,7 +5,8 @@ its ReLU there are only identities left. Which ReLU follows which conv is stated
 module type below, never guessed from registration order: a block's last ReLU comes after the
 residual add, and fusing it into the conv before the add would change the function. Residual
 blocks whose branch ends in a plain conv (no SE gate, no stochastic depth) take the add and the
-final ReLU into that conv too, through a subclass whose forward calls ``add_relu``.
+final ReLU into that conv too, through a subclass whose forward calls ``add_relu``; SE bottlenecks
+apply their gate and the add in one ``addcmul``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ class FusedBottleneck(Bottleneck):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.conv3.add_relu(self.conv3_input(x), shortcut)
+
+
+class FusedSEBottleneck(Bottleneck):
+    """A deployed SE Bottleneck: gate, shortcut add and ReLU in two passes (addcmul, in-place ReLU)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.conv3(self.conv3_input(x))
+        return torch.addcmul(shortcut, out, self.se.attention(out)).relu_()
 
 
 class FusedBasicBlock(BasicBlock):
@@ -99,15 +109,18 @@ def _record_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[int, li
     return sizes
 
 
-def _residual_fusable(block: nn.Module) -> bool:
+def _fused_class(block: nn.Module) -> type[nn.Module] | None:
+    """The fused subclass for a block whose branch ends in a packed conv (then maybe SE), or None."""
     if type(block) is Bottleneck:
         last, between = block.conv3, ("bn3", "drop_block3", "drop_path")
-    elif type(block) is BasicBlock:
+        fused = FusedBottleneck if block.se is None else FusedSEBottleneck
+    elif type(block) is BasicBlock and block.se is None:
         last, between = block.conv2, ("bn2", "drop_block2", "drop_path")
+        fused = FusedBasicBlock
     else:
-        return False
-    plain_end = block.se is None and _is_identity(block, between)
-    return plain_end and isinstance(last, PackedConv2d) and last.activation == "none"
+        return None
+    plain_end = _is_identity(block, between) and isinstance(last, PackedConv2d) and last.activation == "none"
+    return fused if plain_end else None
 
 
 def pack_and_fuse(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
@@ -130,7 +143,7 @@ def pack_and_fuse(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
                 setattr(fused[0], fused[1], nn.Identity())
                 counts["relu_fused"] += 1
     for block in model.modules():
-        if _residual_fusable(block):
-            block.__class__ = FusedBottleneck if isinstance(block, Bottleneck) else FusedBasicBlock
+        if (fused_class := _fused_class(block)) is not None:
+            block.__class__ = fused_class
             counts["residual_fused"] += 1
     return counts
