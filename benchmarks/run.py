@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from summary import summary  # benchmarks/summary.py: the README's condensed tables
 
 from splitattn.bench import BenchConfig, environment, markdown_table, roof_rate, roof_text, run_config
 
@@ -73,7 +74,8 @@ def main() -> None:
     json_rows = {key: [row.as_dict() for row in rows] for key, rows in sections.items()}
     out.with_suffix(".json").write_text(json.dumps({"environment": env, **json_rows}, indent=2) + "\n")
     lines = [f"torch {env['torch']}, {env['threads']} threads, {env['processor'] or env['machine']}, "
-             f"fp32 roof {roof_text(env)}, {env['seconds']} s"]
+             f"fp32 roof {roof_text(env)}, {env['seconds']} s", "", summary({"environment": env, **json_rows}), "",
+             "## All rows"]
     for key, rows in sections.items():
         if rows:
             lines += ["", f"### {key}", "", markdown_table(rows)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,3 +86,19 @@ def test_bench_cli_writes_table_and_json(tmp_path, capsys):
     assert set(env["roof_probes_gflops"]) == {"matmul", "conv3x3"} and data["rows"][0]["candidate"] == "ours deploy"
     assert main(["bench", "resnet1000", "--repeats", "1"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_benchmark_summary_tables_condense_the_rows():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from summary import summary
+    finally:
+        sys.path.pop(0)
+    config = BenchConfig("resnest14d", batch_size=1, img_size=32)
+    rows = run_config(config, "inference", ("eager", "deploy"), warmup=0, repeats=1, roof_flops=1e11, memory=False)
+    env = {"roof_probes_gflops": {"matmul": 50.0, "conv3x3": 100.0}}
+    text = summary({"environment": env, "inference": [row.as_dict() for row in rows]})
+    line = next(line for line in text.splitlines() if line.startswith("| resnest14d | 1 |"))
+    deploy = rows[[row.candidate for row in rows].index("ours deploy")]
+    assert f"{deploy.speedup_vs_timm:.2f}x / {deploy.speedup_vs_best_timm:.2f}x" in line
+    assert f"{deploy.roof_fraction:.0%} ({deploy.roof_fraction * deploy.roof_gflops / 50:.0%} of matmul)" in line

@@ -1,0 +1,101 @@
+"""The README's condensed speed tables, from a results file: ``python benchmarks/summary.py [results.json]``.
+
+``run.py`` writes every row; these tables keep the ratios a reader compares (ours against timm in
+timm's default layout and against the faster of timm's two layouts) and the roof fractions against
+both probes, so the README can be regenerated rather than retyped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+INFERENCE_COLUMNS = ("ours eager", "ours deploy", "ours deploy+compile", "ours deploy+jit", "onnx", "official")
+TRAINING_COLUMNS = ("ours train", "ours train+channels_last", "ours train+ckpt_stage", "ours train+ckpt_block",
+                    "official")
+
+
+def _ratio(row: dict | None, key: str) -> str:
+    return "-" if row is None or row.get(key) is None else f"{row[key]:.2f}x"
+
+
+def _pair(row: dict | None) -> str:
+    """``"1.64x / 1.52x"``: against timm as it comes, and against the faster timm layout."""
+    if row is None:
+        return "-"
+    return f"{_ratio(row, 'speedup_vs_timm')} / {_ratio(row, 'speedup_vs_best_timm')}"
+
+
+def _groups(rows: Sequence[dict]) -> dict[tuple[str, int], dict[str, dict]]:
+    groups: dict[tuple[str, int], dict[str, dict]] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["batch_size"]), {})[row["candidate"]] = row
+    return groups
+
+
+def _roof(row: dict, env: dict) -> str:
+    rate = row["roof_fraction"] * row["roof_gflops"]
+    matmul = env["roof_probes_gflops"].get("matmul")
+    return f"{row['roof_fraction']:.0%}" + (f" ({rate / matmul:.0%} of matmul)" if matmul else "")
+
+
+def inference_table(rows: Sequence[dict], env: dict) -> str:
+    head = ["model", "batch", "timm img/s", "timm channels-last", *INFERENCE_COLUMNS, "roof of deploy"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (model, batch), group in _groups(rows).items():
+        timm, timm_cl = group.get("timm"), group.get("timm channels_last")
+        cells = [model, str(batch), f"{timm['images_per_s']:.1f}" if timm else "-", _ratio(timm_cl, "speedup_vs_timm")]
+        cells += [_pair(group.get(label)) for label in INFERENCE_COLUMNS]
+        cells.append(_roof(group["ours deploy"], env) if "ours deploy" in group else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def training_table(rows: Sequence[dict]) -> str:
+    head = ["model", "timm img/s", "timm peak MiB", "timm channels-last", *TRAINING_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (model, _), group in _groups(rows).items():
+        timm, timm_cl = group.get("timm"), group.get("timm channels_last")
+        cells = [model, f"{timm['images_per_s']:.1f}" if timm else "-",
+                 f"{timm['peak_mem_mb']:.0f}" if timm and timm["peak_mem_mb"] else "-",
+                 _ratio(timm_cl, "speedup_vs_timm")]
+        for label in TRAINING_COLUMNS:
+            row = group.get(label)
+            cells.append("-" if row is None else f"{_pair(row)}, mem {_ratio(row, 'mem_vs_timm')}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scaling_table(rows: Sequence[dict]) -> str:
+    lines = ["| model | px | GFLOPs / image | images/s | ms | roof |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['img_size']} | {row['gflops_per_image']:.1f} | "
+                     f"{row['images_per_s']:.1f} | {row['median_ms']:.0f} | {row['roof_fraction']:.0%} |")
+    return "\n".join(lines)
+
+
+def summary(results: dict) -> str:
+    env = results["environment"]
+    parts = []
+    if results.get("inference"):
+        parts += ["Inference (each cell: x timm / x the faster timm layout):", "",
+                  inference_table(results["inference"], env)]
+    if results.get("training"):
+        parts += ["", "Training step (x timm / x the faster timm layout, and peak memory x timm):", "",
+                  training_table(results["training"])]
+    if results.get("scaling"):
+        parts += ["", "Scaling (deploy mode, batch 1):", "", scaling_table(results["scaling"])]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    path = Path(argv[0]) if argv else HERE / "results.json"
+    print(summary(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()
