@@ -16,6 +16,7 @@ import argparse
 import yaml
 
 from ..detection.train import ARCHITECTURES, DetectionConfig, train_detector
+from .recipe_args import add_recipe_arguments, recipe_arguments
 
 HELP = "fine-tune Faster/Mask R-CNN with a ResNeSt, SE or SK backbone on COCO-format data"
 
@@ -26,25 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-annotations", help="COCO JSON to evaluate on (mAP)")
     parser.add_argument("--val-images", help="folder of the validation images (default: --images)")
     parser.add_argument("--architecture", default="fasterrcnn", choices=sorted(ARCHITECTURES))
-    parser.add_argument("--backbone", default="resnest50", help="zoo name (default resnest50)")
-    parser.add_argument("--pretrained-backbone", help="'published' or a classification checkpoint path / URL")
     parser.add_argument("--trainable-layers", type=int, help="backbone stages that train, 0..5")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--optimizer", default="sgd", choices=("sgd", "adamw"))
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--warmup-steps", type=int, default=100)
     parser.add_argument("--min-size", type=int, default=800, help="shorter image side inside the model")
     parser.add_argument("--max-size", type=int, default=1333, help="longest image side inside the model")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="any other fasterrcnn/maskrcnn argument, value in YAML (repeatable)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    parser.add_argument("--amp", action="store_true", help="mixed precision")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="data loading processes")
-    parser.add_argument("--output", default="runs/detection", help="run directory")
-    parser.add_argument("--log-every", type=int, default=20)
+    add_recipe_arguments(parser, DetectionConfig, output="runs/detection")
 
 
 def parse_model_args(pairs: list[str]) -> dict:
@@ -64,11 +52,8 @@ def parse_model_args(pairs: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     config = DetectionConfig(
         annotations=args.annotations, images=args.images, val_annotations=args.val_annotations,
-        val_images=args.val_images, architecture=args.architecture, backbone=args.backbone,
-        pretrained_backbone=args.pretrained_backbone, trainable_layers=args.trainable_layers, steps=args.steps,
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps, min_size=args.min_size, max_size=args.max_size,
-        model_args=parse_model_args(args.model_arg), device=args.device, amp=args.amp, seed=args.seed,
-        workers=args.workers, output=args.output, log_every=args.log_every)
+        val_images=args.val_images, architecture=args.architecture, trainable_layers=args.trainable_layers,
+        min_size=args.min_size, max_size=args.max_size, model_args=parse_model_args(args.model_arg),
+        **recipe_arguments(args))
     train_detector(config)
     return 0

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..dense.loop import FitResult, build_optimizer, build_scheduler, fit
+from ..dense.recipe import DenseRecipe
 from ..training.checkpoint import save_checkpoint
 from ..training.runtime import seed_everything, select_device
 from .dataset import CocoDetectionDataset, collate_detection, train_transform
@@ -27,7 +28,7 @@ ARCHITECTURES = {"fasterrcnn": fasterrcnn, "maskrcnn": maskrcnn}
 
 
 @dataclass
-class DetectionConfig:
+class DetectionConfig(DenseRecipe):
     """Everything a run depends on; saved in the checkpoint so the model can be rebuilt."""
 
     annotations: str
@@ -35,24 +36,10 @@ class DetectionConfig:
     val_annotations: str | None = None
     val_images: str | None = None
     architecture: str = "fasterrcnn"
-    backbone: str = "resnest50"
-    pretrained_backbone: str | None = None  # "published", or a path / URL
     trainable_layers: int | None = None
-    steps: int = 1000
-    batch_size: int = 4
-    optimizer: str = "sgd"
-    lr: float = 0.02
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
     min_size: int = 800
     max_size: int = 1333
     model_args: dict[str, Any] = field(default_factory=dict)  # any other fasterrcnn / maskrcnn argument
-    device: str = "auto"
-    amp: bool = False
-    seed: int = 0
-    workers: int = 2
-    output: str | None = None
-    log_every: int = 20
 
 
 @dataclass

@@ -8,7 +8,7 @@ data at the end, and the final weights saved atomically with the config that reb
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..dense.loop import FitResult, build_optimizer, build_scheduler, fit
+from ..dense.recipe import DenseRecipe
 from ..models import get_model_entry
 from ..training.checkpoint import save_checkpoint
 from ..training.runtime import seed_everything, select_device
@@ -28,7 +29,7 @@ AUX_WEIGHT = 0.5
 
 
 @dataclass
-class SegmentationConfig:
+class SegmentationConfig(DenseRecipe):
     """Everything a run depends on; saved in the checkpoint so the model can be rebuilt.
 
     Data: ``images`` with either ``masks`` (a label-mask folder) or ``annotations`` (COCO JSON);
@@ -42,23 +43,11 @@ class SegmentationConfig:
     val_masks: str | None = None
     val_annotations: str | None = None
     num_classes: int | None = None  # counted from the masks / categories when not given
-    backbone: str = "resnest50"
-    pretrained_backbone: str | None = None  # "published", or a path / URL
     output_stride: int = 8
     aux_loss: bool = False
     image_size: int = 512
-    steps: int = 1000
-    batch_size: int = 8
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    device: str = "auto"
-    amp: bool = False
-    seed: int = 0
-    workers: int = 2
-    output: str | None = None
-    log_every: int = 20
+    batch_size: int = field(default=8, kw_only=True)
+    lr: float = field(default=0.01, kw_only=True)
 
 
 @dataclass
