@@ -141,6 +141,9 @@ def test_packed_model_copies_and_refuses_to_change_device_or_dtype():
         assert relative_error(deployed.to("cpu").float()(x), expected) < TOLERANCE  # no-op moves are fine
     with pytest.raises(ValueError, match=r"cannot move to cpu torch\.float16; move the original model"):
         deployed.half()
+    with pytest.raises(RuntimeError, match=r"conv1\.0 holds a oneDNN-packed weight, which cannot be saved"):
+        deployed.state_dict()
+    assert "conv1.0.weight" in deploy(model, fuse="none").state_dict()
 
 
 def test_fuse_option_and_its_errors():

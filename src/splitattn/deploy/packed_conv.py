@@ -43,10 +43,10 @@ class PackedConv2d(nn.Module):
     """An inference-only copy of an ``nn.Conv2d`` with its weight in oneDNN's layout.
 
     ``activation="relu"`` computes ``relu(conv(x))`` in one kernel; :meth:`add_relu` computes
-    ``relu(conv(x) + residual)``, the end of a residual block. ``weight`` and ``bias`` are
-    non-persistent buffers: nothing here trains, and oneDNN's opaque tensors cannot be saved, so a
-    deployed model's ``state_dict`` leaves them out (save the original model; deploy after loading).
-    For the same reason the module cannot change device or dtype: deploy again for that.
+    ``relu(conv(x) + residual)``, the end of a residual block. oneDNN's packed tensors are opaque:
+    they cannot be saved, so ``state_dict()`` raises instead of quietly leaving the convs out (save
+    the original model and deploy after loading), and the module cannot change device or dtype
+    (deploy again for that).
     """
 
     def __init__(self, conv: nn.Conv2d, input_size: Sequence[int], activation: str = "none") -> None:
@@ -84,6 +84,12 @@ class PackedConv2d(nn.Module):
                 f"{moved.device.type} {moved.dtype}; move the original model, then call splitattn.deploy on it"
             )
         return self
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        raise RuntimeError(
+            f"{prefix.rstrip('.') or 'this conv'} holds a oneDNN-packed weight, which cannot be saved: save the "
+            "model before splitattn.deploy (and deploy after loading it), or deploy with fuse='none'"
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PackedConv2d:
         # The default deepcopy reads tensor storage, which oneDNN's opaque tensors do not expose.
