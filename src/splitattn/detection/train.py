@@ -7,18 +7,15 @@ rebuild the model (``training.checkpoint.save_checkpoint``).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from ..dense.loop import FitResult, build_optimizer, build_scheduler, fit
-from ..dense.recipe import DenseRecipe
-from ..training.checkpoint import save_checkpoint
+from ..dense.loop import FitResult
+from ..dense.recipe import DenseRecipe, fit_recipe, recipe_loader, save_run
 from ..training.runtime import seed_everything, select_device
 from .dataset import CocoDetectionDataset, collate_detection, train_transform
 from .evaluate import evaluate_coco
@@ -54,10 +51,10 @@ def build_detector(config: DetectionConfig, num_classes: int) -> nn.Module:
     """The configured architecture; ``pretrained_backbone="published"`` means the published weights."""
     if config.architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
-    pretrained = True if config.pretrained_backbone == "published" else config.pretrained_backbone
     return ARCHITECTURES[config.architecture](
         config.backbone, num_classes=num_classes, trainable_layers=config.trainable_layers,
-        pretrained_backbone=pretrained, min_size=config.min_size, max_size=config.max_size, **config.model_args)
+        pretrained_backbone=config.backbone_weights, min_size=config.min_size, max_size=config.max_size,
+        **config.model_args)
 
 
 def detection_loss(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
@@ -83,26 +80,14 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
             raise ValueError(f"the categories of {config.val_annotations} differ from those of {config.annotations}: "
                              f"{val_set.label_map.names} vs {train_set.label_map.names}")
     model = build_detector(config, train_set.label_map.num_classes).to(device)
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
-                        drop_last=len(train_set) > config.batch_size,
-                        num_workers=config.workers, collate_fn=collate_detection,
-                        generator=torch.Generator().manual_seed(config.seed), persistent_workers=config.workers > 0)
-    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay)
-    scheduler = build_scheduler(optimizer, config.steps, config.warmup_steps)
+    loader = recipe_loader(config, train_set, drop_last=len(train_set) > config.batch_size,
+                           collate_fn=collate_detection)
     log(f"training {config.architecture} over {config.backbone} on {len(train_set)} images, "
         f"{train_set.label_map.num_classes - 1} classes, {config.steps} steps on {device}")
-    result = fit(model, loader, detection_loss, steps=config.steps, optimizer=optimizer, scheduler=scheduler,
-                 device=device, amp=config.amp, log_every=config.log_every, log=log)
+    result = fit_recipe(model, loader, detection_loss, config, device, log)
     metrics = evaluate_coco(model, val_set, device, config.batch_size) if val_set is not None else {}
     for kind, stats in metrics.items():
         log(f"{kind}: mAP {stats['mAP']:.3f}  mAP50 {stats['mAP50']:.3f}  mAP75 {stats['mAP75']:.3f}")
-    checkpoint = None
-    if config.output:
-        out = Path(config.output)
-        out.mkdir(parents=True, exist_ok=True)
-        checkpoint = save_checkpoint({"model": model.state_dict(), "config": asdict(config),
-                                      "classes": list(train_set.label_map.names),
-                                      "category_ids": list(train_set.label_map.category_ids)}, out / "last.pth")
-        (out / "metrics.json").write_text(json.dumps({"final_loss": result.losses[-1], "metrics": metrics}, indent=2))
-        log(f"saved {checkpoint}")
+    checkpoint = save_run(config, model, result, metrics, log=log, extra={
+        "classes": list(train_set.label_map.names), "category_ids": list(train_set.label_map.category_ids)})
     return DetectionRun(model, result, metrics, checkpoint)

@@ -116,8 +116,9 @@ def _shape(out: torch.Tensor) -> tuple[int, ...]:
 def describe_step(layer: nn.Module, op: str, out: torch.Tensor) -> str:
     """What a function call inside ``layer`` means in the paper's terms; "" for plumbing.
 
-    The rules look at the kind of call and the shape it produces, not at variable names, so they
-    keep working when a layer's forward is rewritten (for speed, say) with the same algorithm.
+    The rules look at the kind of call and the shape it produces, not at variable names. The
+    layers' own helpers (``spatial_mean``, ``split_weighted_sum``) are single calls in the trace
+    (``torch.fx.wrap``), so each is one step here, however it is computed inside.
     """
     shape = _shape(out)
     if isinstance(layer, SplitAttnConv2d):
@@ -125,7 +126,7 @@ def describe_step(layer: nn.Module, op: str, out: torch.Tensor) -> str:
         is_map = len(shape) == 4 and shape[2:] != (1, 1)  # not the (radix, C, 1, 1) weights
         if op in ("view", "reshape") and is_map and shape[:2] == (radix, channels) and radix > 1:
             return f"split: {radix} splits of {channels} channels"
-        if op in ("mean", "spatial_mean"):
+        if op == "spatial_mean":
             return "global average pool"
         if op == "sum" and math.prod(shape) == channels and (len(shape) == 1 or shape[1:] == (1, 1)):
             return f"pooled sum of the {radix} splits" if radix > 1 else "pooled descriptor"
@@ -134,18 +135,16 @@ def describe_step(layer: nn.Module, op: str, out: torch.Tensor) -> str:
         if op == "sigmoid":
             return "sigmoid gate (radix 1)"
         if op == "mul":
-            return "weight each split" if radix > 1 else "gate channels"
-        if op == "split_weighted_sum" or (op == "sum" and shape[:1] == (channels,) and len(shape) == 3):
+            return "gate channels"  # radix 1; more splits go through split_weighted_sum
+        if op == "split_weighted_sum":
             return "weighted sum of the splits"
     elif isinstance(layer, SqueezeExcite):
-        return {"mean": "squeeze: global average pool", "spatial_mean": "squeeze: global average pool",
-                "sigmoid": "excitation gate",
+        return {"spatial_mean": "squeeze: global average pool", "sigmoid": "excitation gate",
                 "mul": "scale channels"}.get(op, "")
     elif isinstance(layer, SelectiveKernelConv):
-        return {"stack": "stack branches", "mul": "weight each branch", "sum": "select: weighted sum of branches",
-                "split_weighted_sum": "select: weighted sum of branches"}.get(op, "")
+        return {"stack": "stack branches", "split_weighted_sum": "select: weighted sum of branches"}.get(op, "")
     elif isinstance(layer, SelectiveKernelAttn):
-        return {"mean": "global average pool", "spatial_mean": "global average pool", "sum": "fuse: sum of branches",
+        return {"spatial_mean": "global average pool", "sum": "fuse: sum of branches",
                 "softmax": "softmax across branches"}.get(op, "")
     elif isinstance(layer, (Bottleneck, BasicBlock)) and op in ("add", "iadd"):
         return "residual add"

@@ -7,19 +7,17 @@ data at the end, and the final weights saved atomically with the config that reb
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from ..dense.loop import FitResult, build_optimizer, build_scheduler, fit
-from ..dense.recipe import DenseRecipe
+from ..dense.loop import FitResult
+from ..dense.recipe import DenseRecipe, fit_recipe, recipe_loader, save_run
 from ..models import get_model_entry
-from ..training.checkpoint import save_checkpoint
 from ..training.runtime import seed_everything, select_device
 from .datasets import IGNORE_INDEX, CocoSegmentationDataset, MaskFolderDataset, segmentation_transform
 from .metrics import evaluate_segmentation
@@ -101,26 +99,14 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
         raise ValueError("DeepLabV3's image-pooling branch uses BatchNorm over the batch: "
                          f"need batch_size >= 2 and at least 2 training images "
                          f"(got {config.batch_size}, {len(train_set)})")
-    pretrained = True if config.pretrained_backbone == "published" else config.pretrained_backbone
-    model = deeplabv3(config.backbone, num_classes, config.output_stride, pretrained, config.aux_loss).to(device)
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                        num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed),
-                        persistent_workers=config.workers > 0)
-    optimizer = build_optimizer(model, config.optimizer, config.lr, config.weight_decay)
-    scheduler = build_scheduler(optimizer, config.steps, config.warmup_steps)
+    model = deeplabv3(config.backbone, num_classes, config.output_stride, config.backbone_weights,
+                      config.aux_loss).to(device)
+    loader = recipe_loader(config, train_set, drop_last=True)
     log(f"training deeplabv3 over {config.backbone} (output stride {config.output_stride}) on {len(train_set)} images, "
         f"{num_classes} classes, {config.steps} steps on {device}")
-    result = fit(model, loader, segmentation_loss, steps=config.steps, optimizer=optimizer, scheduler=scheduler,
-                 device=device, amp=config.amp, log_every=config.log_every, log=log)
+    result = fit_recipe(model, loader, segmentation_loss, config, device, log)
     metrics = evaluate_segmentation(model, val_set, device, num_classes, config.batch_size) if val_set else {}
     if metrics:
         log(f"mIoU {metrics['mIoU']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}")
-    checkpoint = None
-    if config.output:
-        out = Path(config.output)
-        out.mkdir(parents=True, exist_ok=True)
-        checkpoint = save_checkpoint({"model": model.state_dict(), "config": asdict(config),
-                                      "num_classes": num_classes}, out / "last.pth")
-        (out / "metrics.json").write_text(json.dumps({"final_loss": result.losses[-1], "metrics": metrics}, indent=2))
-        log(f"saved {checkpoint}")
+    checkpoint = save_run(config, model, result, metrics, log=log, extra={"num_classes": num_classes})
     return SegmentationRun(model, result, metrics, checkpoint)
