@@ -51,7 +51,11 @@ def split_weighted_sum(splits: torch.Tensor, weights: torch.Tensor) -> torch.Ten
             f"expected splits (B, R, C, H, W) and weights (B, R, C, 1, 1), got {tuple(splits.shape)} "
             f"and {tuple(weights.shape)}"
         )
-    tracing = torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
-    if torch.is_grad_enabled() and (splits.requires_grad or weights.requires_grad) and not tracing:
+    if torch.is_grad_enabled() and (splits.requires_grad or weights.requires_grad) and not _tracing():
         return _SplitWeightedSum.apply(splits, weights)
     return _accumulate(splits, weights)
+
+
+def _tracing() -> bool:
+    """Exporters record plain tensor ops; they cannot record a Python autograd Function."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
