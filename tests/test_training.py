@@ -12,7 +12,10 @@ from splitattn import create_model
 from splitattn.data import batch_mix
 from splitattn.layers import DropBlock2d, set_drop_block_progress
 from splitattn.training import TrainConfig, build_config, build_optimizer, build_scheduler, param_groups
-from splitattn.training.config import RESNEST_CROP, imagenet_recipe
+from splitattn.training.config import imagenet_recipe
+
+# The ResNeSt paper's ImageNet crop size per depth.
+RESNEST_CROP = {50: 224, 101: 256, 200: 320, 269: 416}
 
 
 def _lr_curve(epochs=10, steps=100, warmup=5, base=0.4):
@@ -62,6 +65,10 @@ def test_imagenet_recipe_matches_the_paper():
         recipe = imagenet_recipe(f"resnest{depth}")
         assert recipe["image_size"] == crop
         assert recipe["drop_block_rate"] == (0.1 if depth >= 200 else 0.0)
+        assert recipe["interpolation"] == ("bicubic" if depth >= 200 else "bilinear")
+    # other families train at the size and interpolation their published weights used
+    assert (imagenet_recipe("seresnet101")["image_size"], imagenet_recipe("seresnet101")["interpolation"]) == (
+        224, "bicubic")
     config = build_config("imagenet", overrides={"model": "resnest50"})
     assert (config.epochs, config.warmup_epochs, config.momentum, config.weight_decay) == (270, 5, 0.9, 1e-4)
     assert (config.label_smoothing, config.mixup, config.drop_rate) == (0.1, 0.2, 0.2)

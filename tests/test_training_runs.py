@@ -17,6 +17,7 @@ from PIL import Image
 
 from splitattn.cli import main as cli_main
 from splitattn.data import prepare_digits
+from splitattn.layers import DropBlock2d
 from splitattn.training import TrainConfig, TrainingDiverged
 from splitattn.training.checkpoint import load_checkpoint, remove_partial_writes
 from splitattn.training.runtime import Runtime
@@ -209,7 +210,14 @@ def test_amp_ema_channels_last_and_checkpointing_run_together(tmp_path, digits_r
     config = TrainConfig(data=str(digits_root), model="seresnet18", output=str(tmp_path / "run"), epochs=1,
                          batch_size=16, image_size=16, max_steps_per_epoch=3, progress=False, amp=True, ema=True,
                          channels_last=True, grad_checkpointing=True, mixup=0.2, drop_block_rate=0.1)
-    record = Trainer(config, Runtime(torch.device("cpu"))).fit()
+    trainer = Trainer(config, Runtime(torch.device("cpu")))
+    logits, labels = torch.randn(5, 10), torch.randint(0, 10, (5,))
+    smoothed = torch.full((5, 10), 0.1 / 10).scatter_(1, labels[:, None], 0.9 + 0.1 / 10)
+    torch.testing.assert_close(trainer.criterion(logits, labels), -(smoothed * logits.log_softmax(1)).sum(1).mean())
+    record = trainer.fit()
+    # DropBlock ramps with training progress: after 2 of 3 steps it is at 2/3 of its 0.1 target
+    drop_blocks = [m for m in trainer.model.modules() if isinstance(m, DropBlock2d)]
+    assert drop_blocks and all(m.drop_prob == pytest.approx(0.1 * 2 / 3) for m in drop_blocks)
     assert record["epoch"] == 1 and "ema_val_top1" in record
     assert "train_top1" not in record  # not meaningful with mixed targets
     assert torch.isfinite(torch.tensor(record["train_loss"]))

@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-# The ResNeSt paper's ImageNet crop size per depth.
-RESNEST_CROP = {50: 224, 101: 256, 200: 320, 269: 416}
+from ..models import get_model_entry
 
 
 @dataclass
@@ -79,11 +78,17 @@ class TrainConfig:
 
 
 def imagenet_recipe(model: str) -> dict[str, Any]:
-    """The ResNeSt paper's ImageNet recipe for ``model`` (Section 5 / Appendix of the paper)."""
-    depth = next((d for d in sorted(RESNEST_CROP, reverse=True) if str(d) in model), 50)
+    """The ResNeSt paper's ImageNet recipe for ``model`` (Section 5 / Appendix of the paper).
+
+    Crop size and interpolation come from the model's pretrained config, which records what its
+    published weights were trained with (for ResNeSt: 224 / 256 / 320 / 416 px for depth 50 / 101 /
+    200 / 269); the paper adds DropBlock for the two large crops.
+    """
+    cfg = get_model_entry(model).pretrained_cfg
+    size = cfg.input_size[-1]
     return dict(
         model=model,
-        image_size=RESNEST_CROP[depth],
+        image_size=size,
         epochs=270,
         batch_size=64,
         base_lr=0.1,
@@ -98,9 +103,9 @@ def imagenet_recipe(model: str) -> dict[str, Any]:
         random_resized_crop=True,
         hflip=True,
         drop_rate=0.2,
-        drop_block_rate=0.1 if depth >= 200 else 0.0,
+        drop_block_rate=0.1 if size >= 320 else 0.0,
         zero_init_last=True,
-        interpolation="bicubic" if depth >= 200 else "bilinear",
+        interpolation=cfg.interpolation,
         crop_pct=None,
         workers=8,
     )
