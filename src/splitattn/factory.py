@@ -27,7 +27,7 @@ def create_model(
 
     Args:
         name: a name from :func:`splitattn.list_models`, e.g. ``"resnest50"`` or ``"seresnet50"``.
-        pretrained: True for the published ImageNet weights (downloaded once into the cache and
+        pretrained: True or "published" for the published ImageNet weights (downloaded once into the cache and
             checked against their hash), or a path / URL (``file://`` too) of a ``.pth``, ``.pt`` or
             ``.safetensors`` file in our, the official or timm's layout. The first conv is adapted
             to ``in_chans``; a classifier of another size is dropped with a warning.

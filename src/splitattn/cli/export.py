@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx")
     parser.add_argument("--output", "-o", default=None, help="file to write (default: MODEL.onnx / MODEL.pt)")
     parser.add_argument("--weights", default=None,
-                        help="pretrained weights: a path or URL, or 'true' for the published file")
+                        help="pretrained weights: a path or URL, or 'published' for the published file")
     parser.add_argument("--num-classes", type=int, default=None, help="classifier size (default: the zoo's)")
     parser.add_argument("--img-size", type=int, default=None, help="trace resolution (default: the zoo's)")
     parser.add_argument("--exporter", choices=EXPORTERS, default="dynamo", help="ONNX exporter")
@@ -29,9 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..factory import create_model
 
-    pretrained = True if args.weights == "true" else (args.weights or False)
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    model = create_model(args.model, pretrained=pretrained, **kwargs).eval()
+    model = create_model(args.model, pretrained=args.weights or False, **kwargs).eval()
     _, height, width = model.pretrained_cfg["input_size"]
     if args.img_size is not None:
         if args.img_size < 32:

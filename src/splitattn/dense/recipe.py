@@ -42,11 +42,6 @@ class DenseRecipe:
     output: str | None = None
     log_every: int = 20
 
-    @property
-    def backbone_weights(self) -> bool | str | None:
-        """``pretrained_backbone`` as the model builders take it: True for the published weights."""
-        return True if self.pretrained_backbone == "published" else self.pretrained_backbone
-
 
 def recipe_loader(recipe: DenseRecipe, dataset: Dataset, *, drop_last: bool,
                   collate_fn: Callable | None = None) -> DataLoader:

@@ -53,7 +53,7 @@ def build_detector(config: DetectionConfig, num_classes: int) -> nn.Module:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
     return ARCHITECTURES[config.architecture](
         config.backbone, num_classes=num_classes, trainable_layers=config.trainable_layers,
-        pretrained_backbone=config.backbone_weights, min_size=config.min_size, max_size=config.max_size,
+        pretrained_backbone=config.pretrained_backbone, min_size=config.min_size, max_size=config.max_size,
         **config.model_args)
 
 

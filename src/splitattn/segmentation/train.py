@@ -99,7 +99,7 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
         raise ValueError("DeepLabV3's image-pooling branch uses BatchNorm over the batch: "
                          f"need batch_size >= 2 and at least 2 training images "
                          f"(got {config.batch_size}, {len(train_set)})")
-    model = deeplabv3(config.backbone, num_classes, config.output_stride, config.backbone_weights,
+    model = deeplabv3(config.backbone, num_classes, config.output_stride, config.pretrained_backbone,
                       config.aux_loss).to(device)
     loader = recipe_loader(config, train_set, drop_last=True)
     log(f"training deeplabv3 over {config.backbone} (output stride {config.output_stride}) on {len(train_set)} images, "

@@ -115,10 +115,7 @@ class Trainer:
 
     def _build_model(self) -> None:
         config, device = self.config, self.runtime.device
-        pretrained: bool | str = config.pretrained or False
-        if pretrained == "published":
-            pretrained = True
-        model = create_model(config.model, pretrained=pretrained, num_classes=len(self.class_names),
+        model = create_model(config.model, pretrained=config.pretrained or False, num_classes=len(self.class_names),
                              drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate,
                              drop_block_rate=config.drop_block_rate, zero_init_last=config.zero_init_last)
         if config.grad_checkpointing:
@@ -222,7 +219,8 @@ class Trainer:
             if too_small:  # BN cannot train on fewer than two images; every rank skips together
                 self.scheduler.step()
                 continue
-            set_drop_block_progress(self.model, (epoch * self.steps_per_epoch + step) / total_steps)
+            if config.drop_block_rate:  # the ramp walks every module: only when there is something to ramp
+                set_drop_block_progress(self.model, (epoch * self.steps_per_epoch + step) / total_steps)
             loss, batch_correct = self._step(images, labels)
             if all_reduce_sum([float(not math.isfinite(loss))], runtime)[0]:
                 raise TrainingDiverged(
@@ -267,7 +265,7 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        correct = topk_correct(logits.detach(), labels, ks=(1,))[0]
+        correct = topk_correct(logits.detach(), labels, ks=(1,))[0] if self.mix is None else 0  # void when mixing
         return float(loss.detach()), correct
 
     def _end_epoch(self, epoch: int, train_stats: dict[str, float]) -> dict[str, Any]:

@@ -15,10 +15,15 @@ from .convert import convert_state_dict, detect_source, unwrap_state_dict
 from .download import download, is_url
 from .sources import published_weights
 
+PUBLISHED = "published"  # what configs and command lines write for pretrained=True
+
 
 def resolve_weights(model_name: str, pretrained: bool | str | os.PathLike) -> tuple[Path, str | None]:
-    """The local file to load for ``pretrained`` (downloading it if needed) and its known layout."""
-    if pretrained is True:
+    """The local file to load for ``pretrained`` (downloading it if needed) and its known layout.
+
+    ``True`` or ``"published"`` means the registered published file; anything else is a path or URL.
+    """
+    if pretrained is True or pretrained == PUBLISHED:
         source = published_weights(model_name)
         if source is None:
             raise ValueError(
