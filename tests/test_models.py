@@ -168,3 +168,29 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         grads.append([p.grad.clone() for p in model.parameters()])
     for plain, checkpointed in zip(*grads, strict=True):
         torch.testing.assert_close(plain, checkpointed)
+
+
+@pytest.mark.parametrize("granularity", ["stage", "block"])
+def test_backbones_checkpoint_too(granularity):
+    """A features-only backbone (detection, segmentation) recomputes its blocks in the backward pass."""
+    torch.manual_seed(0)
+    backbone = create_model("resnest14d", features_only=True, zero_init_last=False).eval()
+    block, calls = backbone.layer2[0], []
+    block_forward = block.forward
+
+    def counting_forward(x: torch.Tensor) -> torch.Tensor:  # module hooks do not fire while recomputing
+        calls.append(1)
+        return block_forward(x)
+
+    block.forward = counting_forward
+    x = torch.randn(2, 3, 32, 32)
+    grads = []
+    for enable in (False, True):
+        backbone.zero_grad()
+        calls.clear()
+        backbone.set_grad_checkpointing(enable, granularity=granularity)
+        sum(m.sum() for m in backbone(x)).backward()
+        assert len(calls) == (2 if enable else 1), "a checkpointed block runs again during backward"
+        grads.append([p.grad.clone() for p in backbone.parameters()])
+    for plain, checkpointed in zip(*grads, strict=True):
+        torch.testing.assert_close(plain, checkpointed)

@@ -253,16 +253,19 @@ class ResNet(nn.Module):
         """Input image batch to the last stage's feature map, ``(N, num_features, H/32, W/32)``."""
         self.check_input(x)
         x = self.maxpool(self.forward_stem(x))
-        checkpointing = self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting()
         for stage in self.stages:
-            if not checkpointing:
-                x = stage(x)
-            elif self.grad_checkpointing == "block":
-                for block in stage:
-                    x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+            x = self.run_stage(stage, x)
         return x
+
+    def run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """One stage, through gradient checkpointing when it is on and autograd is recording."""
+        if not self.grad_checkpointing or not torch.is_grad_enabled() or torch.jit.is_scripting():
+            return stage(x)
+        if self.grad_checkpointing == "block":
+            for block in stage:
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            return x
+        return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool, dropout and classify; ``pre_logits`` returns the pooled features instead."""
@@ -272,14 +275,14 @@ class ResNet(nn.Module):
     def forward_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The feature maps at ``out_indices`` (0 = stem, 1..4 = stages), shallowest first."""
         self.check_input(x)
-        indices = self.out_indices if self.out_indices is not None else (1, 2, 3, 4)
+        indices = self.map_indices
         x = self.forward_stem(x)
         maps = [x] if 0 in indices else []
         x = self.maxpool(x)
         for index, stage in enumerate(self.stages, start=1):
             if index > max(indices):
                 break
-            x = stage(x)
+            x = self.run_stage(stage, x)
             if index in indices:
                 maps.append(x)
         return maps
@@ -310,14 +313,19 @@ class ResNet(nn.Module):
         return self
 
     @property
+    def map_indices(self) -> tuple[int, ...]:
+        """Which feature maps ``forward_feature_maps`` returns (0 = stem, 1..4 = stages)."""
+        return self.out_indices or (1, 2, 3, 4)
+
+    @property
     def feature_channels(self) -> list[int]:
         """Channels of each returned feature map (features-only mode)."""
-        return [self.feature_info[i].channels for i in self.out_indices or (1, 2, 3, 4)]
+        return [self.feature_info[i].channels for i in self.map_indices]
 
     @property
     def feature_strides(self) -> list[int]:
         """Stride (input pixels per feature pixel) of each returned feature map."""
-        return [self.feature_info[i].stride for i in self.out_indices or (1, 2, 3, 4)]
+        return [self.feature_info[i].stride for i in self.map_indices]
 
     def get_classifier(self) -> nn.Module:
         return self.fc
