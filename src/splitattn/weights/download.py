@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint_io import CheckpointError
+from .checkpoint_io import CheckpointError, atomic_write
 
 CACHE_ENV = "SPLITATTN_CACHE"
 # torch.hub's convention: "name-<first hex digits of the sha256>.ext"
@@ -91,10 +90,9 @@ def download(url: str, sha256: str | None = None, filename: str | None = None, p
             f"put it at {target} (the cache directory; set ${CACHE_ENV} or $TORCH_HOME to move it), "
             "or pass pretrained='/path/to/file'."
         ) from None
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=f".{filename}.", suffix=".partial", dir=directory)
-    try:
-        with response, os.fdopen(fd, "wb") as out:
+
+    def fetch(partial: str) -> None:
+        with response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             bar = _progress_bar(total, filename) if progress else None
             for chunk in iter(lambda: response.read(_CHUNK), b""):
@@ -103,13 +101,12 @@ def download(url: str, sha256: str | None = None, filename: str | None = None, p
                     bar.update(len(chunk))
             if bar is not None:
                 bar.close()
-        verify_sha256(partial, expected)
-        os.replace(partial, target)
-    except BaseException as error:
-        Path(partial).unlink(missing_ok=True)
-        if isinstance(error, (urllib.error.URLError, TimeoutError, ConnectionError)):
-            raise WeightsUnavailableError(f"download of {url} failed part way ({error}); nothing was cached") from None
-        raise
+        verify_sha256(partial, expected)  # raising here leaves nothing in the cache
+
+    try:
+        atomic_write(target, fetch)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise WeightsUnavailableError(f"download of {url} failed part way ({error}); nothing was cached") from None
     return target
 
 
