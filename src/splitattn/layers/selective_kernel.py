@@ -41,7 +41,6 @@ class SelectiveKernelAttn(nn.Module):
 
     def __init__(self, channels: int, num_paths: int, attn_channels: int) -> None:
         super().__init__()
-        self.num_paths = num_paths
         self.fc_reduce = nn.Conv2d(channels, attn_channels, 1, bias=False)
         self.bn = nn.BatchNorm2d(attn_channels)
         self.act = nn.ReLU(inplace=True)

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 import torch
 
 from ..models import get_model_entry
+from ..models.registry import REFERENCES
 
-SOURCES = ("official", "timm")
-TARGETS = ("ours", "official", "timm")
+SOURCES = REFERENCES  # the layouts we read are the reference implementations'
+TARGETS = ("ours", *SOURCES)
 
 # timm SK blocks: ConvNormAct modules ``convN.conv`` / ``convN.bn`` -> ``convN`` / ``bnN``.
 _SK_RULES = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models.resnest import TIMM_TO_OFFICIAL
+from .download import hash_from_filename
 
 _OFFICIAL = "https://s3.us-west-1.wasabisys.com/resnest/torch/{}.pth"
 _TIMM = "https://github.com/rwightman/pytorch-image-models/releases/download/{}.pth"
@@ -26,11 +27,13 @@ class WeightSource:
 
 
 def _official(stem: str) -> WeightSource:
-    return WeightSource(_OFFICIAL.format(stem), stem.rsplit("-", 1)[1], "official")
+    url = _OFFICIAL.format(stem)
+    return WeightSource(url, hash_from_filename(url), "official")
 
 
 def _timm(path: str) -> WeightSource:
-    return WeightSource(_TIMM.format(path), path.rsplit("-", 1)[1], "timm")
+    url = _TIMM.format(path)
+    return WeightSource(url, hash_from_filename(url), "timm")
 
 
 _RESNEST = {
