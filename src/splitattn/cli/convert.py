@@ -11,7 +11,7 @@ import argparse
 from ..factory import create_model
 from ..models import get_model_entry
 from ..weights import TARGETS, export_state_dict, load_checkpoint_file, save_state_dict, unwrap_state_dict
-from ..weights.load import check_fits, to_our_layout
+from ..weights.load import check_fits, classifier_outputs, to_our_layout
 
 HELP = "convert weights between official/timm/our layouts and .pth/.safetensors"
 
@@ -32,8 +32,7 @@ def read_in_our_layout(path: str, model_name: str, source: str = "auto") -> dict
     first_conv = next((state[k] for k in (f"{entry.pretrained_cfg.first_conv}.weight", "layer0.conv1.weight")
                        if k in state), None)
     in_chans = first_conv.shape[1] if first_conv is not None else 3
-    head = next((state[k] for k in ("fc.weight", "last_linear.weight") if k in state), None)
-    model = create_model(model_name, num_classes=head.shape[0] if head is not None else 0, in_chans=in_chans)
+    model = create_model(model_name, num_classes=classifier_outputs(state), in_chans=in_chans)
     expected = model.state_dict()
     state = to_our_layout(state, expected, model_name, None if source == "auto" else source)
     check_fits(state, expected, model_name, str(path))

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..factory import create_model
 from ..models import get_model_entry
-from ..weights import load_checkpoint_file, unwrap_state_dict
+from ..weights import classifier_outputs, load_checkpoint_file, load_state, unwrap_state_dict
 
 
 @dataclass
@@ -25,14 +25,6 @@ class TrainedModel:
     std: tuple[float, ...]
 
 
-def _num_classes(state: dict) -> int:
-    """Classifier outputs; ``fc`` in every layout but the original SENet's ``last_linear``."""
-    for key in ("fc.weight", "last_linear.weight"):
-        if key in state:
-            return int(state[key].shape[0])
-    return 0
-
-
 def load_trained(model_name: str, checkpoint: str | Path, image_size: int | None = None,
                  crop_pct: float | None = None, interpolation: str | None = None) -> TrainedModel:
     """Build ``model_name`` with the checkpoint's classes and weights (loaded without unpickling code).
@@ -42,11 +34,11 @@ def load_trained(model_name: str, checkpoint: str | Path, image_size: int | None
     """
     raw = load_checkpoint_file(checkpoint)
     state = unwrap_state_dict(raw)
-    num_classes = _num_classes(state)
+    num_classes = classifier_outputs(state)
     class_names = [str(c) for c in raw.get("class_names", [])] or [str(i) for i in range(num_classes)]
     if len(class_names) != num_classes:
         raise ValueError(f"{checkpoint}: {len(class_names)} class names for a {num_classes}-class classifier")
-    model = create_model(model_name, pretrained=str(checkpoint), num_classes=num_classes).eval()
+    model = load_state(create_model(model_name, num_classes=num_classes), model_name, state, str(checkpoint)).eval()
     cfg = get_model_entry(model_name).pretrained_cfg
     trained = raw.get("config") if isinstance(raw.get("config"), dict) else {}
     return TrainedModel(

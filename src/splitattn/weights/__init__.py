@@ -4,7 +4,7 @@ from .adapt import adapt_input_conv
 from .checkpoint_io import CheckpointError, load_checkpoint_file, save_state_dict
 from .convert import SOURCES, TARGETS, convert_state_dict, detect_source, export_state_dict, unwrap_state_dict
 from .download import HashMismatchError, WeightsUnavailableError, cache_dir, download, sha256_of
-from .load import load_pretrained
+from .load import classifier_outputs, load_pretrained, load_state
 from .sources import PUBLISHED_WEIGHTS, WeightSource, published_weights
 
 __all__ = [
@@ -17,12 +17,14 @@ __all__ = [
     "WeightsUnavailableError",
     "adapt_input_conv",
     "cache_dir",
+    "classifier_outputs",
     "convert_state_dict",
     "detect_source",
     "download",
     "export_state_dict",
     "load_checkpoint_file",
     "load_pretrained",
+    "load_state",
     "published_weights",
     "save_state_dict",
     "sha256_of",

@@ -75,6 +75,11 @@ def check_fits(state: dict[str, torch.Tensor], model_state: dict[str, torch.Tens
         raise CheckpointError(f"{origin}: " + describe_mismatch(model_name, missing, unexpected, shapes))
 
 
+def classifier_outputs(state: dict) -> int:
+    """Classifier outputs of a state dict; ``fc`` in every layout but the original SENet's ``last_linear``."""
+    return next((int(state[k].shape[0]) for k in ("fc.weight", "last_linear.weight") if k in state), 0)
+
+
 def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str | os.PathLike) -> nn.Module:
     """Load weights into ``model`` (built by create_model for ``model_name``), converting as needed.
 
@@ -82,11 +87,16 @@ def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str | 
     conv is adapted to the model's input channels and a classifier of another size is dropped.
     """
     path, layout = resolve_weights(model_name, pretrained)
+    return load_state(model, model_name, unwrap_state_dict(load_checkpoint_file(path)), str(path), layout)
+
+
+def load_state(model: nn.Module, model_name: str, state: dict, origin: str, layout: str | None = None) -> nn.Module:
+    """Load weights already read (any layout; ``origin`` names them in errors) into ``model``."""
     model_state = model.state_dict()
-    state = to_our_layout(unwrap_state_dict(load_checkpoint_file(path)), model_state, model_name, layout)
+    state = to_our_layout(state, model_state, model_name, layout)
     cfg = get_model_entry(model_name).pretrained_cfg
-    state = fit_to_model(state, model_state, cfg.first_conv, cfg.classifier, str(path))
-    check_fits(state, model_state, model_name, str(path), may_lack=f"{cfg.classifier}.")
+    state = fit_to_model(state, model_state, cfg.first_conv, cfg.classifier, origin)
+    check_fits(state, model_state, model_name, origin, may_lack=f"{cfg.classifier}.")
     with torch.no_grad():
         # check_fits allowed only a dropped classifier to be missing; the model keeps its fresh head.
         model.load_state_dict(state, strict=False)
