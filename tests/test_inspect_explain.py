@@ -9,8 +9,10 @@ from PIL import Image
 
 from splitattn import SplitAttnConv2d, create_model
 from splitattn.cli import main as cli_main
+from splitattn.data import eval_transform, load_rgb
 from splitattn.inspect.attention import attention_weights
 from splitattn.inspect.gradcam import grad_cam
+from splitattn.inspect.images import open_image, prepare_image
 from splitattn.inspect.plots import ATTENTION_PX
 from splitattn.weights import save_state_dict
 
@@ -71,10 +73,21 @@ def test_grad_cam_is_a_normalised_map_at_input_resolution():
     cam = grad_cam(model, image)
     assert cam.heatmap.shape == (64, 48)
     assert cam.heatmap.min() >= 0 and cam.heatmap.max() <= 1
+    assert cam.heatmap.max() == pytest.approx(1.0) and cam.heatmap.std() > 0, "normalised, not blank"
+    torch.testing.assert_close(cam.probabilities, model.eval()(image).softmax(-1)[0])
     assert cam.class_index == int(model.eval()(image).argmax())
     assert grad_cam(model, image, class_index=3).class_index == 3
     with pytest.raises(ValueError, match="class_index"):
         grad_cam(model, image, class_index=10)
+
+
+def test_explain_sees_the_image_as_eval_and_predict_do(image_file):
+    """Same decoding and crop as evaluation, so the heat map explains the prediction users get."""
+    cfg = create_model("resnest14d").pretrained_cfg
+    prepared = prepare_image(open_image(image_file), cfg)
+    expected = eval_transform(224, cfg["mean"], cfg["std"], cfg["crop_pct"], cfg["interpolation"])(load_rgb(image_file))
+    torch.testing.assert_close(prepared.tensor, expected.unsqueeze(0))
+    assert prepared.display.shape == (224, 224, 3) and prepared.display.dtype == np.uint8
 
 
 def _check_pngs(out_dir, stages=(1, 2, 3, 4), size=(224, 224)):

@@ -2,13 +2,14 @@
 
 from .digits import prepare_digits
 from .folder import DataError, ImageFolderDataset, collate_skipping, load_rgb
-from .transforms import batch_mix, eval_transform, train_transform
+from .transforms import batch_mix, eval_crop, eval_transform, train_transform
 
 __all__ = [
     "DataError",
     "ImageFolderDataset",
     "batch_mix",
     "collate_skipping",
+    "eval_crop",
     "eval_transform",
     "load_rgb",
     "prepare_digits",

@@ -50,16 +50,16 @@ def eval_transform(
     size: int, mean: Sequence[float], std: Sequence[float], crop_pct: float = 0.875, interpolation: str = "bilinear"
 ) -> T.Compose:
     """Resize the short side to ``size / crop_pct``, then take the centre ``size`` crop."""
+    return T.Compose([T.ToImage(), eval_crop(size, crop_pct, interpolation), T.ToDtype(torch.float32, scale=True),
+                      T.Normalize(mean, std)])
+
+
+def eval_crop(size: int, crop_pct: float = 0.875, interpolation: str = "bilinear") -> T.Compose:
+    """The geometry of :func:`eval_transform` alone, for whoever also needs the crop as pixels."""
     if not 0 < crop_pct <= 1:
         raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
     mode = interpolation_mode(interpolation)
-    return T.Compose([
-        T.ToImage(),
-        T.Resize(round(size / crop_pct), interpolation=mode, antialias=True),
-        T.CenterCrop(size),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(mean, std),
-    ])
+    return T.Compose([T.Resize(round(size / crop_pct), interpolation=mode, antialias=True), T.CenterCrop(size)])
 
 
 def batch_mix(num_classes: int, mixup: float, cutmix: float) -> T.Transform | None:

@@ -1,24 +1,21 @@
 """Reading an image the way a model's ``pretrained_cfg`` says it was evaluated.
 
-Resize the shorter side to ``size / crop_pct``, centre-crop ``size``, normalise with the
-configured mean and std: the standard ImageNet evaluation transform, so that explanations show
-what the network sees in evaluation, and so that the heat map lines up with the crop it is drawn on.
+The same decoding (``data.load_rgb``) and evaluation crop (``data.eval_crop``) as ``splitattn eval``
+and ``predict``, so that explanations show what the network sees in evaluation, and so that the
+heat map lines up with the crop it is drawn on.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
+from torchvision.transforms import v2 as T
 
-_INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
-                  "nearest": InterpolationMode.NEAREST}
+from ..data import eval_crop, load_rgb
 
 
 @dataclass
@@ -30,13 +27,11 @@ class PreparedImage:
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file, with an error that names the file and says what was expected."""
+    """Open an image file as RGB, with an error that names the file and says what was expected."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {os.fspath(path)!r} does not exist (expected a PNG, JPEG or other image file)")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
+        return load_rgb(path)
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"cannot read {os.fspath(path)!r} as an image (expected a PNG, JPEG or other format "
                          f"Pillow reads): {error}") from None
@@ -44,18 +39,15 @@ def open_image(path: str | os.PathLike) -> Image.Image:
 
 def prepare_image(image: Image.Image, cfg: dict, in_chans: int = 3) -> PreparedImage:
     """Apply the evaluation transform of ``cfg`` (a model's ``pretrained_cfg``) to a PIL image."""
-    _, height, width = cfg["input_size"]
-    interpolation = _INTERPOLATION.get(cfg.get("interpolation", "bilinear"), InterpolationMode.BILINEAR)
-    scale = math.floor(min(height, width) / cfg.get("crop_pct", 1.0))
-    rgb = image.convert("RGB")
-    cropped = TF.center_crop(TF.resize(rgb, scale, interpolation=interpolation), [height, width])
-    mean, std = list(cfg["mean"]), list(cfg["std"])
-    if in_chans == 1:
-        tensor = TF.to_tensor(cropped.convert("L"))
-        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
-    elif in_chans == 3:
-        tensor = TF.to_tensor(cropped)
-    else:
+    if in_chans not in (1, 3):
         raise ValueError(f"images can be prepared for 1- or 3-channel models, this one takes {in_chans} channels")
-    tensor = TF.normalize(tensor, mean, std).unsqueeze(0)
-    return PreparedImage(tensor, np.asarray(cropped, dtype=np.uint8).copy())
+    _, height, width = cfg["input_size"]
+    crop = eval_crop(min(height, width), cfg.get("crop_pct", 1.0), cfg.get("interpolation", "bilinear"))
+    pixels = crop(T.functional.to_image(image.convert("RGB")))  # (3, H, W) uint8
+    mean, std = list(cfg["mean"]), list(cfg["std"])
+    channels = pixels
+    if in_chans == 1:
+        channels = T.functional.rgb_to_grayscale(pixels)
+        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    tensor = T.functional.normalize(T.functional.to_dtype(channels, torch.float32, scale=True), mean, std)
+    return PreparedImage(tensor.unsqueeze(0), pixels.permute(1, 2, 0).numpy().copy())
