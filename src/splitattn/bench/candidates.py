@@ -67,10 +67,6 @@ class BenchConfig:
         return x.to(self.device, self.torch_dtype).contiguous(memory_format=self.memory_format)
 
 
-def device_is_cuda(config: BenchConfig) -> bool:
-    return torch.device(config.device).type == "cuda"
-
-
 def _prepare(model: nn.Module, config: BenchConfig, memory_format: torch.memory_format | None = None) -> nn.Module:
     return model.to(config.device, config.torch_dtype).to(memory_format=memory_format or config.memory_format)
 
@@ -84,12 +80,13 @@ def _forward(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
 
 def _onnx_candidate(model: nn.Module, config: BenchConfig, x: torch.Tensor, workdir: Path) -> Candidate:
-    from ..export.onnx import export_onnx, onnx_session, run_onnx
+    from ..export import export_model
+    from ..export.onnx import onnx_session, run_onnx
 
     if config.device != "cpu" or config.dtype != "float32":
         raise ValueError("the ONNX candidate runs onnxruntime on CPU in float32 only")
-    deployed = deploy(model.float().cpu(), memory_format="contiguous", fuse="none")
-    path = export_onnx(deployed, workdir / f"{config.model}.onnx", x.contiguous(), exporter="legacy")
+    path, _ = export_model(model.float().cpu(), workdir / f"{config.model}.onnx", "onnx", tuple(x.shape[1:]),
+                           check=False, exporter="legacy")
     session = onnx_session(path)
     contiguous = x.contiguous()
     return Candidate("onnx", lambda: run_onnx(session, contiguous), None, observable_memory=False)
@@ -115,7 +112,7 @@ def inference_candidates(
             base = _prepare(create_model(config.model).eval(), config)
             base.load_state_dict(model.state_dict())
             deployed = deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode)
-            observable = compile_mode is None or device_is_cuda(config)
+            observable = compile_mode is None or torch.device(config.device).type == "cuda"
             candidates.append(Candidate(f"ours {variant}", _forward(deployed, x), deployed, observable))
         elif variant == "onnx":
             workdir = workdir or Path(tempfile.mkdtemp(prefix="splitattn-bench-"))

@@ -11,14 +11,13 @@ oneDNN's own JIT kernels. With the matrix product alone as the roof, convolution
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .timing import synchronize
+from .timing import interleaved_times
 
 Probe = tuple[Callable[[], object], int]  # (zero-argument unit of work, its FLOPs)
 
@@ -54,17 +53,9 @@ def roof_rate(
     device: torch.device, dtype: torch.dtype = torch.float32, repeats: int = 5
 ) -> tuple[float, dict[str, float]]:
     """The roof in FLOP/s and each probe's best-of-``repeats`` rate (keyed as in :func:`roof_probes`)."""
-    rates = {}
-    for name, (fn, work) in roof_probes(device, dtype).items():
-        fn()
-        best = float("inf")
-        for _ in range(repeats):
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            best = min(best, time.perf_counter() - start)
-        rates[name] = work / best
+    probes = roof_probes(device, dtype)
+    times = interleaved_times({name: fn for name, (fn, _) in probes.items()}, device, warmup=1, repeats=repeats)
+    rates = {name: work / min(times[name]) for name, (_, work) in probes.items()}
     return max(rates.values()), rates
 
 
