@@ -39,14 +39,15 @@ __all__ = [
     "fold_batchnorms",
     "fold_bn_into_conv",
     "pack_and_fuse",
+    "relative_error",
     "strip_training_modules",
 ]
 
 
-def _relative_error(ours: torch.Tensor | list, reference: torch.Tensor | list) -> float:
+def relative_error(ours: torch.Tensor | list, reference: torch.Tensor | list) -> float:
     """Worst relative error over the output, or over each map of a backbone's list of maps."""
     if isinstance(reference, (list, tuple)):
-        return max(_relative_error(o, r) for o, r in zip(ours, reference, strict=True))
+        return max(relative_error(o, r) for o, r in zip(ours, reference, strict=True))
     return ((ours - reference).abs().max() / reference.abs().max().clamp_min(1e-12)).item()
 
 
@@ -144,7 +145,7 @@ def deploy(
         deployed.deploy_fusions = pack_and_fuse(deployed, example.contiguous(memory_format=fmt))  # type: ignore[assignment]
     if reference is not None:
         with torch.no_grad():
-            error = _relative_error(deployed(example_input), reference)
+            error = relative_error(deployed(example_input), reference)
         if error > DEPLOY_TOLERANCE:
             raise ValueError(f"deployed model differs from eval mode by {error:.2e} relative (> {DEPLOY_TOLERANCE})")
     example = None if example_input is None else example_input.contiguous(memory_format=fmt)

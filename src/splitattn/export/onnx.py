@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .compare import worst_relative_error
+
 EXPORTERS = ("dynamo", "legacy")
 
 
@@ -81,15 +83,4 @@ def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
 def check_onnx(path: str | Path, model: nn.Module, inputs: list[torch.Tensor], tolerance: float = 1e-4) -> float:
     """Largest relative error of the ONNX file against ``model`` over ``inputs``; raises beyond ``tolerance``."""
     session = onnx_session(path)
-    worst = 0.0
-    with torch.no_grad():
-        for x in inputs:
-            expected = model.eval()(x)
-            got = run_onnx(session, x)
-            if got.shape != expected.shape:
-                raise ValueError(f"ONNX output shape {tuple(got.shape)} != PyTorch {tuple(expected.shape)}")
-            error = ((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12)).item()
-            worst = max(worst, error)
-    if worst > tolerance:
-        raise ValueError(f"ONNX output differs from PyTorch by {worst:.2e} relative (> {tolerance})")
-    return worst
+    return worst_relative_error(lambda x: run_onnx(session, x), model, inputs, tolerance, "ONNX")

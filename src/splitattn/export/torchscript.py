@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .compare import worst_relative_error
+
 
 def export_torchscript(model: nn.Module, path: str | Path, example: torch.Tensor) -> Path:
     """Trace ``model`` (eval mode) on ``example``, freeze it and save it to ``path``."""
@@ -28,13 +30,4 @@ def check_torchscript(path: str | Path, model: nn.Module, inputs: list[torch.Ten
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         loaded = torch.jit.load(str(path))
-    worst = 0.0
-    with torch.no_grad():
-        for x in inputs:
-            expected, got = model.eval()(x), loaded(x)
-            if got.shape != expected.shape:
-                raise ValueError(f"TorchScript output shape {tuple(got.shape)} != PyTorch {tuple(expected.shape)}")
-            worst = max(worst, ((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12)).item())
-    if worst > tolerance:
-        raise ValueError(f"TorchScript output differs from PyTorch by {worst:.2e} relative (> {tolerance})")
-    return worst
+    return worst_relative_error(loaded, model, inputs, tolerance, "TorchScript")
