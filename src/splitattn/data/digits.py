@@ -30,11 +30,11 @@ def prepare_digits(root: str | os.PathLike | None = None, seed: int = 0) -> Path
     The split is stratified and fixed by ``seed`` (20% validation). A finished folder is marked
     by a ``.complete`` file, so an interrupted write is redone rather than half used.
     """
-    from sklearn.datasets import load_digits  # only this data set needs scikit-learn
-
     root = Path(root) if root is not None else default_root()
     if (root / ".complete").is_file():
         return root
+    from sklearn.datasets import load_digits  # only writing this data set needs scikit-learn (slow to import)
+
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).astype(np.uint8)
     rng = np.random.default_rng(seed)

@@ -64,7 +64,6 @@ class TrainConfig:
     channels_last: bool = False
     sync_bn: bool = False
     resume: bool = False
-    log_interval: int = 20
     progress: bool = True
     max_steps_per_epoch: int | None = None  # for smoke tests
     extra: dict[str, Any] = field(default_factory=dict)
