@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 import torch
@@ -10,23 +11,12 @@ from torch import nn
 
 import splitattn
 from splitattn.deploy import PackedConv2d, count_batchnorms, deploy, fold_batchnorms, fold_bn_into_conv
+from splitattn.deploy.memory_format import probe_memory_format
 from splitattn.layers import DropBlock2d, DropPath
 
+from .reference import randomize_
+
 TOLERANCE = 1e-4
-
-
-def randomize_bns_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random running statistics and affine parameters, so that every BN changes the output."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
-                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-                module.weight.copy_(torch.rand(n, generator=gen) * 0.8 + 0.3)
-                module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
-    return model.eval()
 
 
 def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
@@ -47,7 +37,7 @@ CONV_IDS = ["plain", "bias", "grouped-dilated", "depthwise-strided-bias", "group
 def test_fold_bn_into_conv_matches_conv_then_bn(kwargs):
     torch.manual_seed(0)
     conv = nn.Conv2d(**kwargs)
-    bn = randomize_bns_(nn.BatchNorm2d(kwargs["out_channels"], eps=1e-3))
+    bn = randomize_(nn.BatchNorm2d(kwargs["out_channels"], eps=1e-3))
     conv.eval()
     x = torch.randn(2, kwargs["in_channels"], 9, 9)
     fused = fold_bn_into_conv(conv, bn)
@@ -81,7 +71,7 @@ def test_fold_rejects_mismatched_or_statless_layers():
 )
 def test_deploy_matches_eval_mode(name, kwargs):
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model(name, zero_init_last=False, drop_rate=0.2, drop_path_rate=0.1,
+    model = randomize_(splitattn.create_model(name, zero_init_last=False, drop_rate=0.2, drop_path_rate=0.1,
                                                   drop_block_rate=0.1, **kwargs))
     x = torch.randn(2, 3, 48, 48)
     with torch.no_grad():
@@ -120,7 +110,7 @@ def test_packed_conv_matches_conv_with_its_epilogue(kwargs):
 def test_fused_blocks_keep_the_relu_after_the_residual_add():
     """A block's last ReLU follows the shortcut add: fusing it into conv3 alone would be wrong."""
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model("resnest14d", zero_init_last=False))
+    model = randomize_(splitattn.create_model("resnest14d", zero_init_last=False))
     deployed = deploy(model)
     blocks = [m for m in deployed.modules() if type(m).__name__ == "FusedBottleneck"]
     assert len(blocks) == 4 and all(b.conv3.activation == "none" for b in blocks)
@@ -132,7 +122,7 @@ def test_fused_blocks_keep_the_relu_after_the_residual_add():
 
 def test_packed_model_copies_and_refuses_to_change_device_or_dtype():
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model("resnest14d", num_classes=4, zero_init_last=False))
+    model = randomize_(splitattn.create_model("resnest14d", num_classes=4, zero_init_last=False))
     deployed = deploy(model)
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
@@ -163,7 +153,7 @@ def test_fuse_option_and_its_errors():
 
 def test_model_deploy_method_works_in_place_and_checks_itself():
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model("resnest14d", num_classes=5, zero_init_last=False))
+    model = randomize_(splitattn.create_model("resnest14d", num_classes=5, zero_init_last=False))
     x = torch.randn(1, 3, 32, 32)
     expected = model(x).detach()
     assert model.deploy(example_input=x) is model
@@ -177,8 +167,11 @@ def test_memory_format_choice():
     assert deploy(model, batch_size=1).deploy_memory_format == torch.contiguous_format
     assert deploy(model, batch_size=16).deploy_memory_format == torch.channels_last
     assert deploy(model, memory_format="contiguous", batch_size=16).deploy_memory_format == torch.contiguous_format
-    probed = deploy(model, memory_format="probe", example_input=torch.randn(1, 3, 32, 32))
+    x = torch.randn(1, 3, 32, 32)
+    probed = deploy(model, memory_format="probe", example_input=x)
     assert probed.deploy_memory_format in (torch.contiguous_format, torch.channels_last)
+    with torch.no_grad():
+        assert relative_error(probed(x), model(x)) < TOLERANCE
     with pytest.raises(ValueError, match="memory_format must be one of"):
         deploy(model, memory_format="nhwc")
     with pytest.raises(ValueError, match="needs an example input"):
@@ -189,7 +182,7 @@ def test_memory_format_choice():
 
 def test_deploy_with_jit_freezing_matches_eval_mode():
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model("resnest14d", zero_init_last=False))
+    model = randomize_(splitattn.create_model("resnest14d", zero_init_last=False))
     x = torch.randn(2, 3, 32, 32)
     expected = model(x).detach()
     compiled = deploy(model, example_input=x, compile="jit")
@@ -199,18 +192,21 @@ def test_deploy_with_jit_freezing_matches_eval_mode():
 
 def test_deploy_backbone_returns_the_same_feature_maps():
     torch.manual_seed(0)
-    backbone = randomize_bns_(splitattn.create_model("skresnet18", features_only=True, zero_init_last=False))
+    backbone = randomize_(splitattn.create_model("skresnet18", features_only=True, zero_init_last=False))
     x = torch.randn(1, 3, 32, 32)
     deployed = deploy(backbone, example_input=x)  # raises beyond 1e-4 on any map
     with torch.no_grad():
         assert [m.shape for m in deployed(x)] == [m.shape for m in backbone(x)]
+        other = torch.randn(2, 3, 40, 56)
+        for ours, expected in zip(deployed(other), backbone(other), strict=True):
+            assert relative_error(ours, expected) < TOLERANCE
 
 
 def test_deploy_with_torch_compile_freezes_packs_and_matches_eval_mode():
     from torch._dynamo.utils import counters
 
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model("resnest14d", zero_init_last=False))
+    model = randomize_(splitattn.create_model("resnest14d", zero_init_last=False))
     x = torch.randn(1, 3, 32, 32)
     compiled = deploy(model, example_input=x, compile="inductor")
     counters.clear()
@@ -224,10 +220,31 @@ def test_deploy_with_torch_compile_freezes_packs_and_matches_eval_mode():
 
 def test_se_bottlenecks_gate_and_add_in_one_step():
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model("seresnext26d_32x4d", zero_init_last=False))
+    model = randomize_(splitattn.create_model("seresnext26d_32x4d", zero_init_last=False))
     deployed = deploy(model)
     fused = [m for m in deployed.modules() if type(m).__name__ == "FusedSEBottleneck"]
     assert len(fused) == deployed.deploy_fusions["residual_fused"] == 8
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert relative_error(deployed(x), model(x)) < TOLERANCE
+
+
+class _SlowInOneLayout(nn.Module):
+    """A model that takes 20 ms more in one memory layout than in the other."""
+
+    def __init__(self, slow: torch.memory_format) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 1)
+        self.slow = slow
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_contiguous(memory_format=self.slow):
+            time.sleep(0.02)
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("slow, chosen", [(torch.contiguous_format, torch.channels_last),
+                                          (torch.channels_last, torch.contiguous_format)])
+def test_memory_format_probe_picks_the_faster_layout(slow, chosen):
+    x = torch.randn(2, 4, 8, 8)
+    assert probe_memory_format(_SlowInOneLayout(slow).eval(), x) == chosen

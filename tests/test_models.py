@@ -51,6 +51,7 @@ def test_drop_path_grows_linearly_with_depth():
     assert len(rates) == 7  # the first of the 8 blocks has rate 0
     assert rates[-1] == pytest.approx(0.2)
     assert rates == sorted(rates)
+    assert rates == pytest.approx([0.2 * i / 7 for i in range(1, 8)]), "linear in block index"
 
 
 def test_drop_block_only_in_last_two_stages():
@@ -69,6 +70,10 @@ def test_zero_init_last_starts_every_residual_branch_at_zero():
 def test_dropout_before_classifier():
     model = create_model("resnet18", drop_rate=0.5, num_classes=3)
     assert model.head_drop.p == 0.5
+    features = torch.ones(64, 512, 1, 1)
+    dropped = model.train().forward_head(features, pre_logits=True)
+    assert 0.4 < (dropped == 0).float().mean() < 0.6 and set(dropped.unique().tolist()) == {0.0, 2.0}
+    assert torch.equal(model.eval().forward_head(features, pre_logits=True), features.flatten(1))
 
 
 def test_features_only_returns_stage_maps_with_channels_and_strides():

@@ -144,13 +144,13 @@ def test_sigterm_saves_mid_epoch_and_resumes_exactly(tmp_path, digits_root, unin
     process = subprocess.Popen(_train_cmd(digits_root, run, "--epochs", "3"), env=_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     _wait_for_epochs(run / "metrics.jsonl", 1, process)
-    time.sleep(0.3)
+    time.sleep(1.5)  # an epoch of this run takes about 4 s: the signal lands inside epoch 2
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
     assert "saved" in output
     state = load_checkpoint(run / "last.pth")
-    assert state["step_in_epoch"] > 0 or state["epoch"] == 2
+    assert state["step_in_epoch"] > 0, "the save should be mid-epoch"
     result = subprocess.run(_train_cmd(digits_root, run, "--epochs", "3", "--resume"), env=_env(),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -114,11 +114,14 @@ def test_training_checkpoint_with_ddp_prefix_and_args_loads(tmp_path):
     "name", ["resnest50d", "seresnet18", "skresnet18", "skresnext50_32x4d", "legacy_seresnet18", "legacy_senet154"]
 )
 def test_round_trip_ours_to_timm_to_ours_is_exact(name):
-    ours = create_model(name).eval()
+    ours = randomize_(create_model(name)).eval()  # every BN distinct, so a swapped key would show
     state = ours.state_dict()
     timm_state = export_state_dict(state, "timm", name)
     reference = reference_model(name).eval()
     reference.load_state_dict(timm_state, strict=True)  # timm accepts the export as its own
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert max_relative_error(ours(x), reference(x)) <= 1e-5, "timm computes the same function"
     back = convert_state_dict(timm_state, "timm", name)
     assert back.keys() == state.keys()
     assert all(torch.equal(back[k], state[k]) for k in state)
