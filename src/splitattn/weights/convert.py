@@ -9,7 +9,8 @@ timm keeps as ``legacy_*`` (``layer0``, ``se_module``, ``last_linear``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import torch
 
@@ -98,6 +99,21 @@ def _legacy_export_key(key: str, deep_stem: bool) -> str:
     return _apply(_LEGACY_EXPORT_RULES, key)
 
 
+def _key_renamer(layout: str, model_name: str, *, export: bool) -> Callable[[str], str]:
+    """How each key is renamed from ``layout`` to ours, or from ours to ``layout`` with ``export``."""
+    entry = get_model_entry(model_name)
+    if layout == "official" and entry.family != "resnest":
+        raise ValueError(
+            f"the official ResNeSt release has no {model_name!r}: it holds the resnest* family only (use 'timm')"
+        )
+    if layout == "timm" and entry.name.startswith("legacy_"):
+        deep_stem = entry.architecture.get("deep_stem", False)
+        return partial(_legacy_export_key if export else _legacy_key, deep_stem=deep_stem)
+    if layout == "timm" and entry.family == "sknet":
+        return partial(_apply, _SK_EXPORT_RULES if export else _SK_RULES)
+    return str
+
+
 def convert_state_dict(
     state_dict: Mapping[str, torch.Tensor], source: str, model_name: str
 ) -> dict[str, torch.Tensor]:
@@ -112,18 +128,8 @@ def convert_state_dict(
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    entry = get_model_entry(model_name)
-    state = unwrap_state_dict(state_dict)
-    if source == "official" and entry.family != "resnest":
-        raise ValueError(
-            f"the official ResNeSt release has no {model_name!r}; its models are the resnest* family"
-        )
-    if source == "timm" and entry.name.startswith("legacy_"):
-        deep_stem = entry.architecture.get("deep_stem", False)
-        return {_legacy_key(k, deep_stem): v for k, v in state.items()}
-    if source == "timm" and entry.family == "sknet":
-        return {_apply(_SK_RULES, k): v for k, v in state.items()}
-    return dict(state)
+    rename = _key_renamer(source, model_name, export=False)
+    return {rename(k): v for k, v in unwrap_state_dict(state_dict).items()}
 
 
 def export_state_dict(
@@ -135,16 +141,8 @@ def export_state_dict(
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    entry = get_model_entry(model_name)
-    state = unwrap_state_dict(state_dict)
-    if target == "official" and entry.family != "resnest":
-        raise ValueError(f"the official ResNeSt release has no {model_name!r}; export it to 'timm' instead")
-    if target == "timm" and entry.name.startswith("legacy_"):
-        deep_stem = entry.architecture.get("deep_stem", False)
-        return {_legacy_export_key(k, deep_stem): v for k, v in state.items()}
-    if target == "timm" and entry.family == "sknet":
-        return {_apply(_SK_EXPORT_RULES, k): v for k, v in state.items()}
-    return dict(state)
+    rename = _key_renamer(target, model_name, export=True)
+    return {rename(k): v for k, v in unwrap_state_dict(state_dict).items()}
 
 
 def detect_source(state_dict: Mapping[str, torch.Tensor], expected_keys: set[str], model_name: str) -> str:
@@ -155,11 +153,11 @@ def detect_source(state_dict: Mapping[str, torch.Tensor], expected_keys: set[str
     """
     entry = get_model_entry(model_name)
     candidates = ["ours", "timm"] + (["official"] if entry.family == "resnest" else [])
+    keys = list(unwrap_state_dict(state_dict))
     best, best_mismatch = "ours", None
     for source in candidates:
-        keys = set(unwrap_state_dict(state_dict)) if source == "ours" else set(
-            convert_state_dict(state_dict, source, model_name))
-        mismatch = len(keys ^ expected_keys)
+        rename = _key_renamer(source, model_name, export=False)
+        mismatch = len({rename(k) for k in keys} ^ expected_keys)
         if mismatch == 0:
             return source
         if best_mismatch is None or mismatch < best_mismatch:
