@@ -9,7 +9,7 @@ import splitattn
 from splitattn.cli import main
 from splitattn.export import check_onnx, export_model
 
-from .test_deploy import randomize_bns_
+from .reference import randomize_
 
 pytest.importorskip("onnx", reason="ONNX export tests need pip install -e .[export]")
 pytest.importorskip("onnxruntime", reason="ONNX export tests need pip install -e .[export]")
@@ -22,7 +22,7 @@ TOLERANCE = 1e-4
 )
 def test_onnx_export_matches_eval_mode_at_other_batch_sizes(tmp_path, name, exporter):
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model(name, num_classes=7, zero_init_last=False))
+    model = randomize_(splitattn.create_model(name, num_classes=7, zero_init_last=False))
     path, error = export_model(model, tmp_path / f"{name}.onnx", "onnx", (3, 32, 32), exporter=exporter)
     assert path.exists() and error < TOLERANCE  # export_model checked batch sizes 1 and 3
     assert check_onnx(path, model, [torch.randn(5, 3, 32, 32)]) < TOLERANCE  # yet another batch size
@@ -30,7 +30,7 @@ def test_onnx_export_matches_eval_mode_at_other_batch_sizes(tmp_path, name, expo
 
 def test_torchscript_export_matches_eval_mode(tmp_path):
     torch.manual_seed(0)
-    model = randomize_bns_(splitattn.create_model("resnest14d", num_classes=3, zero_init_last=False))
+    model = randomize_(splitattn.create_model("resnest14d", num_classes=3, zero_init_last=False))
     path, error = export_model(model, tmp_path / "m.pt", "torchscript", (3, 32, 32))
     assert error < TOLERANCE
     loaded = torch.jit.load(str(path))
