@@ -54,3 +54,12 @@ def assert_backbone_matches(checkpoint: dict[str, torch.Tensor], body_state: dic
     assert set(kept) == set(expected)
     for key, value in kept.items():
         assert torch.equal(value, expected[key]), key
+
+
+def tensorboard_events(run_dir: Path):
+    """The TensorBoard event files of a run, read back with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return events

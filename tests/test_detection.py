@@ -18,7 +18,14 @@ from splitattn.detection.dataset import CocoDetectionDataset
 from splitattn.detection.train import DetectionConfig, train_detector
 from splitattn.training.checkpoint import load_checkpoint
 
-from .dense_helpers import FAMILIES, SMALL_DETECTOR, assert_backbone_matches, classification_checkpoint, one_thread
+from .dense_helpers import (
+    FAMILIES,
+    SMALL_DETECTOR,
+    assert_backbone_matches,
+    classification_checkpoint,
+    one_thread,
+    tensorboard_events,
+)
 
 __all__ = ["one_thread"]  # the fixture is used by name
 
@@ -202,7 +209,7 @@ def test_train_det_command(tmp_path, shapes, one_thread):
                  "--warmup-steps", "1", "--min-size", "64", "--max-size", "64", "--workers", "0", "--device", "cpu",
                  "--output", str(out), "--model-arg", "fpn_channels=32", "--model-arg", "representation_size=64",
                  "--model-arg", "anchor_sizes=[[8], [16], [32], [64], [128]]",
-                 "--model-arg", "box_detections_per_img=5", "--log-every", "1"])
+                 "--model-arg", "box_detections_per_img=5", "--log-every", "1", "--log", "tensorboard"])
     assert code == 0
     saved = load_checkpoint(out / "last.pth")
     assert saved["classes"] == ["square", "circle", "triangle"] and saved["config"]["backbone"] == "skresnet18"
@@ -211,6 +218,11 @@ def test_train_det_command(tmp_path, shapes, one_thread):
     rebuilt.load_state_dict(saved["model"])
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert set(metrics) == {"bbox", "segm"} and 0.0 <= metrics["segm"]["mAP"] <= 1.0
+    events = tensorboard_events(out)
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert {"train/loss_classifier", "train/loss_mask", "train/loss_objectness"} <= set(events.Tags()["scalars"])
+    assert events.Scalars("val/segm/mAP")[0].value == pytest.approx(metrics["segm"]["mAP"])
+    assert events.Tags()["images"] == ["predictions"]
 
 
 def test_train_det_command_reports_bad_data(tmp_path, shapes, capsys):

@@ -146,7 +146,8 @@ def test_zoo_command_formats(capsys):
     assert cli_main(["zoo", "resnest50", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["model"] == "resnest50" and row["input_size"] == "3x224x224" and row["crop_pct"] == 0.875
-    assert row["top1"] == 81.13 and row["params"] == 27_483_240 and row["gmacs"] == pytest.approx(5.37)
+    assert row["paper_top1"] == 81.13 and row["params"] == 27_483_240 and row["gmacs"] == pytest.approx(5.37)
+    assert row["weights"] == "in1k" and row["top1"] == 81.03  # the official release's own measurement
     assert cli_main(["zoo", "resnest50*", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["model"] for r in rows} >= {"resnest50", "resnest50d", "resnest50_fast_2s2x40d"}
@@ -154,4 +155,4 @@ def test_zoo_command_formats(capsys):
     table = capsys.readouterr().out.splitlines()
     cells = [cell.strip() for cell in table[2].strip("|").split("|")]
     assert table[0].startswith("| model") and cells[:4] == ["skresnext50_32x4d", "sknet", "27.48", "4.46"]
-    assert cells[-1] == "79.21"
+    assert cells[-3:] == ["ra_in1k", "80.17", "79.21"]  # default weights, their top-1, the paper's

@@ -113,9 +113,12 @@ def test_pretrained_cfg_is_data_on_the_model():
     assert cfg["input_size"] == (3, 416, 416)
     assert cfg["crop_pct"] == pytest.approx(0.928)
     assert cfg["interpolation"] == "bicubic"
-    assert cfg["top1"] == pytest.approx(84.54)
+    assert cfg["paper_top1"] == pytest.approx(84.54)  # the paper's number
+    assert cfg["top1"] == pytest.approx(84.54) and cfg["tag"] == "in1k"  # what the published weights reach
+    assert cfg["license"] == "apache-2.0" and cfg["sources"][0].startswith("https://github.com/zhanghang1989/")
     assert cfg["mean"] == (0.485, 0.456, 0.406)
-    assert create_model("resnet18").pretrained_cfg["top1"] is None
+    plain = create_model("skresnet50").pretrained_cfg  # no published weights, no paper number
+    assert plain["top1"] is None and plain["paper_top1"] is None and plain["sources"] == ()
 
 
 def test_list_models_filters_by_pattern():

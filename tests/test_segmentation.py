@@ -19,7 +19,7 @@ from splitattn.segmentation.metrics import confusion_matrix, scores
 from splitattn.segmentation.train import SegmentationConfig, train_segmenter
 from splitattn.training.checkpoint import load_checkpoint
 
-from .dense_helpers import FAMILIES, assert_backbone_matches, classification_checkpoint, one_thread
+from .dense_helpers import FAMILIES, assert_backbone_matches, classification_checkpoint, one_thread, tensorboard_events
 
 __all__ = ["one_thread"]  # the fixture is used by name
 
@@ -134,13 +134,19 @@ def test_train_seg_command(tmp_path, shapes, one_thread):
     code = main(["train-seg", "--images", str(train.images), "--annotations", str(train.annotations),
                  "--val-images", str(val.images), "--val-masks", str(val.masks), "--backbone", "resnest14d",
                  "--output-stride", "16", "--aux-loss", "--image-size", "48", "--steps", "2", "--batch-size", "2",
-                 "--warmup-steps", "1", "--workers", "0", "--device", "cpu", "--output", str(out)])
+                 "--warmup-steps", "1", "--workers", "0", "--device", "cpu", "--output", str(out),
+                 "--log", "tensorboard"])
     assert code == 0
     saved = load_checkpoint(out / "last.pth")
     assert saved["num_classes"] == 4 and saved["config"]["output_stride"] == 16
     deeplabv3("resnest14d", 4, 16, aux_loss=True).load_state_dict(saved["model"])
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert 0.0 <= metrics["mIoU"] <= 1.0 and len(metrics["iou"]) == 4
+    events = tensorboard_events(out)
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert {"train/loss_out", "train/loss_aux", "train/lr"} <= set(events.Tags()["scalars"])
+    assert events.Scalars("val/mIoU")[0].value == pytest.approx(metrics["mIoU"])
+    assert events.Tags()["images"] == ["predictions"]
 
 
 def test_train_seg_command_reports_bad_data(tmp_path, shapes, capsys):

@@ -11,11 +11,10 @@ import torch
 
 from splitattn import create_model
 from splitattn.cli import main as cli_main
+from splitattn.models.published import WeightSource
 from splitattn.weights import (
-    PUBLISHED_WEIGHTS,
     CheckpointError,
     HashMismatchError,
-    WeightSource,
     WeightsUnavailableError,
     convert_state_dict,
     export_state_dict,
@@ -24,6 +23,7 @@ from splitattn.weights import (
     sha256_of,
 )
 
+from .hosts import publish
 from .reference import max_relative_error, randomize_, reference_model
 
 TOLERANCE = 1e-5
@@ -88,8 +88,7 @@ def test_pretrained_true_downloads_once_verifies_and_converts(tmp_path, private_
     served = tmp_path / "served" / "seresnet18-published.pth"
     served.parent.mkdir()
     torch.save(reference.state_dict(), served)
-    source = WeightSource(served.as_uri(), sha256_of(served)[:8], "timm")
-    monkeypatch.setitem(PUBLISHED_WEIGHTS, "legacy_seresnet18", source)
+    publish(monkeypatch, "legacy_seresnet18", WeightSource(served.as_uri(), sha256_of(served)[:8], "timm"))
     _assert_matches_reference(create_model("legacy_seresnet18", pretrained=True), reference)
     served.unlink()  # the second build must come from the cache
     _assert_matches_reference(create_model("legacy_seresnet18", pretrained="published"), reference)
@@ -190,8 +189,7 @@ def test_wrong_architecture_lists_missing_and_unexpected_keys(tmp_path):
 
 def test_offline_download_says_where_to_put_the_file(private_cache, monkeypatch):
     # Port 9 (discard) on loopback is closed here: the connection is refused at once, as offline.
-    source = WeightSource("http://127.0.0.1:9/resnest50-528c19ca.pth", "528c19ca", "official")
-    monkeypatch.setitem(PUBLISHED_WEIGHTS, "resnest50", source)
+    publish(monkeypatch, "resnest50", WeightSource("http://127.0.0.1:9/resnest50-528c19ca.pth", "528c19ca", "official"))
     with pytest.raises(WeightsUnavailableError) as error:
         create_model("resnest50", pretrained=True)
     message = str(error.value)
@@ -201,8 +199,8 @@ def test_offline_download_says_where_to_put_the_file(private_cache, monkeypatch)
 
 
 def test_model_without_published_weights_says_how_to_load_a_file():
-    with pytest.raises(ValueError, match=r"no published weights .* 'skresnet18'.*pretrained='/path"):
-        create_model("skresnet18", pretrained=True)
+    with pytest.raises(ValueError, match=r"no published weights .* 'skresnet50'.*zoo --weights.*pretrained=PATH"):
+        create_model("skresnet50", pretrained=True)
 
 
 def test_fine_tuning_drops_a_classifier_of_another_size_with_a_warning(tmp_path):

@@ -6,7 +6,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, convert, evaluate, explain, export, predict, summary, train, train_det, train_seg, zoo
+from . import (
+    bench,
+    convert,
+    download,
+    evaluate,
+    explain,
+    export,
+    predict,
+    push_to_hub,
+    summary,
+    train,
+    train_det,
+    train_seg,
+    zoo,
+)
 
 COMMANDS = {
     "convert": convert,
@@ -20,6 +34,8 @@ COMMANDS = {
     "export": export,
     "train-det": train_det,
     "train-seg": train_seg,
+    "download": download,
+    "push-to-hub": push_to_hub,
 }
 
 

@@ -20,8 +20,11 @@ HELP = "top-1/top-5 of a checkpoint on an image folder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="zoo name the checkpoint was trained as")
-    parser.add_argument("--checkpoint", required=True, help="weights or training checkpoint (.pth/.safetensors)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint of splitattn train, weights file (.pth/.safetensors), or a model "
+                             "repository (hf-hub:org/repo, local-dir:PATH)")
+    parser.add_argument("--model", help="zoo name of the architecture (default: what the checkpoint records; "
+                                        "needed only for bare weight files)")
     parser.add_argument("--data", required=True, help="image folder: DIR/<class>/<image>")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0)
@@ -33,17 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    trained = load_trained(args.model, args.checkpoint, args.image_size, args.crop_pct, args.interpolation)
+    trained = load_trained(args.checkpoint, args.model, args.image_size, args.crop_pct, args.interpolation)
     transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct, trained.interpolation)
     dataset = ImageFolderDataset(args.data, transform, class_names=trained.class_names)
     loader = DataLoader(dataset, args.batch_size, num_workers=args.workers, collate_fn=collate_skipping)
     runtime = Runtime(select_device(args.device))
     result = evaluate(trained.model.to(runtime.device), loader, runtime)
-    result.update(model=args.model, checkpoint=str(args.checkpoint), image_size=trained.image_size,
+    result.update(model=trained.model_name, checkpoint=str(args.checkpoint), image_size=trained.image_size,
                   crop_pct=trained.crop_pct, interpolation=trained.interpolation)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.model} on {args.data}: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  "
+        print(f"{trained.model_name} on {args.data}: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  "
               f"({result['images']} images, {result['skipped']} unreadable skipped)")
     return 0

@@ -17,8 +17,11 @@ HELP = "top-k classes of images, as text or JSON"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint of splitattn train, weights file (.pth/.safetensors), or a model "
+                             "repository (hf-hub:org/repo, local-dir:PATH)")
+    parser.add_argument("--model", help="zoo name of the architecture (default: what the checkpoint records; "
+                                        "needed only for bare weight files)")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -27,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
-    trained = load_trained(args.model, args.checkpoint)
+    trained = load_trained(args.checkpoint, args.model)
     device = select_device(args.device)
     model = None
     transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct, trained.interpolation)

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 
 from ..dense.recipe import DenseRecipe
+from ..training.tensorboard import LOGS
 
 RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(DenseRecipe))
 
@@ -17,7 +18,9 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, config_class: type[Den
     """Backbone, optimisation and runtime options; ``output`` is the default run directory."""
     defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
     parser.add_argument("--backbone", default=defaults["backbone"], help=f"zoo name (default {defaults['backbone']})")
-    parser.add_argument("--pretrained-backbone", help="'published' or a classification checkpoint path / URL")
+    parser.add_argument("--pretrained-backbone", help="'published' (the backbone's published weights; "
+                                                      "--backbone name.tag picks a set), or a classification "
+                                                      "checkpoint: path, URL or hf-hub:org/repo")
     parser.add_argument("--steps", type=int, default=defaults["steps"])
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     parser.add_argument("--optimizer", default=defaults["optimizer"], choices=("sgd", "adamw"))
@@ -30,6 +33,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, config_class: type[Den
     parser.add_argument("--workers", type=int, default=defaults["workers"], help="data loading processes")
     parser.add_argument("--output", default=output, help="run directory")
     parser.add_argument("--log-every", type=int, default=defaults["log_every"])
+    parser.add_argument("--log", choices=LOGS, default=defaults["log"],
+                        help="'tensorboard' also writes TensorBoard event files into OUTPUT/tensorboard")
 
 
 def recipe_arguments(args: argparse.Namespace) -> dict:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 
 from ..training import PRESETS, TrainingDiverged, build_config, train
+from ..training.tensorboard import LOGS
 
 HELP = "train on the built-in digits set or an image folder (torchrun for several processes)"
 FLAGS = ("data", "model", "epochs", "batch_size", "lr", "output", "device", "workers", "image_size", "seed",
-         "pretrained")
+         "pretrained", "log")
 SWITCHES = ("resume", "amp", "ema", "deterministic", "grad_checkpointing", "channels_last", "sync_bn")
 
 
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file of options")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="'imagenet' is the paper's recipe for --model")
     parser.add_argument("--data", help="'digits' (built in, default) or a directory with train/ and val/")
-    parser.add_argument("--model", help="zoo name (default resnest14d)")
+    parser.add_argument("--model", help="zoo name or name.tag (default resnest14d)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, help="per process")
     parser.add_argument("--lr", type=float, help="default: 0.1 x global batch / 256")
@@ -32,7 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="data loading processes")
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--pretrained", help="weights file/URL to start from, or 'published'")
+    parser.add_argument("--pretrained", help="weights to start from: 'published' (the model's published weights; "
+                                             "--model name.tag picks a set), a file, a URL or hf-hub:org/repo")
+    parser.add_argument("--log", choices=LOGS, help="'tensorboard' also writes TensorBoard event files into "
+                                                    "RUN_DIR/tensorboard (metrics.jsonl is always written)")
     for switch in SWITCHES:
         parser.add_argument(f"--{switch.replace('_', '-')}", action="store_true", default=None)
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,

@@ -1,17 +1,19 @@
 """List every zoo model with its parameters, GMACs at its default resolution, default input size,
-crop fraction and the paper's top-1 where the paper reports one.
+crop fraction, its default published weights (tag and the top-1 they reach) and the paper's top-1.
 
-Models are built and counted on the meta device (torch.utils.flop_counter), so the full table
-takes seconds and needs no weights.
+With --weights, one row per published weight set instead (``name.tag``, usable anywhere a model
+name is: ``splitattn train --model seresnet50.ra2_in1k --pretrained published``): top-1, input
+settings, licence and the hosts it is fetched from, in order. Models are built and counted on the
+meta device (torch.utils.flop_counter), so the full table takes seconds and needs no weights.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..inspect import FORMATS, format_rows, zoo_rows
+from ..inspect import FORMATS, format_rows, weights_rows, zoo_rows
 
-HELP = "table of every zoo model: parameters, GMACs, input size, paper top-1"
+HELP = "table of every zoo model: parameters, GMACs, input size, published weights, top-1"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shell-style name filter, e.g. 'resnest50*' (default: all)")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="table (Markdown), csv or json (default: table)")
+    parser.add_argument("--weights", action="store_true",
+                        help="one row per published weight set (name.tag) with its licence and sources")
 
 
 def run(args: argparse.Namespace) -> int:
-    print(format_rows(zoo_rows(args.pattern), args.format))
+    rows = weights_rows(args.pattern) if args.weights else zoo_rows(args.pattern)
+    if not rows:
+        raise ValueError(f"no model matching {args.pattern!r} has published weights")
+    print(format_rows(rows, args.format))
     return 0

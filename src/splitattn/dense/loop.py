@@ -24,6 +24,7 @@ from ..training.runtime import autocast, grad_scaler
 OPTIMIZERS = ("sgd", "adamw")
 
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+StepHook = Callable[[int, float, dict[str, float], float], None]  # step, loss, its parts, learning rate
 
 
 @dataclass
@@ -76,8 +77,11 @@ def fit(
     clip_grad: float | None = 10.0,
     log_every: int = 0,
     log: Callable[[str], None] = print,
+    on_step: StepHook | None = None,
 ) -> FitResult:
     """Run ``steps`` optimiser steps; ``loss_fn(model, batch)`` returns the loss and its parts.
+
+    ``on_step`` is called after each step with its loss, the parts and the learning rate it used.
 
     A non-finite loss stops the run with an error naming the step, instead of training on NaNs.
     """
@@ -105,6 +109,8 @@ def fit(
             scheduler.step()
         result.losses.append(loss.item())
         result.parts.append(parts)
+        if on_step is not None:
+            on_step(step, result.losses[-1], parts, lr)
         if log_every and (step % log_every == 0 or step == steps):
             recent = result.losses[-log_every:]
             log(f"step {step}/{steps} loss {sum(recent) / len(recent):.4f} "

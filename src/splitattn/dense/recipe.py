@@ -20,7 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..training.checkpoint import save_checkpoint
-from .loop import FitResult, LossFn, build_optimizer, build_scheduler, fit
+from ..training.tensorboard import TensorBoardLog, check_log
+from .loop import FitResult, LossFn, StepHook, build_optimizer, build_scheduler, fit
 
 
 @dataclass(kw_only=True)
@@ -41,6 +42,7 @@ class DenseRecipe:
     workers: int = 2
     output: str | None = None
     log_every: int = 20
+    log: str = "jsonl"  # "tensorboard": TensorBoard event files too, in OUTPUT/tensorboard
 
 
 def recipe_loader(recipe: DenseRecipe, dataset: Dataset, *, drop_last: bool,
@@ -51,13 +53,33 @@ def recipe_loader(recipe: DenseRecipe, dataset: Dataset, *, drop_last: bool,
                       generator=torch.Generator().manual_seed(recipe.seed), persistent_workers=recipe.workers > 0)
 
 
+def open_board(recipe: DenseRecipe) -> TensorBoardLog | None:
+    """The run's TensorBoard log when ``recipe.log`` asks for one (checked before any work)."""
+    if not check_log(recipe.log):
+        return None
+    if not recipe.output:
+        raise ValueError("log='tensorboard' needs an output directory to write the event files into")
+    return TensorBoardLog(recipe.output)
+
+
+def board_hook(board: TensorBoardLog | None) -> StepHook | None:
+    """Per-step loss, loss parts and learning rate into ``board``."""
+    if board is None:
+        return None
+
+    def on_step(step: int, loss: float, parts: dict[str, float], lr: float) -> None:
+        board.scalars({"train/loss": loss, "train/lr": lr, **{f"train/{k}": v for k, v in parts.items()}}, step)
+
+    return on_step
+
+
 def fit_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: DenseRecipe, device: torch.device,
-               log: Callable[[str], None]) -> FitResult:
+               log: Callable[[str], None], on_step: StepHook | None = None) -> FitResult:
     """The recipe's optimiser and warm-up/cosine schedule, then ``recipe.steps`` steps of the loop."""
     optimizer = build_optimizer(model, recipe.optimizer, recipe.lr, recipe.weight_decay)
     scheduler = build_scheduler(optimizer, recipe.steps, recipe.warmup_steps)
     return fit(model, loader, loss_fn, steps=recipe.steps, optimizer=optimizer, scheduler=scheduler,
-               device=device, amp=recipe.amp, log_every=recipe.log_every, log=log)
+               device=device, amp=recipe.amp, log_every=recipe.log_every, log=log, on_step=on_step)
 
 
 def save_run(recipe: DenseRecipe, model: nn.Module, result: FitResult, metrics: dict, extra: dict[str, Any],

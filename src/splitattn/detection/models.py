@@ -15,7 +15,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
-from ..models import get_model_entry
+from ..models.registry import input_cfg
 from .backbone import fpn_backbone
 
 # torchvision's defaults: one anchor size per pyramid level (4 stages + the pooled level), 3 ratios.
@@ -37,7 +37,7 @@ def _detector_parts(backbone: str, num_classes: int, trainable_layers: int | Non
     levels = len(body.body.feature_channels) + 1
     if len(sizes) != levels:
         raise ValueError(f"anchor_sizes needs one tuple per pyramid level ({levels}), got {len(sizes)}")
-    cfg = get_model_entry(backbone).pretrained_cfg
+    cfg = input_cfg(backbone)
     parts = dict(
         backbone=body,
         rpn_anchor_generator=AnchorGenerator(sizes, (ASPECT_RATIOS,) * levels),

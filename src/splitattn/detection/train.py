@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ..dense.loop import FitResult
-from ..dense.recipe import DenseRecipe, fit_recipe, recipe_loader, save_run
+from ..dense.previews import detection_preview
+from ..dense.recipe import DenseRecipe, board_hook, fit_recipe, open_board, recipe_loader, save_run
 from ..training.runtime import seed_everything, select_device
 from .dataset import CocoDetectionDataset, collate_detection, train_transform
 from .evaluate import evaluate_coco
@@ -71,6 +72,7 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
     """Train, evaluate (when validation data are given) and save; returns the model and numbers."""
     seed_everything(config.seed, deterministic=False)
     device = select_device(config.device)
+    board = open_board(config)
     masks = config.architecture == "maskrcnn"
     train_set = CocoDetectionDataset(config.annotations, config.images, masks=masks, transform=train_transform())
     val_set = None
@@ -84,10 +86,16 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
                            collate_fn=collate_detection)
     log(f"training {config.architecture} over {config.backbone} on {len(train_set)} images, "
         f"{train_set.label_map.num_classes - 1} classes, {config.steps} steps on {device}")
-    result = fit_recipe(model, loader, detection_loss, config, device, log)
+    result = fit_recipe(model, loader, detection_loss, config, device, log, board_hook(board))
     metrics = evaluate_coco(model, val_set, device, config.batch_size) if val_set is not None else {}
     for kind, stats in metrics.items():
         log(f"{kind}: mAP {stats['mAP']:.3f}  mAP50 {stats['mAP50']:.3f}  mAP75 {stats['mAP75']:.3f}")
+    if board is not None:
+        board.scalars({f"val/{kind}/{k}": v for kind, stats in metrics.items() for k, v in stats.items()}, config.steps)
+        if val_set is not None:
+            names = ["background", *train_set.label_map.names]
+            board.image("predictions", detection_preview(model, val_set, names, device), config.steps)
+        board.close()
     checkpoint = save_run(config, model, result, metrics, log=log, extra={
         "classes": list(train_set.label_map.names), "category_ids": list(train_set.label_map.category_ids)})
     return DetectionRun(model, result, metrics, checkpoint)

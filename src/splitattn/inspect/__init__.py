@@ -7,7 +7,7 @@ Sits above the factory (it builds models by name) and below the CLI. The picture
 from .attention import AttentionRecord, AttentionRecorder, attention_weights
 from .gradcam import GradCam, grad_cam
 from .summary import Row, Summary, format_summary, parse_input_size, summarize, summarize_model
-from .zoo_table import FORMATS, ZooRow, count, format_rows, zoo_rows
+from .zoo_table import FORMATS, WeightsRow, ZooRow, count, format_rows, weights_rows, zoo_rows
 
 __all__ = [
     "FORMATS",
@@ -16,6 +16,7 @@ __all__ = [
     "GradCam",
     "Row",
     "Summary",
+    "WeightsRow",
     "ZooRow",
     "attention_weights",
     "count",
@@ -25,5 +26,6 @@ __all__ = [
     "parse_input_size",
     "summarize",
     "summarize_model",
+    "weights_rows",
     "zoo_rows",
 ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .published import PublishedWeights
 from .resnet import ResNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -16,10 +17,11 @@ REFERENCES = ("official", "timm")
 
 @dataclass(frozen=True)
 class PretrainedCfg:
-    """How the published weights expect to be fed, and what they were reported to reach.
+    """How the model expects to be fed, and what the paper that introduced it reports.
 
-    ``top1`` is the ImageNet top-1 accuracy (%) reported in the paper that introduced the model
-    (``paper``), not a number measured here; None where the paper reports none.
+    ``paper_top1`` is the ImageNet top-1 accuracy (%) reported in ``paper``, not a number measured
+    here; None where the paper reports none. What published weights reach is their own ``top1``
+    (:class:`~splitattn.models.published.PublishedWeights`); a tag may also feed other input settings.
     """
 
     input_size: tuple[int, int, int] = (3, 224, 224)
@@ -30,7 +32,7 @@ class PretrainedCfg:
     num_classes: int = 1000
     first_conv: str = "conv1"
     classifier: str = "fc"
-    top1: float | None = None
+    paper_top1: float | None = None
     paper: str | None = None
 
 
@@ -39,19 +41,67 @@ class ModelEntry:
     """One zoo model.
 
     ``reference`` names the implementation whose layout and weights this entry reproduces:
-    ``official`` (the ResNeSt authors' package) or ``timm``.
+    ``official`` (the ResNeSt authors' package) or ``timm``. ``weights`` are the published weight
+    sets (tags), the default first.
     """
 
     name: str
     family: str
     reference: str
     architecture: dict[str, Any]
-    pretrained_cfg: PretrainedCfg = field(default_factory=PretrainedCfg)
+    base_cfg: PretrainedCfg = field(default_factory=PretrainedCfg)
+    weights: tuple[PublishedWeights, ...] = ()
 
-    def build(self, **overrides: Any) -> ResNet:
+    def __post_init__(self) -> None:
+        tags = [w.tag for w in self.weights]
+        if len(set(tags)) != len(tags):
+            raise ValueError(f"{self.name}: a weights tag is listed twice: {tags}")
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(w.tag for w in self.weights)
+
+    @property
+    def pretrained_cfg(self) -> PretrainedCfg:
+        """Input settings of the default weights (those a plain ``create_model(name)`` describes)."""
+        return self.cfg_for(None)
+
+    def cfg_for(self, tag: str | None) -> PretrainedCfg:
+        """Input settings for the weights ``tag`` names: the model's, with the tag's own on top."""
+        weights = self.weights_for(tag)
+        return replace(self.base_cfg, **weights.eval_settings) if weights is not None else self.base_cfg
+
+    def weights_for(self, tag: str | None = None) -> PublishedWeights | None:
+        """The weights ``tag`` names (None: the default tag, or None when nothing is published)."""
+        if tag is None:
+            return self.weights[0] if self.weights else None
+        for weights in self.weights:
+            if weights.tag == tag:
+                return weights
+        if not self.weights:
+            raise ValueError(f"{self.name!r} has no published weights, so no tag {tag!r}; "
+                             f"`splitattn zoo --weights` lists the models that have some")
+        close = difflib.get_close_matches(tag, self.tags, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(f'{self.name}.{t}' for t in close)}?" if close else ""
+        raise ValueError(f"unknown weights tag {tag!r} for {self.name!r}.{hint} Its tags: {', '.join(self.tags)} "
+                         f"(default {self.tags[0]})")
+
+    def cfg_dict(self, tag: str | None = None) -> dict[str, Any]:
+        """``pretrained_cfg`` as the model carries it: input settings, and the weights' own numbers."""
+        weights = self.weights_for(tag)
+        cfg = asdict(self.cfg_for(tag)) | {"architecture": self.name, "tag": None, "top1": None,
+                                           "top1_by": None, "license": None, "sources": ()}
+        if weights is not None:
+            cfg |= {"tag": weights.tag, "top1": weights.top1, "top1_by": weights.top1_by,
+                    "license": weights.license, "sources": tuple(s.url for s in weights.sources)}
+        return cfg
+
+    def build(self, tag: str | None = None, **overrides: Any) -> ResNet:
+        """The network with ``overrides`` of the zoo arguments; ``tag`` picks the pretrained config."""
         model = ResNet(**{**self.architecture, **overrides})
-        model.pretrained_cfg = asdict(self.pretrained_cfg) | {"architecture": self.name}
+        model.pretrained_cfg = self.cfg_dict(tag)
         model.default_cfg = model.pretrained_cfg
+        model.model_args = dict(overrides)  # what rebuilds it (save_pretrained writes these)
         return model
 
 
@@ -67,13 +117,37 @@ def register(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
-def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Zoo names matching a shell-style ``pattern`` (e.g. ``"resnest50*"``), sorted."""
-    return sorted(
-        name
-        for name, entry in _REGISTRY.items()
-        if fnmatch.fnmatch(name, pattern) and (family is None or entry.family == family)
-    )
+def list_models(pattern: str = "*", family: str | None = None, pretrained: bool = False) -> list[str]:
+    """Zoo names matching a shell-style ``pattern`` (e.g. ``"resnest50*"``), sorted.
+
+    With ``pretrained=True``, one ``name.tag`` per published weight set instead (timm's spelling).
+    """
+    names = []
+    for name, entry in _REGISTRY.items():
+        if family is not None and entry.family != family:
+            continue
+        candidates = [f"{name}.{tag}" for tag in entry.tags] if pretrained else [name]
+        names += [c for c in candidates if fnmatch.fnmatch(c, pattern) or fnmatch.fnmatch(name, pattern)]
+    return sorted(names)
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"seresnet50.a1_in1k"`` -> ``("seresnet50", "a1_in1k")``; a plain name has no tag."""
+    base, _, tag = name.partition(".")
+    return base, tag or None
+
+
+def resolve_name(name: str) -> tuple[ModelEntry, PublishedWeights | None]:
+    """The entry and weights a ``name`` or ``name.tag`` means (the default tag for a plain name)."""
+    base, tag = split_name(name)
+    entry = get_model_entry(base)
+    return entry, entry.weights_for(tag)
+
+
+def input_cfg(name: str) -> PretrainedCfg:
+    """The input settings a ``name`` or ``name.tag`` means (a tag may differ from its model's defaults)."""
+    entry, weights = resolve_name(name)
+    return entry.cfg_for(weights.tag if weights is not None else None)
 
 
 def get_model_entry(name: str) -> ModelEntry:

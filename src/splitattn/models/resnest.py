@@ -9,9 +9,17 @@ pool, so each entry records which release it reproduces.
 from __future__ import annotations
 
 from .blocks import Bottleneck
+from .published import PublishedWeights, WeightSource, hub, release, timm_file, timm_release
 from .registry import ModelEntry, PretrainedCfg, register
 
 PAPER = "ResNeSt: Split-Attention Networks (arXiv:2004.08955)"
+AUTHORS = "ResNeSt authors (zhanghang1989/ResNeSt)"
+OFFICIAL_TOP1 = "official README (PyTorch column)"
+TIMM_TOP1 = "timm results-imagenet.csv"
+_RELEASE = "https://github.com/zhanghang1989/ResNeSt/releases/download/weights_step1/{}.pth"
+# Where the release first lived. It answered HTTP 403 when these sources were collected and is
+# tried last, for the networks (and mirrors of it) where it still serves.
+_ORIGINAL_HOST = "https://s3.us-west-1.wasabisys.com/resnest/torch/{}.pth"
 
 
 def _resnest(
@@ -45,9 +53,26 @@ def _cfg(size: int = 224, crop_pct: float = 0.875, interpolation: str = "bilinea
         crop_pct=crop_pct,
         interpolation=interpolation,
         first_conv="conv1.0",
-        top1=top1,
+        paper_top1=top1,
         paper=PAPER if top1 is not None else None,
     )
+
+
+def _official_file(stem: str, timm_name: str | None) -> tuple[WeightSource, ...]:
+    """Every copy of an official release file: the release, timm's mirror, timm's Hub repo, the first host."""
+    sources = (release(_RELEASE.format(stem), "official"),)
+    if timm_name is not None:
+        sources += (*timm_release(f"v0.1-resnest/{stem}.pth", "official"), hub(f"timm/{timm_name}.in1k"))
+    return (*sources, release(_ORIGINAL_HOST.format(stem), "official"))
+
+
+def _official_weights(stem: str, timm_name: str | None, official_top1: float, timm_top1: float | None):
+    """The official file under the official name, and (same file) under timm's name with timm's top-1."""
+    sources = _official_file(stem, timm_name)
+    official = (PublishedWeights("in1k", sources, official_top1, OFFICIAL_TOP1, "apache-2.0", AUTHORS),)
+    if timm_top1 is None:
+        return official, ()
+    return official, (PublishedWeights("in1k", sources, timm_top1, TIMM_TOP1, "apache-2.0", AUTHORS),)
 
 
 # name, layers, stem width, input size, crop_pct, interpolation, paper top-1
@@ -58,6 +83,13 @@ _DEPTHS = {
     269: ((3, 30, 48, 8), 64, 416, 0.928, "bicubic", 84.54),
 }
 _TIMM_SUFFIX = {50: "d", 101: "e", 200: "e", 269: "e"}
+# The released file of each depth, its top-1 in the official README and in timm's results.
+_RELEASED = {
+    50: ("resnest50-528c19ca", 81.03, 80.958),
+    101: ("resnest101-22405ba7", 82.83, 82.916),
+    200: ("resnest200-75117900", 83.84, 83.880),
+    269: ("resnest269-0cc87c48", 84.54, 84.542),
+}
 
 # timm's names for networks of the official release: same layers, same parameter names, same
 # published weights (timm loads the official files); only dilated stages pool differently.
@@ -69,23 +101,40 @@ TIMM_TO_OFFICIAL = {
 
 for depth, (layers, stem, size, crop, interp, top1) in _DEPTHS.items():
     cfg = _cfg(size, crop, interp, top1)
+    timm_name = f"resnest{depth}{_TIMM_SUFFIX[depth]}"
+    official, timm = _official_weights(_RELEASED[depth][0], timm_name, *_RELEASED[depth][1:])
     register(ModelEntry(f"resnest{depth}", "resnest", "official",
-                        _resnest(layers, stem, dilation_style="official"), cfg))
-    register(ModelEntry(f"resnest{depth}{_TIMM_SUFFIX[depth]}", "resnest", "timm", _resnest(layers, stem), cfg))
+                        _resnest(layers, stem, dilation_style="official"), cfg, official))
+    register(ModelEntry(timm_name, "resnest", "timm", _resnest(layers, stem), cfg, timm))
 
-register(ModelEntry("resnest14d", "resnest", "timm", _resnest((1, 1, 1, 1), 32), _cfg()))
-register(ModelEntry("resnest26d", "resnest", "timm", _resnest((2, 2, 2, 2), 32), _cfg()))
+
+def _gluon(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
+    """ResNeSt-14/26, trained by the authors in GluonCV and converted by timm."""
+    sources = timm_file(f"v0.1-weights/{path}.pth", f"timm/{name}.gluon_in1k")
+    return (PublishedWeights("gluon_in1k", sources, top1, TIMM_TOP1, "apache-2.0", f"{AUTHORS}, GluonCV"),)
+
+
+register(ModelEntry("resnest14d", "resnest", "timm", _resnest((1, 1, 1, 1), 32), _cfg(),
+                    _gluon("resnest14d", "gluon_resnest14-9c8fe254", 75.516)))
+register(ModelEntry("resnest26d", "resnest", "timm", _resnest((2, 2, 2, 2), 32), _cfg(),
+                    _gluon("resnest26d", "gluon_resnest26-50eb607c", 78.476)))
 
 # The ablation models of the paper (Table 3): radix s, cardinality x, width d, avd before the conv.
-for radix, cardinality, width in ((1, 1, 64), (2, 1, 64), (4, 1, 64), (1, 2, 40), (2, 2, 40), (4, 2, 40), (1, 4, 24)):
+# Top-1 from the official ablation.md; timm ports two of them under its own names.
+_ABLATION = {(1, 1, 64): ("d8fbf808", 80.33, None), (2, 1, 64): ("44938639", 80.53, None),
+             (4, 1, 64): ("f74f3fc3", 80.76, None), (1, 2, 40): ("32830b84", 80.59, None),
+             (2, 2, 40): ("9d126481", 80.61, None), (4, 2, 40): ("41d14ed0", 81.14, 81.146),
+             (1, 4, 24): ("d4a4f76f", 80.99, 81.024)}
+for (radix, cardinality, width), (digest, official_top1, timm_top1) in _ABLATION.items():
+    setting = f"{radix}s{cardinality}x{width}d"
+    timm_name = f"resnest50d_{setting}" if timm_top1 is not None else None
+    official, timm = _official_weights(f"resnest50_fast_{setting}-{digest}", timm_name, official_top1, timm_top1)
     register(ModelEntry(
-        f"resnest50_fast_{radix}s{cardinality}x{width}d", "resnest", "official",
+        f"resnest50_fast_{setting}", "resnest", "official",
         _resnest((3, 4, 6, 3), 32, radix, cardinality, width, avd_first=True, dilation_style="official"),
-        _cfg(),
+        _cfg(), official,
     ))
-
-# timm ports two of the ablation models under its own names.
-register(ModelEntry("resnest50d_4s2x40d", "resnest", "timm",
-                    _resnest((3, 4, 6, 3), 32, 4, 2, 40, avd_first=True), _cfg(interpolation="bicubic")))
-register(ModelEntry("resnest50d_1s4x24d", "resnest", "timm",
-                    _resnest((3, 4, 6, 3), 32, 1, 4, 24, avd_first=True), _cfg(interpolation="bicubic")))
+    if timm_name is not None:
+        register(ModelEntry(timm_name, "resnest", "timm",
+                            _resnest((3, 4, 6, 3), 32, radix, cardinality, width, avd_first=True),
+                            _cfg(interpolation="bicubic"), timm))

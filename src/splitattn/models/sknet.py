@@ -7,9 +7,17 @@ between the two branches, which keeps their parameter count near a plain ResNet'
 from __future__ import annotations
 
 from .blocks import BasicBlock, Bottleneck
+from .published import PublishedWeights, timm_file
 from .registry import ModelEntry, PretrainedCfg, register
 
 PAPER = "Selective Kernel Networks (arXiv:1903.06586)"
+
+
+def _ra(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
+    """timm's own SK training runs (RandAugment recipe); top-1 from timm's results-imagenet.csv."""
+    sources = timm_file(f"v0.1-weights/{path}.pth", f"timm/{name}.ra_in1k")
+    return (PublishedWeights("ra_in1k", sources, top1, "timm results-imagenet.csv", "apache-2.0",
+                             "timm (RandAugment)"),)
 
 
 def _sk(layers, block, attn_args, **kwargs) -> dict:
@@ -19,13 +27,16 @@ def _sk(layers, block, attn_args, **kwargs) -> dict:
 _BASIC_SK = {"sk_reduction": 8, "sk_divisor": 16, "sk_split_input": True}
 _CFG = PretrainedCfg(interpolation="bicubic")
 
-register(ModelEntry("skresnet18", "sknet", "timm", _sk((2, 2, 2, 2), BasicBlock, _BASIC_SK), _CFG))
-register(ModelEntry("skresnet34", "sknet", "timm", _sk((3, 4, 6, 3), BasicBlock, _BASIC_SK), _CFG))
+register(ModelEntry("skresnet18", "sknet", "timm", _sk((2, 2, 2, 2), BasicBlock, _BASIC_SK), _CFG,
+                    _ra("skresnet18", "skresnet18_ra-4eec2804", 73.020)))
+register(ModelEntry("skresnet34", "sknet", "timm", _sk((3, 4, 6, 3), BasicBlock, _BASIC_SK), _CFG,
+                    _ra("skresnet34", "skresnet34_ra-bdc0ccde", 76.956)))
 register(ModelEntry("skresnet50", "sknet", "timm",
                     _sk((3, 4, 6, 3), Bottleneck, {"sk_reduction": 16, "sk_divisor": 8, "sk_split_input": True}),
                     _CFG))
 register(ModelEntry(
     "skresnext50_32x4d", "sknet", "timm",
     _sk((3, 4, 6, 3), Bottleneck, {"sk_reduction": 16, "sk_divisor": 32}, cardinality=32, base_width=4),
-    PretrainedCfg(interpolation="bicubic", top1=79.21, paper=PAPER),
+    PretrainedCfg(interpolation="bicubic", paper_top1=79.21, paper=PAPER),
+    _ra("skresnext50_32x4d", "skresnext50_ra-f40e40bf", 80.168),
 ))

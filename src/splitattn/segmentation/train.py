@@ -16,8 +16,9 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from ..dense.loop import FitResult
-from ..dense.recipe import DenseRecipe, fit_recipe, recipe_loader, save_run
-from ..models import get_model_entry
+from ..dense.previews import segmentation_preview
+from ..dense.recipe import DenseRecipe, board_hook, fit_recipe, open_board, recipe_loader, save_run
+from ..models.registry import input_cfg
 from ..training.runtime import seed_everything, select_device
 from .datasets import IGNORE_INDEX, CocoSegmentationDataset, MaskFolderDataset, segmentation_transform
 from .metrics import evaluate_segmentation
@@ -86,7 +87,8 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
     """Train, evaluate (when validation data are given) and save; returns the model and numbers."""
     seed_everything(config.seed, deterministic=False)
     device = select_device(config.device)
-    cfg = get_model_entry(config.backbone).pretrained_cfg
+    board = open_board(config)
+    cfg = input_cfg(config.backbone)
     train_set = make_dataset(config.images, config.masks, config.annotations,
                              segmentation_transform(config.image_size, cfg.mean, cfg.std, train=True),
                              config.num_classes)
@@ -104,9 +106,15 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
     loader = recipe_loader(config, train_set, drop_last=True)
     log(f"training deeplabv3 over {config.backbone} (output stride {config.output_stride}) on {len(train_set)} images, "
         f"{num_classes} classes, {config.steps} steps on {device}")
-    result = fit_recipe(model, loader, segmentation_loss, config, device, log)
+    result = fit_recipe(model, loader, segmentation_loss, config, device, log, board_hook(board))
     metrics = evaluate_segmentation(model, val_set, device, num_classes, config.batch_size) if val_set else {}
     if metrics:
         log(f"mIoU {metrics['mIoU']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}")
+    if board is not None:
+        board.scalars({f"val/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, config.steps)
+        if val_set is not None:
+            board.image("predictions", segmentation_preview(model, val_set, num_classes, cfg.mean, cfg.std, device),
+                        config.steps)
+        board.close()
     checkpoint = save_run(config, model, result, metrics, log=log, extra={"num_classes": num_classes})
     return SegmentationRun(model, result, metrics, checkpoint)

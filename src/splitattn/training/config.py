@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..models import get_model_entry
+from ..models.registry import input_cfg
 
 
 @dataclass
@@ -65,6 +65,7 @@ class TrainConfig:
     sync_bn: bool = False
     resume: bool = False
     progress: bool = True
+    log: str = "jsonl"  # "tensorboard": TensorBoard event files too, in RUN_DIR/tensorboard
     max_steps_per_epoch: int | None = None  # for smoke tests
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -83,7 +84,7 @@ def imagenet_recipe(model: str) -> dict[str, Any]:
     published weights were trained with (for ResNeSt: 224 / 256 / 320 / 416 px for depth 50 / 101 /
     200 / 269); the paper adds DropBlock for the two large crops.
     """
-    cfg = get_model_entry(model).pretrained_cfg
+    cfg = input_cfg(model)
     size = cfg.input_size[-1]
     return dict(
         model=model,

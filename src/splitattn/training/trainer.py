@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from ..data import ImageFolderDataset, batch_mix, collate_skipping, eval_transform, prepare_digits, train_transform
 from ..factory import create_model
 from ..layers import set_drop_block_progress
-from ..models import get_model_entry
+from ..models.registry import input_cfg
 from .checkpoint import (
     BEST,
     LAST,
@@ -39,6 +39,9 @@ from .evaluate import evaluate
 from .metrics import append_jsonl, plot_curves, read_jsonl, topk_correct
 from .optim import build_optimizer, build_scheduler
 from .runtime import Runtime, all_reduce_sum, autocast, barrier, grad_scaler, seed_everything, start, stop
+from .tensorboard import TensorBoardLog, check_log, prediction_grid, unnormalize
+
+PREVIEW_IMAGES = 8  # validation images shown with the model's predictions in TensorBoard
 
 
 class TrainingDiverged(RuntimeError):
@@ -55,6 +58,8 @@ class Trainer:
         self.runtime = runtime
         self.output = Path(config.output)
         self.stop_requested = False
+        self.wants_tensorboard = check_log(config.log)  # refused before any work when tensorboard is missing
+        self.tensorboard: TensorBoardLog | None = None
         seed_everything(config.seed + runtime.rank, config.deterministic)
         self._build_data()
         self._build_model()
@@ -86,7 +91,8 @@ class Trainer:
             root = Path(config.data)
         train_dir = Path(config.train_dir) if config.train_dir else root / "train"
         val_dir = Path(config.val_dir) if config.val_dir else root / "val"
-        cfg = get_model_entry(config.model).pretrained_cfg
+        cfg = input_cfg(config.model)
+        self.mean, self.std = cfg.mean, cfg.std
         crop_pct = config.crop_pct or cfg.crop_pct
         train_set = ImageFolderDataset(train_dir, train_transform(
             config.image_size, cfg.mean, cfg.std, config.interpolation, config.random_resized_crop, config.hflip,
@@ -183,6 +189,9 @@ class Trainer:
             if not config.resume or (self.start_epoch == 0 and self.resume_step == 0):
                 (self.output / "metrics.jsonl").unlink(missing_ok=True)
             self.log(f"config:\n{describe(config)}")
+            if self.wants_tensorboard:  # a resumed run rewrites the steps after its checkpoint
+                done = self.start_epoch * self.steps_per_epoch + self.resume_step
+                self.tensorboard = TensorBoardLog(self.output, purge_step=done if config.resume else None)
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         record: dict[str, Any] = {}
         try:
@@ -194,6 +203,8 @@ class Trainer:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.tensorboard is not None:
+                self.tensorboard.close()
         return record
 
     def _train_epoch(self, epoch: int) -> dict[str, float] | None:
@@ -221,6 +232,7 @@ class Trainer:
                 continue
             if config.drop_block_rate:  # the ramp walks every module: only when there is something to ramp
                 set_drop_block_progress(self.model, (epoch * self.steps_per_epoch + step) / total_steps)
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
             loss, batch_correct = self._step(images, labels)
             if all_reduce_sum([float(not math.isfinite(loss))], runtime)[0]:
                 raise TrainingDiverged(
@@ -229,6 +241,8 @@ class Trainer:
             loss_sum += loss * len(labels)
             correct += batch_correct
             seen += len(labels)
+            if self.tensorboard is not None:
+                self.tensorboard.scalars({"train/loss": loss, "train/lr": lr}, epoch * self.steps_per_epoch + step + 1)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4f}",
@@ -293,8 +307,28 @@ class Trainer:
                                  "config": config.to_dict()}, self.output / BEST)
             append_jsonl(self.output / "metrics.jsonl", record)
             plot_curves(read_jsonl(self.output / "metrics.jsonl"), self.output / "curves.png")
+            if self.tensorboard is not None:
+                self._log_epoch(record)
         barrier(self.runtime)
         return record
+
+    def _log_epoch(self, record: dict[str, Any]) -> None:
+        """Epoch metrics, the curves and a few validation images with the model's answers."""
+        board, epoch = self.tensorboard, record["epoch"]
+        board.scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, epoch)
+        board.picture("curves", self.output / "curves.png", epoch)
+        dataset = self.val_loader.dataset  # spread over it: image folders are sorted by class
+        picks = sorted({round(i * (len(dataset) - 1) / max(PREVIEW_IMAGES - 1, 1)) for i in range(PREVIEW_IMAGES)})
+        samples = [s for s in (dataset[i] for i in picks if i < len(dataset)) if s is not None]
+        if samples:
+            images = torch.stack([image for image, _ in samples])
+            self.model.eval()
+            with torch.no_grad():
+                logits = self.model(images.to(self.runtime.device))
+            pictures = unnormalize(images, self.mean, self.std)
+            board.image("predictions", prediction_grid(pictures, [label for _, label in samples], logits.cpu(),
+                                                       self.class_names), epoch)
+        board.flush()
 
     def _progress(self, epoch: int):
         if not (self.config.progress and self.runtime.is_main):

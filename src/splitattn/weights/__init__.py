@@ -4,16 +4,19 @@ from .adapt import adapt_input_conv
 from .checkpoint_io import CheckpointError, load_checkpoint_file, save_state_dict
 from .convert import SOURCES, TARGETS, convert_state_dict, detect_source, export_state_dict, unwrap_state_dict
 from .download import HashMismatchError, WeightsUnavailableError, cache_dir, download, sha256_of
-from .load import classifier_outputs, load_pretrained, load_state
-from .sources import PUBLISHED_WEIGHTS, WeightSource, published_weights
+from .fetch import Fetched, fetch_published
+from .hub import Repo, RepoError, is_repo_spec
+from .load import PUBLISHED, classifier_outputs, load_pretrained, load_state
 
 __all__ = [
-    "PUBLISHED_WEIGHTS",
+    "PUBLISHED",
     "SOURCES",
     "TARGETS",
     "CheckpointError",
+    "Fetched",
     "HashMismatchError",
-    "WeightSource",
+    "Repo",
+    "RepoError",
     "WeightsUnavailableError",
     "adapt_input_conv",
     "cache_dir",
@@ -22,10 +25,11 @@ __all__ = [
     "detect_source",
     "download",
     "export_state_dict",
+    "fetch_published",
+    "is_repo_spec",
     "load_checkpoint_file",
     "load_pretrained",
     "load_state",
-    "published_weights",
     "save_state_dict",
     "sha256_of",
     "unwrap_state_dict",

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from pathlib import Path
 
 import torch
 
+from ..models.published import hash_from_filename
 from .checkpoint_io import CheckpointError, atomic_write
 
 CACHE_ENV = "SPLITATTN_CACHE"
-# torch.hub's convention: "name-<first hex digits of the sha256>.ext"
-_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
+TIMEOUT_ENV = "SPLITATTN_DOWNLOAD_TIMEOUT"
+DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 1 << 20
 
 
@@ -43,18 +45,24 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def hash_from_filename(name: str) -> str | None:
-    """The sha256 prefix a torch-hub style filename carries (``resnest50-528c19ca.pth``), if any."""
-    match = _HASH_IN_NAME.search(Path(name).name)
-    return match.group(1) if match else None
+def download_timeout() -> float:
+    """Seconds to wait for a host to answer (``$SPLITATTN_DOWNLOAD_TIMEOUT``, default 30)."""
+    raw = os.environ.get(TIMEOUT_ENV)
+    try:
+        return float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"${TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
 
 
-def verify_sha256(path: str | os.PathLike, expected: str | None) -> str:
-    """Check that the file's sha256 starts with ``expected``; returns the full digest."""
+def verify_sha256(path: str | os.PathLike, expected: str | None, label: str | None = None) -> str:
+    """Check that the file's sha256 starts with ``expected``; returns the full digest.
+
+    ``label`` names the file in the error when ``path`` is a temporary name (a download's URL).
+    """
     actual = sha256_of(path)
     if expected and not actual.startswith(expected.lower()):
         raise HashMismatchError(
-            f"hash mismatch for {str(path)!r}: expected sha256 starting with {expected.lower()}, "
+            f"hash mismatch for {label or str(path)!r}: expected sha256 starting with {expected.lower()}, "
             f"got {actual}. The file is corrupted or is not the published one; it was not loaded."
         )
     return actual
@@ -70,26 +78,30 @@ def download(url: str, sha256: str | None = None, filename: str | None = None, p
     The file is streamed to a temporary name in the cache directory and renamed into place only
     after its hash checks out, so an interrupted or rejected download leaves nothing in the cache.
     ``sha256`` may be a prefix; without one, a hash prefix in the file name is used (torch hub's
-    convention).
+    convention). A cached copy whose hash does not match is replaced by a fresh download.
+    Failures raise :class:`WeightsUnavailableError` (cannot fetch) or :class:`HashMismatchError`.
     """
     filename = filename or Path(urllib.parse.urlparse(url).path).name
     if not filename:
         raise ValueError(f"cannot derive a file name from URL {url!r}; pass filename=")
     expected = sha256 or hash_from_filename(filename)
-    directory = cache_dir()
-    target = directory / filename
+    target = cache_dir() / filename
     if target.is_file():
-        verify_sha256(target, expected)
-        return target
+        try:
+            verify_sha256(target, expected)
+            return target
+        except HashMismatchError as error:
+            warnings.warn(f"{error} Downloading it again.", stacklevel=2)
+    timeout = download_timeout()
     try:
-        response = urllib.request.urlopen(url, timeout=30)
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        raise WeightsUnavailableError(f"{url}: HTTP {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        raise WeightsUnavailableError(
-            f"could not download {url} ({reason}). If this machine is offline, fetch the file elsewhere and "
-            f"put it at {target} (the cache directory; set ${CACHE_ENV} or $TORCH_HOME to move it), "
-            "or pass pretrained='/path/to/file'."
-        ) from None
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            reason = f"no answer within {timeout:g} s"
+        raise WeightsUnavailableError(f"{url}: could not connect ({reason})") from None
 
     def fetch(partial: str) -> None:
         with response, open(partial, "wb") as out:
@@ -101,13 +113,21 @@ def download(url: str, sha256: str | None = None, filename: str | None = None, p
                     bar.update(len(chunk))
             if bar is not None:
                 bar.close()
-        verify_sha256(partial, expected)  # raising here leaves nothing in the cache
+            if total is not None and out.tell() != total:
+                raise WeightsUnavailableError(f"{url}: the connection closed after {out.tell()} of {total} bytes")
+        verify_sha256(partial, expected, url)  # raising here leaves nothing in the cache
 
     try:
         atomic_write(target, fetch)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        raise WeightsUnavailableError(f"download of {url} failed part way ({error}); nothing was cached") from None
+        raise WeightsUnavailableError(f"{url}: the download failed part way ({error}); nothing was cached") from None
     return target
+
+
+def offline_advice(filename: str) -> str:
+    """Where to put a file by hand when it cannot be downloaded."""
+    return (f"put the file at {cache_dir() / filename} (the weights cache; set ${CACHE_ENV} or $TORCH_HOME to "
+            f"move it), or load a file you have with pretrained=PATH (--pretrained PATH on the command line)")
 
 
 def _progress_bar(total: int | None, name: str):

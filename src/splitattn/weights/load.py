@@ -13,28 +13,36 @@ from .adapt import fit_to_model
 from .checkpoint_io import CheckpointError, load_checkpoint_file
 from .convert import convert_state_dict, detect_source, unwrap_state_dict
 from .download import download, is_url
-from .sources import published_weights
+from .fetch import fetch_published
+from .hub import Repo, is_repo_spec
 
 PUBLISHED = "published"  # what configs and command lines write for pretrained=True
 
 
-def resolve_weights(model_name: str, pretrained: bool | str | os.PathLike) -> tuple[Path, str | None]:
-    """The local file to load for ``pretrained`` (downloading it if needed) and its known layout.
+def resolve_weights(model_name: str, pretrained: bool | str | os.PathLike,
+                    tag: str | None = None) -> tuple[Path, str | None, str]:
+    """The local file to load for ``pretrained`` (fetching it if needed), its layout and where it came from.
 
-    ``True`` or ``"published"`` means the registered published file; anything else is a path or URL.
+    ``True`` or ``"published"`` means the published weights ``tag`` (default: the model's default
+    tag), from the first of their sources that serves them; anything else is a path, a URL or a
+    repository (``hf-hub:org/repo``, ``local-dir:PATH``).
     """
     if pretrained is True or pretrained == PUBLISHED:
-        source = published_weights(model_name)
-        if source is None:
+        weights = get_model_entry(model_name).weights_for(tag)
+        if weights is None:
             raise ValueError(
-                f"no published weights with a known hash are registered for {model_name!r}; "
-                "pass pretrained='/path/to/weights.pth' (or a URL) to load a file you have"
+                f"no published weights are registered for {model_name!r} (`splitattn zoo --weights` lists the "
+                "models that have some); load a file you have with pretrained=PATH (--pretrained PATH on the "
+                "command line)"
             )
-        return download(source.url, source.sha256), source.layout
+        fetched = fetch_published(model_name, weights)
+        return fetched.path, fetched.source.layout, fetched.source.url
     location = os.fspath(pretrained)
+    if is_repo_spec(location):
+        return Repo(location).weights_file(), None, location
     if is_url(location):
-        return download(location), None
-    return Path(location).expanduser(), None
+        return download(location), None, location
+    return Path(location).expanduser(), None, location
 
 
 def describe_mismatch(model_name: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
@@ -80,14 +88,19 @@ def classifier_outputs(state: dict) -> int:
     return next((int(state[k].shape[0]) for k in ("fc.weight", "last_linear.weight") if k in state), 0)
 
 
-def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str | os.PathLike) -> nn.Module:
+def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str | os.PathLike,
+                    tag: str | None = None) -> nn.Module:
     """Load weights into ``model`` (built by create_model for ``model_name``), converting as needed.
 
     The layout (ours, official ResNeSt or timm) is recognised from the parameter names. The first
     conv is adapted to the model's input channels and a classifier of another size is dropped.
+    ``model.pretrained_cfg["loaded_from"]`` records the file's source.
     """
-    path, layout = resolve_weights(model_name, pretrained)
-    return load_state(model, model_name, unwrap_state_dict(load_checkpoint_file(path)), str(path), layout)
+    path, layout, origin = resolve_weights(model_name, pretrained, tag)
+    load_state(model, model_name, unwrap_state_dict(load_checkpoint_file(path)), str(path), layout)
+    if isinstance(getattr(model, "pretrained_cfg", None), dict):
+        model.pretrained_cfg["loaded_from"] = origin
+    return model
 
 
 def load_state(model: nn.Module, model_name: str, state: dict, origin: str, layout: str | None = None) -> nn.Module:
