@@ -2,7 +2,9 @@
 
 Runs, in one process, every configuration the performance issue sets a target for (ResNeSt-50,
 SE-ResNet-50 and SK-ResNeXt-50 inference at batch 1 and 16; their training steps at batch 16),
-plus the scaling tables, and writes ``benchmarks/results.json`` and ``benchmarks/results.md``.
+plus the scaling tables, and writes RESULTS.json and RESULTS.md (``runs/bench/results-<time>`` unless
+``--out`` names another prefix; ``--out benchmarks/results`` replaces the committed results the
+README's tables come from).
 Candidates are interleaved (A B A B ...) so ratios survive a noisy machine; absolute numbers do not
 and are only context. ``--quick`` shrinks everything to a smoke run.
 """
@@ -19,7 +21,6 @@ from summary import summary  # benchmarks/summary.py: the README's condensed tab
 
 from splitattn.bench import BenchConfig, environment, markdown_table, roof_rate, roof_text, run_config
 
-HERE = Path(__file__).resolve().parent
 INFERENCE_MODELS = ("resnest50", "seresnet50", "skresnext50_32x4d")
 TRAINING_MODELS = ("resnest50d", "seresnet50", "skresnext50_32x4d")
 SCALING_RESOLUTIONS = (160, 224, 320, 416)
@@ -35,7 +36,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads for torch and onnxruntime (default: torch's, one per core)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("inference", "training", "scaling"))
-    parser.add_argument("--out", default=str(HERE / "results"), help="output prefix (.json and .md are added)")
+    parser.add_argument("--out", default=None,
+                        help="output prefix, .json and .md are added (default: runs/bench/results-<time>; "
+                             "benchmarks/results replaces the committed results)")
     return parser.parse_args()
 
 
@@ -70,7 +73,8 @@ def main() -> None:
             sections["scaling"] += run_config(config, "inference", ("deploy",), warmup=1, repeats=max(1, repeats // 2),
                                               references=False, memory=False, roof_flops=roof)
     env = environment(roof, probes) | {"seconds": round(time.perf_counter() - start), "quick": args.quick}
-    out = Path(args.out)
+    out = Path(args.out or f"runs/bench/results-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     json_rows = {key: [row.as_dict() for row in rows] for key, rows in sections.items()}
     out.with_suffix(".json").write_text(json.dumps({"environment": env, **json_rows}, indent=2) + "\n")
     lines = [f"torch {env['torch']}, {env['threads']} threads, {env['processor'] or env['machine']}, "

@@ -114,7 +114,7 @@ def test_explain_with_a_checkpoint(image_file, tmp_path, capsys):
     checkpoint = save_state_dict(model.state_dict(), tmp_path / "sk.safetensors")
     out_dir = tmp_path / "sk"
     argv = ["explain", str(image_file), "--model", "skresnet18", "--checkpoint", str(checkpoint),
-            "--num-classes", "5", "--out", str(out_dir)]
+            "--out", str(out_dir)]  # a bare weights file: --model names it, its 5 classes come from the file
     assert cli_main(argv) == 0
     _check_pngs(out_dir)
     assert "top classes:" in capsys.readouterr().out

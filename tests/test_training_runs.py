@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,16 +80,21 @@ def test_quick_start_reaches_95_percent_on_digits(tmp_path, monkeypatch, capsys)
         assert plot.format == "PNG" and plot.width > 100
     capsys.readouterr()
     digits_val = tmp_path / "data" / "digits" / "val"
-    assert cli_main(["eval", "--model", "resnest14d", "--checkpoint", str(run / "best.pth"),
-                     "--data", str(digits_val), "--json"]) == 0
+    # eval, predict and explain need nothing but the checkpoint: model, classes, names, 32 px crop.
+    assert cli_main(["eval", "--checkpoint", str(run / "best.pth"), "--data", str(digits_val), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["top1"] >= 95.0 and result["images"] == 359 and result["image_size"] == 32
+    assert result["model"] == "resnest14d"
     image = next((digits_val / "7").iterdir())
-    assert cli_main(["predict", str(image), "--model", "resnest14d", "--checkpoint", str(run / "best.pth"),
-                     "--json", "--top-k", "3"]) == 0
+    assert cli_main(["predict", str(image), "--checkpoint", str(run / "best.pth"), "--json", "--top-k", "3"]) == 0
     prediction = json.loads(capsys.readouterr().out)
     assert prediction["predictions"][0]["class"] == "7"
     assert len(prediction["predictions"]) == 3
+    assert cli_main(["explain", str(image), "--checkpoint", str(run / "best.pth"), "--out", str(tmp_path / "x")]) == 0
+    explained = capsys.readouterr().out.splitlines()[-1]  # "top classes: 7 (98.1%), ..."
+    name, percent = re.match(r"top classes: (\S+) \(([\d.]+)%\)", explained).groups()
+    top = prediction["predictions"][0]
+    assert name == top["class"] and float(percent) == pytest.approx(100 * top["probability"], abs=0.051)
 
 
 def test_torchrun_two_processes_write_one_run(tmp_path, digits_root, capsys):
@@ -106,6 +112,7 @@ def test_torchrun_two_processes_write_one_run(tmp_path, digits_root, capsys):
     assert [r["epoch"] for r in records] == [1, 2]  # rank 1 wrote nothing
     assert records[-1]["val_images"] == 359  # both shards counted once
     assert result.stdout.count("epoch 2/2:") == 1
+    assert result.stdout.count("finished:") == 1, "only rank 0 reports"
     assert sorted(p.name for p in run.iterdir()) == ["best.pth", "config.yaml", "curves.png", "last.pth",
                                                       "metrics.jsonl"]
     capsys.readouterr()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from splitattn import create_model
 from splitattn.cli import main as cli_main
@@ -79,7 +80,39 @@ def test_reference_checkpoint_loads_through_file_url_and_hash(tmp_path, private_
     named = plain.rename(tmp_path / f"resnest50-{digest[:8]}.pth")  # torch hub naming: hash in the name
     model = create_model("resnest50", pretrained=named.as_uri())
     _assert_matches_reference(model, reference)
-    assert [p.name for p in cached_files(private_cache)] == [named.name]
+    assert cached_files(private_cache) == [], "a local file is read in place, not copied into the cache"
+
+
+def test_a_local_file_named_with_a_hash_is_checked_against_it(tmp_path):
+    path = tmp_path / "resnest50-528c19ca.pth"  # the published file's name, other contents
+    torch.save(create_model("resnest50").state_dict(), path)
+    with pytest.raises(HashMismatchError, match=r"expected sha256 starting with 528c19ca.*rename the file"):
+        create_model("resnest50", pretrained=path)
+    with pytest.raises(HashMismatchError, match="528c19ca"):
+        create_model("resnest50", pretrained=path.as_uri())
+
+
+def test_a_missing_file_url_is_a_missing_file_not_a_failed_download(tmp_path):
+    with pytest.raises(CheckpointError, match=r"nowhere\.pth' does not exist") as error:
+        create_model("resnet18", pretrained=(tmp_path / "nowhere.pth").as_uri())
+    assert "download" not in str(error.value) and "offline" not in str(error.value)
+
+
+def test_command_line_errors_name_flags_and_python_errors_name_arguments(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"pretrained=PATH") as error:
+        create_model("skresnet50", pretrained=True)
+    assert "--pretrained" not in str(error.value)
+    assert cli_main(["train", "--model", "skresnet50", "--pretrained", "published", "--output",
+                     str(tmp_path / "run")]) == 2
+    message = capsys.readouterr().err
+    assert "--pretrained PATH" in message and "pretrained=" not in message
+    weights = save_state_dict(create_model("resnet18", num_classes=3).state_dict(), tmp_path / "r18.safetensors")
+    image = tmp_path / "x.png"
+    Image.new("RGB", (40, 40), "white").save(image)
+    assert cli_main(["predict", str(image), "--checkpoint", str(weights)]) == 2
+    message = capsys.readouterr().err
+    assert "does not say which architecture it holds" in message and "--model NAME" in message
+    assert "model_name" not in message
 
 
 def test_pretrained_true_downloads_once_verifies_and_converts(tmp_path, private_cache, monkeypatch):

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..interface import command_line
 from . import (
     bench,
     convert,
@@ -21,6 +22,7 @@ from . import (
     train_seg,
     zoo,
 )
+from .help_format import HelpFormatter
 
 COMMANDS = {
     "convert": convert,
@@ -43,14 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="splitattn", description="SENet, SKNet and ResNeSt networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__))
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                                            formatter_class=HelpFormatter))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    module = COMMANDS[args.command]
     try:
-        return COMMANDS[args.command].run(args) or 0
+        with command_line(getattr(module, "FLAGS_FOR", None)):
+            return module.run(args) or 0
     except (ValueError, RuntimeError, OSError) as error:
         print(f"splitattn {args.command}: error: {error}", file=sys.stderr)
         return 2

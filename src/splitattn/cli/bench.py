@@ -32,11 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="+", help="zoo names, e.g. resnest50 seresnet50")
     parser.add_argument("--batch-size", "-b", type=int, nargs="+", default=[1], help="one or more batch sizes")
     parser.add_argument("--img-size", type=int, nargs="+", default=[224], help="one or more square resolutions")
-    parser.add_argument("--mode", choices=MODES, nargs="+", default=["inference"])
+    parser.add_argument("--mode", choices=MODES, nargs="+", default=["inference"],
+                        help="inference, training (a forward, backward and SGD step), or both")
     parser.add_argument("--variants", nargs="+", default=None,
                         help=f"inference: {', '.join(INFERENCE_VARIANTS)} (default eager deploy); "
                              f"training: {', '.join(TRAINING_VARIANTS)} (default train)")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="data type of weights and inputs")
     parser.add_argument("--channels-last", action="store_true", help="run eager candidates and inputs in NHWC")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")

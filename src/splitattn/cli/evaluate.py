@@ -16,6 +16,8 @@ from ..training.evaluate import evaluate
 from ..training.inference import load_trained
 from ..training.runtime import Runtime, select_device
 
+# Python argument names in messages -> this command's flags (see splitattn.interface).
+FLAGS_FOR = {"model_name": "--model", "pretrained": "--checkpoint"}
 HELP = "top-1/top-5 of a checkpoint on an image folder"
 
 
@@ -26,12 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="zoo name of the architecture (default: what the checkpoint records; "
                                         "needed only for bare weight files)")
     parser.add_argument("--data", required=True, help="image folder: DIR/<class>/<image>")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--image-size", type=int, help="default: the training run's, else the model's")
-    parser.add_argument("--crop-pct", type=float)
-    parser.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"))
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--workers", type=int, default=0, help="data loading processes")
+    parser.add_argument("--image-size", type=int, help="crop size (default: the training run's, else the model's)")
+    parser.add_argument("--crop-pct", type=float,
+                        help="crop / resize ratio (default: the training run's, else the model's)")
+    parser.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"),
+                        help="resize filter (default: the training run's, else the model's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -11,12 +11,14 @@ import argparse
 
 from ..export import EXPORTERS, FORMATS, export_model
 
+# Python argument names in messages -> this command's flags (see splitattn.interface).
+FLAGS_FOR = {"pretrained": "--weights"}
 HELP = "export a model to ONNX or TorchScript (dynamic batch), checked against PyTorch"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="zoo name, e.g. resnest50")
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx")
+    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="file format")
     parser.add_argument("--output", "-o", default=None, help="file to write (default: MODEL.onnx / MODEL.pt)")
     parser.add_argument("--weights", default=None,
                         help="pretrained weights: a path or URL, or 'published' for the published file")

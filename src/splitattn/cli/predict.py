@@ -12,6 +12,8 @@ from ..deploy import deploy
 from ..training.inference import load_trained
 from ..training.runtime import select_device
 
+# Python argument names in messages -> this command's flags (see splitattn.interface).
+FLAGS_FOR = {"model_name": "--model", "pretrained": "--checkpoint"}
 HELP = "top-k classes of images, as text or JSON"
 
 
@@ -22,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "repository (hf-hub:org/repo, local-dir:PATH)")
     parser.add_argument("--model", help="zoo name of the architecture (default: what the checkpoint records; "
                                         "needed only for bare weight files)")
-    parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--top-k", type=int, default=5, help="how many classes to list per image")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
 
 

@@ -2,9 +2,13 @@
 
 The run's best checkpoint is written as a model repository (model.safetensors, config.json with
 the class names and input settings, a README.md model card with the recipe, final metrics and
-curves) and uploaded in one commit. Log in first with `hf auth login` (or set HF_TOKEN). Anyone
-can then use it with create_model("hf-hub:ORG/NAME") or `splitattn predict --checkpoint
-hf-hub:ORG/NAME`. --no-upload --local-dir DIR writes the folder only, to look at first.
+curves) and uploaded in one commit. Log in first with `hf auth login` (or set HF_TOKEN):
+
+    splitattn push-to-hub runs/train alice/resnest14d-digits
+    splitattn push-to-hub runs/train alice/resnest14d-digits --no-upload --local-dir runs/upload   # look first
+
+Anyone can then use it with create_model("hf-hub:alice/resnest14d-digits") or
+`splitattn predict IMAGE --checkpoint hf-hub:alice/resnest14d-digits`.
 """
 
 from __future__ import annotations

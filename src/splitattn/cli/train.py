@@ -2,43 +2,70 @@
 
 Options come from the defaults, then --preset, then --config (YAML), then the flags and trailing
 key=value overrides; the resolved config is printed and saved as config.yaml in the run directory.
-Under torchrun (``torchrun --nproc_per_node N -m splitattn train ...``) every process trains a
+Under torchrun (torchrun --nproc_per_node N -m splitattn train ...) every process trains a
 shard of each batch with DistributedDataParallel and only rank 0 writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
-from ..training import PRESETS, TrainingDiverged, build_config, train
+from ..training import PRESETS, TrainConfig, TrainingDiverged, build_config, train
 from ..training.tensorboard import LOGS
 
+# Python argument names in messages -> this command's flags (see splitattn.interface).
+FLAGS_FOR = {"model_name": "--model"}
 HELP = "train on the built-in digits set or an image folder (torchrun for several processes)"
 FLAGS = ("data", "model", "epochs", "batch_size", "lr", "output", "device", "workers", "image_size", "seed",
          "pretrained", "log")
 SWITCHES = ("resume", "amp", "ema", "deterministic", "grad_checkpointing", "channels_last", "sync_bn")
 
 
+# What each flag means; the default shown is the digits recipe's (TrainConfig), before any --preset.
+FLAG_HELP = {
+    "data": "'digits' (built in) or a directory with train/<class>/ and val/<class>/ image folders",
+    "model": "zoo name or name.tag",
+    "epochs": "training epochs",
+    "batch_size": "images per step and process",
+    "lr": "peak learning rate",
+    "output": "run directory",
+    "device": "auto, cpu, cuda, cuda:1 ...",
+    "workers": "data loading processes",
+    "image_size": "training and evaluation crop in pixels (photos: 224 or the model's; see `splitattn zoo`)",
+    "seed": "seed of every random generator",
+    "pretrained": "weights to start from: 'published' (the model's published weights; --model name.tag picks a "
+                  "set), a file, a URL or hf-hub:org/repo (default: none, random initialisation)",
+    "log": "'tensorboard' also writes TensorBoard event files into RUN_DIR/tensorboard (metrics.jsonl is always "
+           "written)",
+}
+SWITCH_HELP = {
+    "resume": "continue the run in --output from its last.pth",
+    "amp": "mixed precision (float16 on CUDA, bfloat16 on CPU)",
+    "ema": "also keep and evaluate an exponential moving average of the weights",
+    "deterministic": "deterministic algorithms, for bit-exact reruns",
+    "grad_checkpointing": "recompute activations in the backward pass to save memory",
+    "channels_last": "train in NHWC memory format (faster on recent CPUs and GPUs)",
+    "sync_bn": "synchronise BatchNorm statistics across processes (GPUs only)",
+}
+FLAG_TYPES = {"epochs": int, "batch_size": int, "lr": float, "workers": int, "image_size": int, "seed": int}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="any config option, e.g. mixup=0.2")
-    parser.add_argument("--config", help="YAML file of options")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="'imagenet' is the paper's recipe for --model")
-    parser.add_argument("--data", help="'digits' (built in, default) or a directory with train/ and val/")
-    parser.add_argument("--model", help="zoo name or name.tag (default resnest14d)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int, help="per process")
-    parser.add_argument("--lr", type=float, help="default: 0.1 x global batch / 256")
-    parser.add_argument("--output", help="run directory (default runs/train)")
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
-    parser.add_argument("--workers", type=int, help="data loading processes")
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--pretrained", help="weights to start from: 'published' (the model's published weights; "
-                                             "--model name.tag picks a set), a file, a URL or hf-hub:org/repo")
-    parser.add_argument("--log", choices=LOGS, help="'tensorboard' also writes TensorBoard event files into "
-                                                    "RUN_DIR/tensorboard (metrics.jsonl is always written)")
+    defaults = TrainConfig()
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="any config option (see config.yaml of a run), e.g. mixup=0.2 auto_augment=true")
+    parser.add_argument("--config", help="YAML file of options, applied after --preset")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="'imagenet': the paper's recipe for --model (crop, schedule, augmentation)")
+    for name in FLAGS:
+        default = "0.1 x global batch / 256" if name == "lr" else getattr(defaults, name)
+        kwargs = {"choices": LOGS} if name == "log" else {"type": FLAG_TYPES[name]} if name in FLAG_TYPES else {}
+        shown = f" (default: {default})" if default is not None else ""
+        parser.add_argument(f"--{name.replace('_', '-')}", help=FLAG_HELP[name] + shown, **kwargs)
     for switch in SWITCHES:
-        parser.add_argument(f"--{switch.replace('_', '-')}", action="store_true", default=None)
+        parser.add_argument(f"--{switch.replace('_', '-')}", action="store_true", default=None,
+                            help=SWITCH_HELP[switch])
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                         help="no progress bar (logs only)")
 
@@ -65,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as error:
         print(f"splitattn train: {error}")
         return 3
-    if result.get("stopped"):
+    if result.get("stopped") or int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return 0
     print(f"finished: val top-1 {result.get('val_top1', float('nan')):.2f}% — run directory {config.output}")
     return 0

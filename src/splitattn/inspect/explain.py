@@ -16,12 +16,15 @@ from .plots import plot_stage_attention, save_heatmap
 
 @dataclass
 class Explanation:
-    """What was written, the records behind the pictures, and the model's top classes."""
+    """What was written, the records behind the pictures, and the model's top classes.
+
+    ``top5`` pairs class names (``pretrained_cfg["label_names"]``, else the index) with probabilities.
+    """
 
     files: list[Path]
     records: list[AttentionRecord]
     class_index: int
-    top5: list[tuple[int, float]] = field(default_factory=list)
+    top5: list[tuple[str, float]] = field(default_factory=list)
 
 
 def explain_image(model: nn.Module, image_path: str | os.PathLike, out_dir: str | os.PathLike) -> Explanation:
@@ -42,5 +45,6 @@ def explain_image(model: nn.Module, image_path: str | os.PathLike, out_dir: str 
     cam = grad_cam(model, prepared.tensor)
     files.append(save_heatmap(prepared.display, cam.heatmap, out / "gradcam.png"))
     top = cam.probabilities.topk(min(5, cam.probabilities.numel()))
-    top5 = [(int(i), float(p)) for p, i in zip(top.values, top.indices, strict=True)]
+    names = cfg.get("label_names") or [str(i) for i in range(cam.probabilities.numel())]
+    top5 = [(names[int(i)], float(p)) for p, i in zip(top.values, top.indices, strict=True)]
     return Explanation(files, records, cam.class_index, top5)

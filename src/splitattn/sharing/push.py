@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..interface import option
 from ..weights.hub import INSTALL_HINT, RepoError
 from .pretrained import save_pretrained
 from .run import read_run
@@ -28,7 +29,7 @@ def push_to_hub(run_dir: str | os.PathLike, repo_id: str, private: bool = False,
         raise ValueError(f"repository must be named ORG/NAME (e.g. alice/resnest14d-digits), got {repo_id!r}")
     run = read_run(run_dir)
     if not upload and local_dir is None:
-        raise ValueError("without uploading, name the folder to write (local_dir)")
+        raise ValueError(f"without uploading, name the folder to write with {option('local_dir', 'DIR')}")
     with tempfile.TemporaryDirectory(prefix="splitattn-push-") as scratch:
         folder = save_pretrained(run.trained.model, Path(local_dir or scratch), repo_id=repo_id, run=run,
                                  license=license)

@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from ..factory import create_model
+from ..interface import option
 from ..models.registry import input_cfg, split_name
 from ..weights import classifier_outputs, is_repo_spec, load_checkpoint_file, load_state, unwrap_state_dict
 
@@ -47,7 +48,7 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
     recorded = raw.get("model_name")
     if model_name is None and not isinstance(recorded, str):
         raise ValueError(f"{checkpoint} does not say which architecture it holds (it is not a checkpoint of "
-                         "splitattn train); name it with model_name= (--model on the command line)")
+                         f"splitattn train); name it with {option('model_name', 'NAME')}")
     if model_name is not None and isinstance(recorded, str) and split_name(recorded)[0] != split_name(model_name)[0]:
         raise ValueError(f"{checkpoint} was trained as {recorded!r}, not {model_name!r}")
     model_name = model_name or recorded

@@ -36,14 +36,16 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
 
     epochs = [r["epoch"] for r in records]
     figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_ax.plot(epochs, [r["train_loss"] for r in records], label="train")
-    loss_ax.plot(epochs, [r["val_loss"] for r in records], label="validation")
+    # One colour per series in both panels: train blue, validation orange, EMA green.
+    train, val, ema = "tab:blue", "tab:orange", "tab:green"
+    loss_ax.plot(epochs, [r["train_loss"] for r in records], color=train, label="train")
+    loss_ax.plot(epochs, [r["val_loss"] for r in records], color=val, label="validation")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    acc_ax.plot(epochs, [r["val_top1"] for r in records], label="validation top-1")
-    if all("train_top1" in r for r in records):
-        acc_ax.plot(epochs, [r["train_top1"] for r in records], label="train top-1")
+    if all("train_top1" in r for r in records):  # not under mixup/cutmix, where it means nothing
+        acc_ax.plot(epochs, [r["train_top1"] for r in records], color=train, label="train top-1")
+    acc_ax.plot(epochs, [r["val_top1"] for r in records], color=val, label="validation top-1")
     if all("ema_val_top1" in r for r in records):
-        acc_ax.plot(epochs, [r["ema_val_top1"] for r in records], label="EMA validation top-1")
+        acc_ax.plot(epochs, [r["ema_val_top1"] for r in records], color=ema, label="EMA validation top-1")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for axis in (loss_ax, acc_ax):
         axis.grid(alpha=0.3)

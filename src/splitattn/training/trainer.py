@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..data import ImageFolderDataset, batch_mix, collate_skipping, eval_transform, prepare_digits, train_transform
 from ..factory import create_model
+from ..interface import option
 from ..layers import set_drop_block_progress
 from ..models.registry import input_cfg
 from .checkpoint import (
@@ -115,7 +116,7 @@ class Trainer:
         steps = len(self.train_loader)
         if steps == 0:
             raise ValueError(f"batch size {config.batch_size} x {world} process(es) is larger than the training "
-                             f"set ({len(train_set)} images): lower batch_size")
+                             f"set ({len(train_set)} images): lower {option('batch_size')}")
         self.steps_per_epoch = min(steps, config.max_steps_per_epoch or steps)
         self.log(f"data: {len(train_set)} train / {len(val_set)} val images, {len(self.class_names)} classes")
 

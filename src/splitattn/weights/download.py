@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..interface import option
 from ..models.published import hash_from_filename
 from .checkpoint_io import CheckpointError, atomic_write
 
@@ -72,6 +73,27 @@ def is_url(value: str) -> bool:
     return urllib.parse.urlparse(str(value)).scheme in ("http", "https", "file", "ftp")
 
 
+def local_path(location: str) -> Path:
+    """A path or ``file://`` URL as a local path: such files are read where they are, never copied."""
+    if urllib.parse.urlparse(location).scheme == "file":
+        return Path(urllib.request.url2pathname(urllib.parse.urlparse(location).path))
+    return Path(location).expanduser()
+
+
+def check_named_hash(path: Path) -> None:
+    """A file named like torch hub's downloads (``name-<sha256 prefix>.pth``) must have that hash."""
+    expected = hash_from_filename(path.name)
+    if expected is None or not path.is_file():
+        return
+    try:
+        verify_sha256(path, expected)
+    except HashMismatchError as error:
+        raise HashMismatchError(
+            f"{error} Its name ends in -{expected}, which torch hub's naming (used by the published files) "
+            "reads as the first digits of its sha256: rename the file if that part is not a hash."
+        ) from None
+
+
 def download(url: str, sha256: str | None = None, filename: str | None = None, progress: bool = True) -> Path:
     """Return the cached copy of ``url``, downloading it first if needed.
 
@@ -127,7 +149,7 @@ def download(url: str, sha256: str | None = None, filename: str | None = None, p
 def offline_advice(filename: str) -> str:
     """Where to put a file by hand when it cannot be downloaded."""
     return (f"put the file at {cache_dir() / filename} (the weights cache; set ${CACHE_ENV} or $TORCH_HOME to "
-            f"move it), or load a file you have with pretrained=PATH (--pretrained PATH on the command line)")
+            f"move it), or load a file you have with {option('pretrained', 'PATH')}")
 
 
 def _progress_bar(total: int | None, name: str):

@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..interface import option
 from ..models import get_model_entry
 from .adapt import fit_to_model
 from .checkpoint_io import CheckpointError, load_checkpoint_file
 from .convert import convert_state_dict, detect_source, unwrap_state_dict
-from .download import download, is_url
+from .download import check_named_hash, download, is_url, local_path
 from .fetch import fetch_published
 from .hub import Repo, is_repo_spec
 
@@ -32,17 +33,18 @@ def resolve_weights(model_name: str, pretrained: bool | str | os.PathLike,
         if weights is None:
             raise ValueError(
                 f"no published weights are registered for {model_name!r} (`splitattn zoo --weights` lists the "
-                "models that have some); load a file you have with pretrained=PATH (--pretrained PATH on the "
-                "command line)"
+                f"models that have some); load a file you have with {option('pretrained', 'PATH')}"
             )
         fetched = fetch_published(model_name, weights)
         return fetched.path, fetched.source.layout, fetched.source.url
     location = os.fspath(pretrained)
     if is_repo_spec(location):
         return Repo(location).weights_file(), None, location
-    if is_url(location):
+    if is_url(location) and not location.startswith("file:"):
         return download(location), None, location
-    return Path(location).expanduser(), None, location
+    path = local_path(location)  # read in place, and checked against a hash its name carries
+    check_named_hash(path)
+    return path, None, location
 
 
 def describe_mismatch(model_name: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
