@@ -1,24 +1,24 @@
-"""Shared pieces of the detection and segmentation tests: small settings and a thread limit."""
+"""Shared pieces of the detection and segmentation tests: small settings, a thread limit, run helpers."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from splitattn import create_model
+from splitattn.detection.models import DETECTOR_SIZES
 from splitattn.weights import save_state_dict
 
 FAMILIES = ("resnest14d", "seresnet18", "skresnet18")  # ResNeSt, SE, SK: the smallest of each
 
-# torchvision's detectors at toy scale: 64 px images, small anchors, few proposals, narrow heads.
-SMALL_DETECTOR = dict(
-    min_size=64, max_size=64, anchor_sizes=((8,), (16,), (32,), (64,), (128,)), fpn_channels=64,
-    representation_size=128, rpn_pre_nms_top_n_train=200, rpn_post_nms_top_n_train=100,
-    rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50, rpn_batch_size_per_image=64,
-    box_batch_size_per_image=32, box_detections_per_img=20,
-)
+# torchvision's detectors at toy scale: 64 px images and the "small" detector (the README's too).
+SMALL_DETECTOR = dict(min_size=64, max_size=64, **DETECTOR_SIZES["small"])
 
 
 @pytest.fixture
@@ -63,3 +63,32 @@ def tensorboard_events(run_dir: Path):
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
     return events
+
+
+def one_thread_env() -> dict[str, str]:
+    """The environment of a command-line run in a subprocess: one thread, as ``one_thread`` in-process."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def signal_when_written(path: Path, process: subprocess.Popen, sig: int, timeout: float = 300) -> threading.Thread:
+    """Send ``sig`` to ``process`` as soon as ``path`` exists (a run's first checkpoint), from a thread,
+    so that the test can work meanwhile. If the process ends first, nothing is sent."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            if path.is_file():
+                process.send_signal(sig)
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def assert_same_weights(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:
+    """Bit-identical state dicts: every tensor ``torch.equal``."""
+    assert first.keys() == second.keys()
+    different = [k for k in first if not torch.equal(first[k], second[k])]
+    assert not different, f"{len(different)} of {len(first)} tensors differ, e.g. {different[:3]}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -14,14 +16,16 @@ from splitattn.data import DataError
 from splitattn.dense.coco import CocoFormatError
 from splitattn.dense.shapes import make_shapes_dataset
 from splitattn.detection import fasterrcnn, fpn_backbone, maskrcnn
+from splitattn.detection import train as detection_train
 from splitattn.detection.dataset import CocoDetectionDataset
 from splitattn.detection.train import DetectionConfig, train_detector
-from splitattn.training.checkpoint import load_checkpoint
+from splitattn.training.checkpoint import load_checkpoint, save_checkpoint
 
 from .dense_helpers import (
     FAMILIES,
     SMALL_DETECTOR,
     assert_backbone_matches,
+    assert_same_weights,
     classification_checkpoint,
     one_thread,
     tensorboard_events,
@@ -230,3 +234,53 @@ def test_train_det_command_reports_bad_data(tmp_path, shapes, capsys):
     code = main(["train-det", "--annotations", str(train.annotations), "--images", str(tmp_path), "--steps", "1"])
     assert code == 2
     assert "are not in" in capsys.readouterr().err
+
+
+def test_signal_stops_and_resume_continues_exactly(tmp_path, one_thread, monkeypatch):
+    """In-process: a SIGTERM during step 3 ends the run after that step, saved; resuming with another
+    architecture is refused; resuming with the same settings ends bit-identical to an uninterrupted
+    run (6 images, 3 batches a pass: the stop is at the end of the first pass, the segmentation test
+    stops in the middle of one); resuming the finished run trains nothing."""
+    data = make_shapes_dataset(tmp_path / "data", 6, image_size=64, min_size=10, max_size=25, seed=4)
+    small = {k: v for k, v in SMALL_DETECTOR.items() if k not in ("min_size", "max_size")}
+
+    def config(output: str, **changes) -> DetectionConfig:
+        return DetectionConfig(str(data.annotations), str(data.images), backbone="resnest14d", steps=6, batch_size=2,
+                               workers=0, min_size=64, max_size=64, seed=2, log_every=0, progress=False,
+                               checkpoint_every=0, output=str(tmp_path / output), model_args=small, **changes)
+
+    whole = train_detector(config("whole"), log=lambda _: None)
+    real, calls = detection_train.detection_loss, []
+
+    def signalling(model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(model, batch)
+
+    monkeypatch.setattr(detection_train, "detection_loss", signalling)
+    messages: list[str] = []
+    stopped = train_detector(config("cut"), log=messages.append)
+    monkeypatch.undo()
+    assert stopped.stopped and stopped.fit.step == 3 and stopped.metrics == {}
+    assert stopped.checkpoint == tmp_path / "cut" / "last.pth"
+    assert "received SIGTERM: finishing this step, then saving and exiting" in messages
+    assert messages[-1] == f"saved {stopped.checkpoint} at step 3; resume with resume=True"  # Python words
+    state = load_checkpoint(stopped.checkpoint)
+    assert state["step"] == 3 and state["data_position"] == [0, 3] and state["classes"] == ["square", "circle",
+                                                                                              "triangle"]
+    with pytest.raises(ValueError, match=r"cannot resume from .*last\.pth: it was trained with "
+                                         r"architecture='fasterrcnn', while this run asks for architecture='maskrcnn'"):
+        train_detector(config("cut", architecture="maskrcnn", resume=True), log=lambda _: None)
+    resumed = train_detector(config("cut", resume=True), log=messages.append)
+    assert not resumed.stopped and resumed.fit.start_step == 3 and len(resumed.fit.losses) == 3
+    assert_same_weights(resumed.model.state_dict(), whole.model.state_dict())
+    assert_same_weights(load_checkpoint(resumed.checkpoint)["model"], load_checkpoint(whole.checkpoint)["model"])
+    again = train_detector(config("cut", resume=True), log=messages.append)
+    assert again.fit.losses == [] and not again.stopped
+    assert f"resume: {resumed.checkpoint} has finished all 6 steps already; nothing to train" in messages[-1]
+    assert_same_weights(again.model.state_dict(), whole.model.state_dict())
+    # A weights-only last.pth (as written before runs could resume) is refused, not half-used.
+    save_checkpoint({"model": whole.model.state_dict(), "config": {}}, tmp_path / "old" / "last.pth")
+    with pytest.raises(ValueError, match=r"cannot resume from .*last\.pth: it holds no training state"):
+        train_detector(config("old", resume=True), log=lambda _: None)

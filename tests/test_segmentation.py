@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +21,24 @@ from torch.nn import functional as F
 
 from splitattn.cli import main
 from splitattn.data import DataError
+from splitattn.dense.loop import build_scheduler, resolve_warmup
 from splitattn.dense.shapes import make_shapes_dataset
 from splitattn.segmentation import CocoSegmentationDataset, MaskFolderDataset, deeplabv3
+from splitattn.segmentation import train as segmentation_train
 from splitattn.segmentation.metrics import confusion_matrix, scores
 from splitattn.segmentation.train import SegmentationConfig, train_segmenter
-from splitattn.training.checkpoint import load_checkpoint
+from splitattn.training.checkpoint import load_checkpoint, save_checkpoint
 
-from .dense_helpers import FAMILIES, assert_backbone_matches, classification_checkpoint, one_thread, tensorboard_events
+from .dense_helpers import (
+    FAMILIES,
+    assert_backbone_matches,
+    assert_same_weights,
+    classification_checkpoint,
+    one_thread,
+    one_thread_env,
+    signal_when_written,
+    tensorboard_events,
+)
 
 __all__ = ["one_thread"]  # the fixture is used by name
 
@@ -154,3 +173,137 @@ def test_train_seg_command_reports_bad_data(tmp_path, shapes, capsys):
     code = main(["train-seg", "--images", str(train.images), "--masks", str(tmp_path), "--steps", "1"])
     assert code == 2
     assert "holds no image files" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """8 images: 4 batches of 2 a pass over the data, so that short runs cross passes."""
+    return make_shapes_dataset(tmp_path_factory.mktemp("small"), 8, image_size=64, min_size=10, max_size=25, seed=3)
+
+
+def _seg_args(data, output: Path, *extra: str) -> list[str]:
+    """A small train-seg command line (resnest14d, 48 px, batches of 2, no evaluation)."""
+    return ["train-seg", "--images", str(data.images), "--masks", str(data.masks), "--backbone", "resnest14d",
+            "--output-stride", "16", "--image-size", "48", "--batch-size", "2", "--workers", "0", "--device", "cpu",
+            "--seed", "5", "--output", str(output), *extra]
+
+
+def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path, small, one_thread):
+    """SIGTERM part way: the step under way finishes, the state is saved, exit 0; --resume then ends
+    bit-identical to an uninterrupted run. The signal follows the first checkpoint (step 5 of 8), in
+    the second pass over the 4-batch data, so the resumed run starts in the middle of a pass."""
+    quiet = ["--steps", "8", "--log-every", "0", "--no-progress"]
+    cut = tmp_path / "cut"
+    process = subprocess.Popen([sys.executable, "-m", "splitattn", *_seg_args(small, cut, *quiet, "--checkpoint-every",
+                                                                              "5")],
+                               env=one_thread_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watcher = signal_when_written(cut / "last.pth", process, signal.SIGTERM)
+    # Meanwhile (the subprocess takes seconds to start) the uninterrupted run, saving only at the end.
+    assert main(_seg_args(small, tmp_path / "whole", *quiet, "--checkpoint-every", "0")) == 0
+    output, _ = process.communicate(timeout=300)
+    watcher.join()
+    assert process.returncode == 0, output
+    step = load_checkpoint(cut / "last.pth")["step"]
+    assert 5 <= step < 8, f"the signal should land part way: {output}"
+    assert "received SIGTERM: finishing this step, then saving and exiting" in output
+    assert f"saved {cut / 'last.pth'} at step {step}; resume with --resume" in output
+    assert not (cut / "metrics.json").exists()  # written when the run finishes
+    assert main(_seg_args(small, cut, *quiet, "--checkpoint-every", "5", "--resume")) == 0
+    assert_same_weights(load_checkpoint(cut / "last.pth")["model"],
+                        load_checkpoint(tmp_path / "whole" / "last.pth")["model"])
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, small, one_thread, monkeypatch,
+                                                                     capsys):
+    real, calls = segmentation_train.segmentation_loss, []
+
+    def poisoned(model, batch):
+        calls.append(1)
+        loss, parts = real(model, batch)
+        if len(calls) < 4:
+            return loss, parts
+        return loss * float("nan"), {k: float("nan") for k in parts}
+
+    monkeypatch.setattr(segmentation_train, "segmentation_loss", poisoned)
+    out = tmp_path / "run"
+    code = main(_seg_args(small, out, "--steps", "6", "--checkpoint-every", "2", "--log-every", "0", "--no-progress"))
+    assert code == 3
+    error = capsys.readouterr().err
+    assert re.search(r"splitattn train-seg: error: loss is nan at step 4 of 6 \(loss_out nan\): stopping\. The last "
+                     r"good checkpoint \(.*last\.pth, step 2\) is kept; lower the learning rate", error), error
+    state = load_checkpoint(out / "last.pth")
+    assert state["step"] == 2
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, small):
+    """A 10-step train-seg run with the progress bar and a log line every 4 steps, under umask 022;
+    returns the exit code, the run directory, stdout and stderr."""
+    out = tmp_path_factory.mktemp("short") / "run"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    threads, umask = torch.get_num_threads(), os.umask(0o022)
+    torch.set_num_threads(1)
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            code = main(_seg_args(small, out, "--aux-loss", "--steps", "10", "--log-every", "4"))
+    finally:
+        os.umask(umask)
+        torch.set_num_threads(threads)
+    return code, out, stdout.getvalue(), stderr.getvalue()
+
+
+LOG_LINE = re.compile(r"step (\d+)/10: loss ([\d.]+) = loss_out ([\d.]+) \+ loss_aux ([\d.]+) "
+                      r"\(mean of the last (\d+) steps?\), lr ([\d.e+-]+), [\d.]+ s/step, ETA \d\d:\d\d")
+
+
+def test_progress_bar_and_log_lines_from_the_first_step(short_run):
+    code, _, out, err = short_run
+    assert code == 0
+    # tqdm on stderr: the bar has an ETA and the step's loss and learning rate once the first step is done
+    assert re.search(r"train: +10%.*\| 1/10 \[\d\d:\d\d<\d\d:\d\d, .*loss=[\d.]+, lr=1\.00e-05\]", err), err
+    lines = [LOG_LINE.search(line) for line in out.splitlines() if line.startswith("step ")]
+    assert all(lines), out
+    assert [(int(m[1]), int(m[5])) for m in lines] == [(1, 1), (4, 4), (8, 4), (10, 4)]
+    for match in lines:  # the parts are averaged over the same steps as the total, so they add up
+        total, out_part, aux_part = (float(match[i]) for i in (2, 3, 4))
+        assert total == pytest.approx(out_part + aux_part, abs=2e-4)
+
+
+def test_short_run_warms_up_and_ends_its_decay_near_zero(short_run, small, capsys):
+    code, out_dir, out, _ = short_run
+    assert code == 0
+    lrs = {int(m[1]): float(m[6]) for m in (LOG_LINE.search(line) for line in out.splitlines()) if m}
+    peak = 0.01
+    assert lrs[1] == pytest.approx(peak * 1e-3)  # default warm-up: a tenth of the run, here 1 step
+    assert lrs[4] > lrs[8] > lrs[10] and lrs[10] < 0.05 * peak
+    assert load_checkpoint(out_dir / "last.pth")["scheduler"]["_last_lr"][0] == pytest.approx(0.0, abs=1e-12)
+    # Any length: the last step's rate is the end of the cosine, and nothing is left after it.
+    for steps in (2, 10, 37, 1000, 5000):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+        scheduler, used = build_scheduler(optimizer, steps, resolve_warmup(steps, None)), []
+        for _ in range(steps):
+            used.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        assert max(used) == pytest.approx(peak) and optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+        assert steps < 10 or used[-1] < 0.05 * peak
+    assert resolve_warmup(1000, None) == 100 and resolve_warmup(5000, None) == 100 and resolve_warmup(37, None) == 3
+    # A warm-up as long as the run is refused, naming both numbers.
+    assert main(_seg_args(small, out_dir, "--steps", "10", "--warmup-steps", "10")) == 2
+    assert "--warmup-steps 10 must be at least 0 and shorter than the run (--steps 10)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"warmup_steps=12 must be at least 0 and shorter than the run \(steps=10\)"):
+        resolve_warmup(10, 12)
+
+
+def test_run_files_have_normal_permissions(short_run, tmp_path):
+    code, out_dir, _, _ = short_run
+    assert code == 0
+    for name in ("last.pth", "metrics.json"):  # written under umask 022
+        assert (out_dir / name).stat().st_mode & 0o777 == 0o644, name
+    umask = os.umask(0o027)
+    try:
+        save_checkpoint({"x": torch.ones(1)}, tmp_path / "c.pth")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "c.pth").stat().st_mode & 0o777 == 0o640

@@ -26,6 +26,11 @@ def option(name: str, value: str | None = None) -> str:
     return f"{flag} {value}" if value else flag
 
 
+def switch(name: str) -> str:
+    """How the user turns on the boolean argument ``name``: ``name=True``, or ``--name``."""
+    return option(name) if on_command_line() else f"{name}=True"
+
+
 def on_command_line() -> bool:
     return _FLAGS.get() is not None
 

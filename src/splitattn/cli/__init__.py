@@ -1,58 +1,62 @@
-"""The ``splitattn`` command: one sub-command per module in this package."""
+"""The ``splitattn`` command: one sub-command per module in this package.
+
+Only the module of the command being run is imported: the commands differ a lot in what they
+need (``zoo`` counts on the meta device, ``train`` pulls in torchvision's data pipeline), and a
+command's start-up should cost what it uses. ``--help`` on its own needs none of them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from ..interface import command_line
-from . import (
-    bench,
-    convert,
-    download,
-    evaluate,
-    explain,
-    export,
-    predict,
-    push_to_hub,
-    summary,
-    train,
-    train_det,
-    train_seg,
-    zoo,
-)
 from .help_format import HelpFormatter
 
+# command -> (module in this package, one-line help)
 COMMANDS = {
-    "convert": convert,
-    "train": train,
-    "summary": summary,
-    "zoo": zoo,
-    "explain": explain,
-    "eval": evaluate,
-    "predict": predict,
-    "bench": bench,
-    "export": export,
-    "train-det": train_det,
-    "train-seg": train_seg,
-    "download": download,
-    "push-to-hub": push_to_hub,
+    "convert": ("convert", "convert weights between official/timm/our layouts and .pth/.safetensors"),
+    "train": ("train", "train on the built-in digits set or an image folder (torchrun for several processes)"),
+    "summary": ("summary", "layer-by-layer table of a model: shapes, parameters and MACs"),
+    "zoo": ("zoo", "table of every zoo model: parameters, GMACs, input size, published weights, top-1"),
+    "explain": ("explain", "pictures of what the attention selects, and a Grad-CAM heat map, for one image"),
+    "eval": ("evaluate", "top-1/top-5 of a checkpoint on an image folder"),
+    "predict": ("predict", "top-k classes of images, as text or JSON"),
+    "bench": ("bench", "throughput, latency, peak memory and roof fraction against timm"),
+    "export": ("export", "export a model to ONNX or TorchScript (dynamic batch), checked against PyTorch"),
+    "train-det": ("train_det", "fine-tune Faster/Mask R-CNN with a ResNeSt, SE or SK backbone on COCO-format data"),
+    "train-seg": ("train_seg", "fine-tune DeepLabV3 with a ResNeSt, SE or SK backbone on mask folders or COCO data"),
+    "download": ("download", "fetch published weights into the cache (for offline machines)"),
+    "push-to-hub": ("push_to_hub", "upload a trained model (run directory) to the Hugging Face Hub with a model card"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(name: str) -> ModuleType:
+    return importlib.import_module(f".{COMMANDS[name][0]}", __name__)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, the other commands' options are left out (their modules unimported)."""
     parser = argparse.ArgumentParser(prog="splitattn", description="SENet, SKNet and ResNeSt networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module in COMMANDS.items():
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__,
+    for name, (_, text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=text)
+            continue
+        module = command_module(name)
+        module.add_arguments(sub.add_parser(name, help=text, description=module.__doc__,
                                             formatter_class=HelpFormatter))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    module = COMMANDS[args.command]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(only=command if command in COMMANDS else "").parse_args(argv)
+    module = command_module(args.command)
     try:
         with command_line(getattr(module, "FLAGS_FOR", None)):
             return module.run(args) or 0

@@ -25,8 +25,6 @@ from ..bench import (
 )
 from ..models import get_model_entry
 
-HELP = "throughput, latency, peak memory and roof fraction against timm"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="+", help="zoo names, e.g. resnest50 seresnet50")

@@ -13,8 +13,6 @@ from ..models import get_model_entry
 from ..weights import TARGETS, export_state_dict, load_checkpoint_file, save_state_dict, unwrap_state_dict
 from ..weights.load import check_fits, classifier_outputs, to_our_layout
 
-HELP = "convert weights between official/timm/our layouts and .pth/.safetensors"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="checkpoint to read (.pth, .pt or .safetensors)")

@@ -17,8 +17,6 @@ import argparse
 from ..models.registry import resolve_name
 from ..weights import fetch_published
 
-HELP = "fetch published weights into the cache (for offline machines)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -18,7 +18,6 @@ from ..training.runtime import Runtime, select_device
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
 FLAGS_FOR = {"model_name": "--model", "pretrained": "--checkpoint"}
-HELP = "top-1/top-5 of a checkpoint on an image folder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,6 @@ from ..inspect.explain import explain_image
 from ..inspect.images import open_image
 from ..training.inference import load_trained
 
-HELP = "pictures of what the attention selects, and a Grad-CAM heat map, for one image"
 # Python argument names in messages -> this command's flags (see splitattn.interface).
 FLAGS_FOR = {"model_name": "--model", "pretrained": "--checkpoint"}
 

@@ -13,7 +13,6 @@ from ..export import EXPORTERS, FORMATS, export_model
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
 FLAGS_FOR = {"pretrained": "--weights"}
-HELP = "export a model to ONNX or TorchScript (dynamic batch), checked against PyTorch"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,6 @@ from ..training.runtime import select_device
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
 FLAGS_FOR = {"model_name": "--model", "pretrained": "--checkpoint"}
-HELP = "top-k classes of images, as text or JSON"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

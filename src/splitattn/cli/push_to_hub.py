@@ -17,8 +17,6 @@ import argparse
 
 from ..sharing import push_to_hub
 
-HELP = "upload a trained model (run directory) to the Hugging Face Hub with a model card"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="output directory of splitattn train (holds best.pth)")

@@ -12,8 +12,6 @@ import argparse
 
 from ..inspect import parse_input_size, summarize_model
 
-HELP = "layer-by-layer table of a model: shapes, parameters and MACs"
-
 
 def _depth(text: str) -> int | None:
     if text == "all":

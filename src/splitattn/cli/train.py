@@ -16,7 +16,6 @@ from ..training.tensorboard import LOGS
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
 FLAGS_FOR = {"model_name": "--model"}
-HELP = "train on the built-in digits set or an image folder (torchrun for several processes)"
 FLAGS = ("data", "model", "epochs", "batch_size", "lr", "output", "device", "workers", "image_size", "seed",
          "pretrained", "log")
 SWITCHES = ("resume", "amp", "ema", "deterministic", "grad_checkpointing", "channels_last", "sync_bn")

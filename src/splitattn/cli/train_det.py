@@ -2,11 +2,13 @@
 
 Images come from --images, annotations from --annotations (COCO JSON: boxes, and polygons or RLEs
 for Mask R-CNN). With --val-annotations the COCO mAP (pycocotools) is reported at the end. The
-run directory receives last.pth (weights + config) and metrics.json. Try it on a generated sample:
+run directory receives last.pth (weights, config and training state, saved every --checkpoint-every
+steps, at the end and on SIGTERM / Ctrl-C) and metrics.json; --resume continues a stopped run.
+Try it on a generated sample (about two minutes on two CPU cores):
 
     python -m splitattn.dense.shapes runs/shapes
     splitattn train-det --annotations runs/shapes/annotations.json --images runs/shapes/images \\
-        --backbone resnest14d --min-size 96 --max-size 96 --model-arg anchor_sizes="[[8],[16],[32],[64],[128]]"
+        --backbone resnest14d --detector-size small --min-size 96 --max-size 96 --steps 300
 """
 
 from __future__ import annotations
@@ -15,23 +17,32 @@ import argparse
 
 import yaml
 
+from ..detection.models import DETECTOR_SIZES
 from ..detection.train import ARCHITECTURES, DetectionConfig, train_detector
-from .recipe_args import add_recipe_arguments, recipe_arguments
-
-HELP = "fine-tune Faster/Mask R-CNN with a ResNeSt, SE or SK backbone on COCO-format data"
+from .recipe_args import add_recipe_arguments, recipe_arguments, run_training, with_default
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--annotations", required=True, help="COCO JSON of the training images")
-    parser.add_argument("--images", required=True, help="folder of the training images")
-    parser.add_argument("--val-annotations", help="COCO JSON to evaluate on (mAP)")
+    parser.add_argument("--annotations", required=True, help="COCO JSON of the training images (required)")
+    parser.add_argument("--images", required=True, help="folder of the training images (required)")
+    parser.add_argument("--val-annotations", help="COCO JSON to evaluate on (mAP) at the end (default: none, "
+                                                  "no evaluation)")
     parser.add_argument("--val-images", help="folder of the validation images (default: --images)")
-    parser.add_argument("--architecture", default="fasterrcnn", choices=sorted(ARCHITECTURES))
-    parser.add_argument("--trainable-layers", type=int, help="backbone stages that train, 0..5")
-    parser.add_argument("--min-size", type=int, default=800, help="shorter image side inside the model")
-    parser.add_argument("--max-size", type=int, default=1333, help="longest image side inside the model")
+    parser.add_argument("--architecture", default="fasterrcnn", choices=sorted(ARCHITECTURES),
+                        help=with_default("detector; maskrcnn also predicts masks (needs polygons or RLEs)",
+                                          "fasterrcnn"))
+    parser.add_argument("--trainable-layers", type=int,
+                        help="backbone stages that train, 0..5 (default: 3 with --pretrained-backbone, else 5)")
+    parser.add_argument("--min-size", type=int, default=800, help=with_default("shorter image side inside the model",
+                                                                               800))
+    parser.add_argument("--max-size", type=int, default=1333, help=with_default("longest image side inside the model",
+                                                                                1333))
+    parser.add_argument("--detector-size", default="standard", choices=sorted(DETECTOR_SIZES),
+                        help=with_default("standard: torchvision's heads and proposal counts, for ~800 px images; "
+                                          "small: narrow heads, small anchors, few proposals, for ~100 px images "
+                                          "and CPUs", "standard"))
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other fasterrcnn/maskrcnn argument, value in YAML (repeatable)")
+                        help="any other fasterrcnn/maskrcnn argument, value in YAML (repeatable; default: none)")
     add_recipe_arguments(parser, DetectionConfig, output="runs/detection")
 
 
@@ -53,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     config = DetectionConfig(
         annotations=args.annotations, images=args.images, val_annotations=args.val_annotations,
         val_images=args.val_images, architecture=args.architecture, trainable_layers=args.trainable_layers,
-        min_size=args.min_size, max_size=args.max_size, model_args=parse_model_args(args.model_arg),
+        min_size=args.min_size, max_size=args.max_size, detector_size=args.detector_size,
+        model_args=parse_model_args(args.model_arg),
         **recipe_arguments(args))
-    train_detector(config)
-    return 0
+    return run_training("train-det", lambda: train_detector(config))

@@ -3,7 +3,13 @@
 Training data: --images with either --masks (label PNGs of the same file names: pixel = class
 index, 0 background, 255 ignore) or --annotations (COCO JSON, painted into label maps). With
 validation data (--val-images and --val-masks / --val-annotations) the mIoU is reported at the end.
-The run directory receives last.pth (weights + config) and metrics.json.
+The run directory receives last.pth (weights, config and training state, saved every
+--checkpoint-every steps, at the end and on SIGTERM / Ctrl-C) and metrics.json; --resume continues
+a stopped run. Try it on a generated sample:
+
+    python -m splitattn.dense.shapes runs/shapes
+    splitattn train-seg --images runs/shapes/images --masks runs/shapes/masks --backbone resnest14d \\
+        --image-size 96 --steps 300
 """
 
 from __future__ import annotations
@@ -11,23 +17,24 @@ from __future__ import annotations
 import argparse
 
 from ..segmentation.train import SegmentationConfig, train_segmenter
-from .recipe_args import add_recipe_arguments, recipe_arguments
-
-HELP = "fine-tune DeepLabV3 with a ResNeSt, SE or SK backbone on image/mask folders or COCO data"
+from .recipe_args import add_recipe_arguments, recipe_arguments, run_training, with_default
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", required=True, help="folder of the training images")
+    parser.add_argument("--images", required=True, help="folder of the training images (required)")
     data = parser.add_mutually_exclusive_group(required=True)
-    data.add_argument("--masks", help="folder of label masks, one per image, same file stem")
-    data.add_argument("--annotations", help="COCO JSON of the training images")
-    parser.add_argument("--val-images", help="folder of the validation images")
-    parser.add_argument("--val-masks", help="folder of the validation masks")
-    parser.add_argument("--val-annotations", help="COCO JSON of the validation images")
-    parser.add_argument("--num-classes", type=int, help="including the background (default: counted)")
-    parser.add_argument("--output-stride", type=int, default=8, choices=(8, 16))
-    parser.add_argument("--aux-loss", action="store_true", help="auxiliary FCN head on stage 3")
-    parser.add_argument("--image-size", type=int, default=512, help="images and masks are resized to this square")
+    data.add_argument("--masks", help="folder of label masks, one per image, same file stem (this or --annotations)")
+    data.add_argument("--annotations", help="COCO JSON of the training images (this or --masks)")
+    parser.add_argument("--val-images", help="folder of the validation images (default: none, no evaluation)")
+    parser.add_argument("--val-masks", help="folder of the validation masks (default: none)")
+    parser.add_argument("--val-annotations", help="COCO JSON of the validation images (default: none)")
+    parser.add_argument("--num-classes", type=int, help="including the background (default: counted from the masks "
+                                                        "or categories)")
+    parser.add_argument("--output-stride", type=int, default=8, choices=(8, 16),
+                        help=with_default("backbone output stride: 8 is finer and slower", 8))
+    parser.add_argument("--aux-loss", action="store_true", help="auxiliary FCN head on stage 3 (default: off)")
+    parser.add_argument("--image-size", type=int, default=512,
+                        help=with_default("images and masks are resized to this square", 512))
     add_recipe_arguments(parser, SegmentationConfig, output="runs/segmentation")
 
 
@@ -39,5 +46,4 @@ def run(args: argparse.Namespace) -> int:
         val_masks=args.val_masks, val_annotations=args.val_annotations, num_classes=args.num_classes,
         output_stride=args.output_stride, aux_loss=args.aux_loss, image_size=args.image_size,
         **recipe_arguments(args))
-    train_segmenter(config)
-    return 0
+    return run_training("train-seg", lambda: train_segmenter(config))

@@ -13,8 +13,6 @@ import argparse
 
 from ..inspect import FORMATS, format_rows, weights_rows, zoo_rows
 
-HELP = "table of every zoo model: parameters, GMACs, input size, published weights, top-1"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default="*",

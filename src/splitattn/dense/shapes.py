@@ -127,14 +127,20 @@ def make_shapes_dataset(
     return ShapesDataset(root, images_dir, masks_dir, annotations, num_images)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Write a sample set of coloured shapes (COCO JSON + PNG masks).")
-    parser.add_argument("root")
-    parser.add_argument("--num-images", type=int, default=64)
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    made = make_shapes_dataset(args.root, args.num_images, args.image_size, seed=args.seed)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m splitattn.dense.shapes", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Write a sample set of coloured shapes: ROOT/images/*.png, ROOT/masks/*.png (label images) and "
+                    "ROOT/annotations.json (COCO boxes and polygons), to try train-det and train-seg on.")
+    parser.add_argument("root", help="directory to write the set into (created if missing)")
+    parser.add_argument("--num-images", type=int, default=64, help="how many images")
+    parser.add_argument("--image-size", type=int, default=96, help="side of the square images in pixels (at least 80)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shapes, colours and noise")
+    args = parser.parse_args(argv)
+    try:
+        made = make_shapes_dataset(args.root, args.num_images, args.image_size, seed=args.seed)
+    except ValueError as error:
+        parser.error(str(error))
     print(f"wrote {made.num_images} images to {made.images}, masks to {made.masks}, annotations {made.annotations}")
 
 

@@ -1,26 +1,36 @@
 """Fine-tune a detector on COCO-format data: the function behind ``splitattn train-det``.
 
 Kept deliberately small: one process, a fixed number of steps (see ``dense.loop``), COCO mAP on the
-validation file at the end, and the final weights written atomically with everything needed to
-rebuild the model (``training.checkpoint.save_checkpoint``).
+validation file at the end, and the weights written atomically with everything needed to rebuild
+the model (``training.checkpoint.save_checkpoint``), every ``checkpoint_every`` steps, at the end and
+when SIGTERM / Ctrl-C stops the run; ``resume=True`` continues a stopped run exactly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..dense.loop import FitResult
 from ..dense.previews import detection_preview
-from ..dense.recipe import DenseRecipe, board_hook, fit_recipe, open_board, recipe_loader, save_run
+from ..dense.recipe import (
+    DenseRecipe,
+    check_recipe,
+    finished_now,
+    recipe_loader,
+    run_checkpoint,
+    save_run,
+    saved_metrics,
+    train_recipe,
+)
 from ..training.runtime import seed_everything, select_device
 from .dataset import CocoDetectionDataset, collate_detection, train_transform
 from .evaluate import evaluate_coco
-from .models import fasterrcnn, maskrcnn
+from .models import DETECTOR_SIZES, fasterrcnn, maskrcnn
 
 ARCHITECTURES = {"fasterrcnn": fasterrcnn, "maskrcnn": maskrcnn}
 
@@ -37,25 +47,38 @@ class DetectionConfig(DenseRecipe):
     trainable_layers: int | None = None
     min_size: int = 800
     max_size: int = 1333
-    model_args: dict[str, Any] = field(default_factory=dict)  # any other fasterrcnn / maskrcnn argument
+    detector_size: str = "standard"  # "small": narrow heads and few proposals, for ~100 px images (DETECTOR_SIZES)
+    model_args: dict[str, Any] = field(default_factory=dict)  # any other fasterrcnn / maskrcnn argument (wins)
+
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
+        *DenseRecipe.RESUME_MAY_CHANGE, "annotations", "images", "val_annotations", "val_images")
 
 
 @dataclass
 class DetectionRun:
+    """The model, its losses, the mAPs (saved ones when a finished run was resumed) and ``last.pth``."""
+
     model: nn.Module
     fit: FitResult
     metrics: dict[str, dict[str, float]]
     checkpoint: Path | None
+
+    @property
+    def stopped(self) -> bool:
+        """True when SIGTERM / Ctrl-C stopped the run early (its state is in ``checkpoint``)."""
+        return self.fit.stopped
 
 
 def build_detector(config: DetectionConfig, num_classes: int) -> nn.Module:
     """The configured architecture; ``pretrained_backbone="published"`` means the published weights."""
     if config.architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
+    if config.detector_size not in DETECTOR_SIZES:
+        raise ValueError(f"detector_size must be one of {sorted(DETECTOR_SIZES)}, got {config.detector_size!r}")
     return ARCHITECTURES[config.architecture](
         config.backbone, num_classes=num_classes, trainable_layers=config.trainable_layers,
         pretrained_backbone=config.pretrained_backbone, min_size=config.min_size, max_size=config.max_size,
-        **config.model_args)
+        **{**DETECTOR_SIZES[config.detector_size], **config.model_args})
 
 
 def detection_loss(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
@@ -69,10 +92,14 @@ def detection_loss(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[s
 
 
 def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
-    """Train, evaluate (when validation data are given) and save; returns the model and numbers."""
-    seed_everything(config.seed, deterministic=False)
+    """Train (or continue), evaluate (when validation data are given) and save; returns the model and numbers.
+
+    Returns early, without evaluating, when a signal stopped the run (``run.stopped``) or when
+    ``resume`` finds the run finished already. A non-finite loss raises ``TrainingDiverged``.
+    """
+    check_recipe(config)
+    seed_everything(config.seed, config.deterministic)
     device = select_device(config.device)
-    board = open_board(config)
     masks = config.architecture == "maskrcnn"
     train_set = CocoDetectionDataset(config.annotations, config.images, masks=masks, transform=train_transform())
     val_set = None
@@ -86,16 +113,22 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
                            collate_fn=collate_detection)
     log(f"training {config.architecture} over {config.backbone} on {len(train_set)} images, "
         f"{train_set.label_map.num_classes - 1} classes, {config.steps} steps on {device}")
-    result = fit_recipe(model, loader, detection_loss, config, device, log, board_hook(board))
-    metrics = evaluate_coco(model, val_set, device, config.batch_size) if val_set is not None else {}
-    for kind, stats in metrics.items():
-        log(f"{kind}: mAP {stats['mAP']:.3f}  mAP50 {stats['mAP50']:.3f}  mAP75 {stats['mAP75']:.3f}")
-    if board is not None:
-        board.scalars({f"val/{kind}/{k}": v for kind, stats in metrics.items() for k, v in stats.items()}, config.steps)
-        if val_set is not None:
-            names = ["background", *train_set.label_map.names]
-            board.image("predictions", detection_preview(model, val_set, names, device), config.steps)
-        board.close()
-    checkpoint = save_run(config, model, result, metrics, log=log, extra={
-        "classes": list(train_set.label_map.names), "category_ids": list(train_set.label_map.category_ids)})
+    extra = {"classes": list(train_set.label_map.names), "category_ids": list(train_set.label_map.category_ids)}
+    result, board = train_recipe(model, loader, detection_loss, config, device, log, extra)
+    if not finished_now(result, config):
+        return DetectionRun(model, result, {} if result.stopped else saved_metrics(config), run_checkpoint(config))
+    try:
+        metrics = evaluate_coco(model, val_set, device, config.batch_size) if val_set is not None else {}
+        for kind, stats in metrics.items():
+            log(f"{kind}: mAP {stats['mAP']:.3f}  mAP50 {stats['mAP50']:.3f}  mAP75 {stats['mAP75']:.3f}")
+        if board is not None:
+            board.scalars({f"val/{kind}/{k}": v for kind, stats in metrics.items() for k, v in stats.items()},
+                          config.steps)
+            if val_set is not None:
+                names = ["background", *train_set.label_map.names]
+                board.image("predictions", detection_preview(model, val_set, names, device), config.steps)
+    finally:
+        if board is not None:
+            board.close()
+    checkpoint = save_run(config, result, metrics, log=log)
     return DetectionRun(model, result, metrics, checkpoint)

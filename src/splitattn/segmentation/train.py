@@ -2,13 +2,16 @@
 
 One process, a fixed number of steps with SGD or AdamW (``dense.loop``), cross-entropy that skips
 ignore pixels (plus 0.5 x the auxiliary head's, as torchvision's recipe), mIoU on the validation
-data at the end, and the final weights saved atomically with the config that rebuilds the model.
+data at the end, and the weights saved atomically with the config that rebuilds the model: every
+``checkpoint_every`` steps, at the end and when SIGTERM / Ctrl-C stops the run; ``resume=True``
+continues a stopped run exactly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -17,7 +20,16 @@ from torch.utils.data import Dataset
 
 from ..dense.loop import FitResult
 from ..dense.previews import segmentation_preview
-from ..dense.recipe import DenseRecipe, board_hook, fit_recipe, open_board, recipe_loader, save_run
+from ..dense.recipe import (
+    DenseRecipe,
+    check_recipe,
+    finished_now,
+    recipe_loader,
+    run_checkpoint,
+    save_run,
+    saved_metrics,
+    train_recipe,
+)
 from ..models.registry import input_cfg
 from ..training.runtime import seed_everything, select_device
 from .datasets import IGNORE_INDEX, CocoSegmentationDataset, MaskFolderDataset, segmentation_transform
@@ -48,13 +60,23 @@ class SegmentationConfig(DenseRecipe):
     batch_size: int = field(default=8, kw_only=True)
     lr: float = field(default=0.01, kw_only=True)
 
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
+        *DenseRecipe.RESUME_MAY_CHANGE, "images", "masks", "annotations", "val_images", "val_masks", "val_annotations")
+
 
 @dataclass
 class SegmentationRun:
+    """The model, its losses, the mIoU (saved ones when a finished run was resumed) and ``last.pth``."""
+
     model: nn.Module
     fit: FitResult
     metrics: dict
     checkpoint: Path | None
+
+    @property
+    def stopped(self) -> bool:
+        """True when SIGTERM / Ctrl-C stopped the run early (its state is in ``checkpoint``)."""
+        return self.fit.stopped
 
 
 def make_dataset(images: str, masks: str | None, annotations: str | None, transform,
@@ -84,10 +106,14 @@ def segmentation_loss(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dic
 
 
 def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
-    """Train, evaluate (when validation data are given) and save; returns the model and numbers."""
-    seed_everything(config.seed, deterministic=False)
+    """Train (or continue), evaluate (when validation data are given) and save; returns the model and numbers.
+
+    Returns early, without evaluating, when a signal stopped the run (``run.stopped``) or when
+    ``resume`` finds the run finished already. A non-finite loss raises ``TrainingDiverged``.
+    """
+    check_recipe(config)
+    seed_everything(config.seed, config.deterministic)
     device = select_device(config.device)
-    board = open_board(config)
     cfg = input_cfg(config.backbone)
     train_set = make_dataset(config.images, config.masks, config.annotations,
                              segmentation_transform(config.image_size, cfg.mean, cfg.std, train=True),
@@ -106,15 +132,20 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
     loader = recipe_loader(config, train_set, drop_last=True)
     log(f"training deeplabv3 over {config.backbone} (output stride {config.output_stride}) on {len(train_set)} images, "
         f"{num_classes} classes, {config.steps} steps on {device}")
-    result = fit_recipe(model, loader, segmentation_loss, config, device, log, board_hook(board))
-    metrics = evaluate_segmentation(model, val_set, device, num_classes, config.batch_size) if val_set else {}
-    if metrics:
-        log(f"mIoU {metrics['mIoU']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}")
-    if board is not None:
-        board.scalars({f"val/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, config.steps)
-        if val_set is not None:
-            board.image("predictions", segmentation_preview(model, val_set, num_classes, cfg.mean, cfg.std, device),
-                        config.steps)
-        board.close()
-    checkpoint = save_run(config, model, result, metrics, log=log, extra={"num_classes": num_classes})
+    result, board = train_recipe(model, loader, segmentation_loss, config, device, log, {"num_classes": num_classes})
+    if not finished_now(result, config):
+        return SegmentationRun(model, result, {} if result.stopped else saved_metrics(config), run_checkpoint(config))
+    try:
+        metrics = evaluate_segmentation(model, val_set, device, num_classes, config.batch_size) if val_set else {}
+        if metrics:
+            log(f"mIoU {metrics['mIoU']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}")
+        if board is not None:
+            board.scalars({f"val/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, config.steps)
+            if val_set is not None:
+                board.image("predictions",
+                            segmentation_preview(model, val_set, num_classes, cfg.mean, cfg.std, device), config.steps)
+    finally:
+        if board is not None:
+            board.close()
+    checkpoint = save_run(config, result, metrics, log=log)
     return SegmentationRun(model, result, metrics, checkpoint)

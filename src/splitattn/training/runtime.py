@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,3 +99,49 @@ def all_reduce_sum(values: list[float], runtime: Runtime) -> list[float]:
 def barrier(runtime: Runtime) -> None:
     if runtime.distributed:
         dist.barrier()
+
+
+class StopSignals:
+    """SIGTERM and SIGINT (Ctrl-C) ask a training loop to stop instead of killing it.
+
+    Inside ``with StopSignals(log) as stop:`` either signal sets ``stop.requested`` and says so; the
+    loop finishes its step, saves and returns. A second Ctrl-C interrupts at once. Handlers can only
+    be installed in the main thread (where Python delivers signals); elsewhere this does nothing.
+    The previous handlers come back on exit.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, log: Callable[[str], None] = print) -> None:
+        self.log = log
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            if handler is not None:  # None: a handler set outside Python, which cannot be put back
+                signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        with contextlib.suppress(RuntimeError):  # a print interrupted mid-write refuses a re-entrant one
+            self.log(f"received {signal.Signals(signum).name}: finishing this step, then saving and exiting")
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """A data-loader worker's ``worker_init_fn``: leave SIGINT and SIGTERM to the main process.
+
+    A terminal's Ctrl-C and a job scheduler's SIGTERM reach the whole process group; workers that
+    died of them would crash the run instead of letting it save and stop (they exit by themselves
+    when the main process goes).
+    """
+    for sig in StopSignals.SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)

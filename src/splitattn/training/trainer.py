@@ -9,7 +9,6 @@ many steps of that epoch were done, so a resumed run skips them and continues id
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..data import ImageFolderDataset, batch_mix, collate_skipping, eval_transform, prepare_digits, train_transform
 from ..factory import create_model
-from ..interface import option
+from ..interface import option, switch
 from ..layers import set_drop_block_progress
 from ..models.registry import input_cfg
 from .checkpoint import (
@@ -39,7 +38,18 @@ from .config import TrainConfig, describe, save_config
 from .evaluate import evaluate
 from .metrics import append_jsonl, plot_curves, read_jsonl, topk_correct
 from .optim import build_optimizer, build_scheduler
-from .runtime import Runtime, all_reduce_sum, autocast, barrier, grad_scaler, seed_everything, start, stop
+from .runtime import (
+    Runtime,
+    StopSignals,
+    all_reduce_sum,
+    autocast,
+    barrier,
+    grad_scaler,
+    ignore_stop_signals,
+    seed_everything,
+    start,
+    stop,
+)
 from .tensorboard import TensorBoardLog, check_log, prediction_grid, unnormalize
 
 PREVIEW_IMAGES = 8  # validation images shown with the model's predictions in TensorBoard
@@ -58,7 +68,7 @@ class Trainer:
         self.config = config
         self.runtime = runtime
         self.output = Path(config.output)
-        self.stop_requested = False
+        self.stop_signals = StopSignals(self.log)
         self.wants_tensorboard = check_log(config.log)  # refused before any work when tensorboard is missing
         self.tensorboard: TensorBoardLog | None = None
         seed_everything(config.seed + runtime.rank, config.deterministic)
@@ -109,6 +119,7 @@ class Trainer:
         self.loader_generator = torch.Generator()
         self.train_loader = DataLoader(train_set, config.batch_size, sampler=self.sampler,
                                        num_workers=config.workers, collate_fn=collate_skipping, drop_last=True,
+                                       worker_init_fn=ignore_stop_signals,
                                        generator=self.loader_generator, pin_memory=self.runtime.device.type == "cuda")
         shard = Subset(val_set, range(rank, len(val_set), world))  # no padding: every image counted once
         self.val_loader = DataLoader(shard, config.batch_size, shuffle=False, num_workers=config.workers,
@@ -118,7 +129,11 @@ class Trainer:
             raise ValueError(f"batch size {config.batch_size} x {world} process(es) is larger than the training "
                              f"set ({len(train_set)} images): lower {option('batch_size')}")
         self.steps_per_epoch = min(steps, config.max_steps_per_epoch or steps)
-        self.log(f"data: {len(train_set)} train / {len(val_set)} val images, {len(self.class_names)} classes")
+        self.log(f"data: {len(train_set)} train / {len(val_set)} val images, {len(self.class_names)} classes, "
+                 f"{config.image_size} px crops")
+        if config.data != "digits" and config.image_size == TrainConfig.image_size:
+            self.log(f"note: {config.image_size} px is the default, sized for the built-in digits; photos usually "
+                     f"want {option('image_size', '224')} (or the size `splitattn zoo` lists for the model)")
 
     def _build_model(self) -> None:
         config, device = self.config, self.runtime.device
@@ -175,10 +190,6 @@ class Trainer:
         if self.runtime.is_main:
             save_checkpoint(self._state(epoch, step_in_epoch), self.output / LAST)
 
-    def _request_stop(self, signum, frame) -> None:
-        self.stop_requested = True
-        self.log(f"received {signal.Signals(signum).name}: finishing this step, then saving and exiting")
-
     # ----------------------------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
         config = self.config
@@ -192,18 +203,16 @@ class Trainer:
             self.log(f"config:\n{describe(config)}")
             if self.wants_tensorboard:  # a resumed run rewrites the steps after its checkpoint
                 done = self.start_epoch * self.steps_per_epoch + self.resume_step
-                self.tensorboard = TensorBoardLog(self.output, purge_step=done if config.resume else None)
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+                self.tensorboard = TensorBoardLog(self.output, purge_step=done + 1 if config.resume else None)
         record: dict[str, Any] = {}
         try:
-            for epoch in range(self.start_epoch, config.epochs):
-                train_stats = self._train_epoch(epoch)
-                if train_stats is None:  # stopped by a signal, state saved
-                    return {"stopped": True, "epoch": epoch}
-                record = self._end_epoch(epoch, train_stats)
+            with self.stop_signals:
+                for epoch in range(self.start_epoch, config.epochs):
+                    train_stats = self._train_epoch(epoch)
+                    if train_stats is None:  # stopped by a signal, state saved
+                        return {"stopped": True, "epoch": epoch}
+                    record = self._end_epoch(epoch, train_stats)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             if self.tensorboard is not None:
                 self.tensorboard.close()
         return record
@@ -248,9 +257,10 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4f}",
                                 img_s=f"{seen * runtime.world_size / (time.perf_counter() - started):.0f}")
-            if self.stop_requested:
+            if self.stop_signals.requested:
                 self._save(epoch, step + 1)
-                self.log(f"saved {self.output / LAST} at epoch {epoch + 1}, step {step + 1}; resume with --resume")
+                self.log(f"saved {self.output / LAST} at epoch {epoch + 1}, step {step + 1}; resume with "
+                         f"{switch('resume')}")
                 return None
         if bar is not None:
             bar.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -76,8 +76,17 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict[str, object]:
 def atomic_write(path: Path, write) -> None:
     """Write via a temporary file in the same directory, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
+    # Not tempfile.mkstemp: it creates the file 0600. Created with 0666 the umask applies, so the file
+    # gets the usual permissions (0644 under umask 022); O_EXCL still refuses a name that exists.
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.partial")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary file beside {str(path)!r}")
     try:
         write(tmp)
         with open(tmp, "rb") as handle:
