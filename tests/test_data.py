@@ -111,7 +111,11 @@ def test_trainer_rejects_bad_data_before_the_first_step(tmp_path):
     {"random_resized_crop": False},
 ])
 def test_train_transforms_give_normalised_tensors_of_the_crop_size(options):
-    transform = train_transform(24, MEAN, STD, **options)
+    mean, std = (0.2, 0.4, 0.6), (0.1, 0.2, 0.3)
+    transform = train_transform(24, mean, std, **options)
     out = transform(Image.new("RGB", (40, 30), (10, 200, 90)))
     assert out.shape == (3, 24, 24) and out.dtype == torch.float32
-    assert out.min() >= -1.0 - 1e-6 and out.max() <= 1.0 + 1e-6
+    pixels = out * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)
+    assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6, "un-normalised, the values are pixels again"
+    if not any(options.get(k) for k in ("auto_augment", "rand_augment")):  # no colour changes: exact pixels
+        torch.testing.assert_close(pixels[:, 12, 12], torch.tensor([10, 200, 90]) / 255.0)

@@ -151,12 +151,12 @@ def test_fuse_option_and_its_errors():
         deploy(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval())
 
 
-def test_model_deploy_method_works_in_place_and_checks_itself():
+def test_deploy_in_place_converts_the_model_and_checks_itself():
     torch.manual_seed(0)
     model = randomize_(splitattn.create_model("resnest14d", num_classes=5, zero_init_last=False))
     x = torch.randn(1, 3, 32, 32)
     expected = model(x).detach()
-    assert model.deploy(example_input=x) is model
+    assert deploy(model, example_input=x, inplace=True) is model
     assert count_batchnorms(model) == 0
     assert not any(p.requires_grad for p in model.parameters())
     assert relative_error(model(x), expected) < TOLERANCE
@@ -168,8 +168,7 @@ def test_memory_format_choice():
     assert deploy(model, batch_size=16).deploy_memory_format == torch.channels_last
     assert deploy(model, memory_format="contiguous", batch_size=16).deploy_memory_format == torch.contiguous_format
     x = torch.randn(1, 3, 32, 32)
-    probed = deploy(model, memory_format="probe", example_input=x)
-    assert probed.deploy_memory_format in (torch.contiguous_format, torch.channels_last)
+    probed = deploy(model, memory_format="probe", example_input=x)  # which layout it picks: see the next test
     with torch.no_grad():
         assert relative_error(probed(x), model(x)) < TOLERANCE
     with pytest.raises(ValueError, match="memory_format must be one of"):
@@ -212,8 +211,9 @@ def test_deploy_with_torch_compile_freezes_packs_and_matches_eval_mode():
     counters.clear()
     with torch.no_grad():
         assert relative_error(compiled(x), model(x)) < TOLERANCE
-    # inductor packed the convs for oneDNN itself, so freezing was really on while it compiled
-    assert counters["inductor"]["mkldnn_conv_weight_pack_matcher_count"] == 27
+    # inductor packed convs for oneDNN itself, so freezing was really on while it compiled (without
+    # it, inductor packs none: the README explains why options={"freezing": True} alone is not enough)
+    assert counters["inductor"]["mkldnn_conv_weight_pack_matcher_count"] > 0
     assert compiled.deploy_memory_format == torch.contiguous_format
     assert list(compiled.state_dict()) == [f"model.{key}" for key in compiled.model.state_dict()]
 
@@ -222,7 +222,7 @@ def test_se_bottlenecks_gate_and_add_in_one_step():
     torch.manual_seed(0)
     model = randomize_(splitattn.create_model("seresnext26d_32x4d", zero_init_last=False))
     deployed = deploy(model)
-    fused = [m for m in deployed.modules() if type(m).__name__ == "FusedSEBottleneck"]
+    fused = [m for m in deployed.modules() if type(m).__name__ == "FusedGatedBottleneck"]
     assert len(fused) == deployed.deploy_fusions["residual_fused"] == 8
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():

@@ -56,10 +56,23 @@ def test_radix_weights_sum_to_one_across_splits_in_every_cardinal_group(radix):
 def test_se_gates_and_sk_branch_weights():
     torch.manual_seed(0)
     images = torch.randn(1, 3, 32, 32)
-    se = attention_weights(create_model("seresnet18"), images)
+    model = create_model("seresnet18").eval()
+    seen = {}  # what each SE layer really multiplied: its input and its output
+
+    def keep(name):
+        def hook(_module, args, out) -> None:
+            seen[name] = (args[0].clone(), out.clone())  # the block adds the shortcut into out in place
+        return hook
+
+    hooks = [m.register_forward_hook(keep(name)) for name, m in model.named_modules() if name.endswith(".se")]
+    se = attention_weights(model, images)
+    for hook in hooks:
+        hook.remove()
     assert len(se) == 8 and all(r.kind == "se" and r.choices == 1 for r in se)
-    assert all(((r.weights > 0) & (r.weights < 1)).all() for r in se)
     assert se[0].weights.shape == (1, 1, 1, 64)
+    for record in se:  # the recorded gates are exactly the gates applied
+        given, applied = seen[record.name]
+        torch.testing.assert_close(applied, given * record.weights.view(1, -1, 1, 1))
     sk = attention_weights(create_model("skresnet18"), images)
     assert len(sk) == 8 and all(r.kind == "sk" and r.choices == 2 for r in sk)
     for record in sk:

@@ -94,9 +94,12 @@ def test_split_attention_rejects_channels_not_divisible_by_groups():
 def test_squeeze_excite_scales_each_channel_by_a_gate():
     layer = SqueezeExcite(32, 8).eval()
     x = torch.randn(2, 32, 5, 5)
-    gate = layer.attention(x)
-    assert gate.shape == (2, 32, 1, 1) and ((gate > 0) & (gate < 1)).all()
-    torch.testing.assert_close(layer(x), x * gate)
+    # the paper's gate, computed by hand: sigmoid(W2 relu(W1 mean(x) + b1) + b2) per image and channel
+    pooled = x.mean(dim=(2, 3))
+    hidden = torch.relu(pooled @ layer.fc1.weight.view(8, 32).T + layer.fc1.bias)
+    expected = torch.sigmoid(hidden @ layer.fc2.weight.view(32, 8).T + layer.fc2.bias).view(2, 32, 1, 1)
+    torch.testing.assert_close(layer.attention(x), expected)
+    torch.testing.assert_close(layer(x), x * expected)
 
 
 def test_selective_kernel_uses_dilated_3x3_in_place_of_5x5():

@@ -7,6 +7,7 @@ import torch
 
 import splitattn
 from splitattn import create_model, list_models
+from splitattn.layers import SplitAttention
 
 # One small model of each family and block type.
 SMALL = ["resnest14d", "seresnet18", "legacy_seresnet18", "skresnet18", "skresnext50_32x4d", "resnet18"]
@@ -154,10 +155,10 @@ def test_input_must_be_4d_with_the_right_channels():
 
 
 def test_other_bad_configurations_name_the_problem():
-    with pytest.raises(ValueError, match="attn must be one of"):
+    with pytest.raises(TypeError, match="attn must be an attention spec"):
         create_model("resnet18", attn="cbam")
-    with pytest.raises(ValueError, match="split attention needs a Bottleneck"):
-        create_model("resnet18", attn="splat")
+    with pytest.raises(ValueError, match="SplitAttention needs Bottleneck blocks"):
+        create_model("resnet18", attn=SplitAttention())
     with pytest.raises(ValueError, match="num_classes must be >= 0"):
         create_model("resnet18", num_classes=-1)
     with pytest.raises(ValueError, match="in_chans must be >= 1"):

@@ -23,9 +23,11 @@ from splitattn.cli import main
 from splitattn.data import DataError
 from splitattn.dense.loop import build_scheduler, resolve_warmup
 from splitattn.dense.shapes import make_shapes_dataset
+from splitattn.models import IMAGENET_MEAN, IMAGENET_STD
 from splitattn.segmentation import CocoSegmentationDataset, MaskFolderDataset, deeplabv3
 from splitattn.segmentation import train as segmentation_train
-from splitattn.segmentation.metrics import confusion_matrix, scores
+from splitattn.segmentation.datasets import segmentation_transform
+from splitattn.segmentation.metrics import confusion_matrix, evaluate_segmentation, scores
 from splitattn.segmentation.train import SegmentationConfig, train_segmenter
 from splitattn.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -147,6 +149,9 @@ def test_training_finds_the_shapes(shapes, one_thread):
     assert min(run.metrics["iou"][1:]) > MIN_CLASS_IOU  # every shape class is found, not just the background
 
 
+IMAGENET = (IMAGENET_MEAN, IMAGENET_STD)
+
+
 def test_train_seg_command(tmp_path, shapes, one_thread):
     train, val = shapes
     out = tmp_path / "run"
@@ -158,9 +163,14 @@ def test_train_seg_command(tmp_path, shapes, one_thread):
     assert code == 0
     saved = load_checkpoint(out / "last.pth")
     assert saved["num_classes"] == 4 and saved["config"]["output_stride"] == 16
-    deeplabv3("resnest14d", 4, 16, aux_loss=True).load_state_dict(saved["model"])
+    rebuilt = deeplabv3("resnest14d", 4, 16, aux_loss=True)
+    rebuilt.load_state_dict(saved["model"])
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
-    assert 0.0 <= metrics["mIoU"] <= 1.0 and len(metrics["iou"]) == 4
+    # the reported mIoU is that of the saved model on the validation masks
+    val_set = MaskFolderDataset(val.images, val.masks, segmentation_transform(48, *IMAGENET, train=False))
+    recomputed = evaluate_segmentation(rebuilt, val_set, torch.device("cpu"), 4)
+    assert metrics["mIoU"] == pytest.approx(recomputed["mIoU"]) and metrics["iou"] == pytest.approx(recomputed["iou"],
+                                                                                                     nan_ok=True)
     events = tensorboard_events(out)
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
     assert {"train/loss_out", "train/loss_aux", "train/lr"} <= set(events.Tags()["scalars"])

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .models import ResNet
+from .models import ResNet, ResNetFeatures
 from .models.registry import resolve_name
 from .weights import Repo, is_repo_spec, load_checkpoint_file, load_pretrained, load_state, unwrap_state_dict
 from .weights.repo_config import RepoConfig
@@ -24,7 +24,7 @@ def create_model(
     features_only: bool = False,
     out_indices: Sequence[int] = (1, 2, 3, 4),
     **kwargs: Any,
-) -> ResNet:
+) -> ResNet | ResNetFeatures:
     """Build a zoo model by name.
 
     Args:
@@ -44,9 +44,12 @@ def create_model(
         drop_path_rate: stochastic depth at the last block (linear in depth).
         drop_block_rate: DropBlock rate in the last two stages.
         output_stride: 32 for classification; 16 or 8 dilate the last stages for dense prediction.
-        features_only: return a backbone whose forward gives the feature maps at ``out_indices``
-            (0 = stem, 1..4 = stages); see ``model.feature_channels`` and ``model.feature_strides``.
-        kwargs: any other :class:`splitattn.models.ResNet` argument, overriding the zoo entry.
+        features_only: return the backbone (:class:`~splitattn.models.ResNetFeatures`) instead,
+            whose forward gives the list of feature maps at ``out_indices`` (0 = stem, 1..4 =
+            stages); see its ``feature_channels`` and ``feature_strides``.
+        kwargs: any other :class:`splitattn.models.ResNet` argument, overriding the zoo entry:
+            ``attn=SplitAttention(radix=4)`` replaces the entry's attention, ``attn={"radix": 4}``
+            changes some of its fields and keeps the others; ``norm_layer``, ``act_layer`` ...
     """
     common = dict(drop_rate=drop_rate, drop_path_rate=drop_path_rate, drop_block_rate=drop_block_rate,
                   output_stride=output_stride, **kwargs)
@@ -59,9 +62,7 @@ def create_model(
                             in_chans=3 if in_chans is None else in_chans, **common)
         if pretrained:
             load_pretrained(model, entry.name, pretrained, tag)
-    if features_only:
-        model.to_feature_extractor(out_indices)
-    return model
+    return ResNetFeatures(model, out_indices) if features_only else model
 
 
 def _from_repo(spec: str, pretrained: bool | str | os.PathLike, num_classes: int | None, in_chans: int | None,

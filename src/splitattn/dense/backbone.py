@@ -2,10 +2,9 @@
 
 torchvision builds its detection backbones with ``norm_layer=FrozenBatchNorm2d`` and freezes all
 but the last ``trainable_layers`` stages, because detection batches (two images per GPU) are far
-too small for batch statistics and the early stages of an ImageNet network need no retraining.
-Our ResNet has no ``norm_layer`` argument (it must match the reference parameter layout), so the
-same effect is reached after building: every ``BatchNorm2d`` is swapped for a ``FrozenBatchNorm2d``
-holding the same statistics, and parameters outside the trainable stages stop requiring grad.
+too small for batch statistics and the early stages of an ImageNet network need no retraining. We
+do the same: ``norm_layer`` is an argument of our ResNet, and a ``FrozenBatchNorm2d`` has the same
+parameter names as a ``BatchNorm2d``, so the ImageNet weights load into it unchanged.
 """
 
 from __future__ import annotations
@@ -14,11 +13,10 @@ import difflib
 import os
 from collections.abc import Sequence
 
-from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from ..factory import create_model
-from ..models import ResNet, list_models
+from ..models import ResNetFeatures, list_models
 
 # Shallowest stage last, as torchvision's resnet_fpn_backbone lists them.
 STAGES_BY_DEPTH = ("layer4", "layer3", "layer2", "layer1", "conv1")
@@ -37,28 +35,7 @@ def check_backbone_name(name: str) -> None:
                          "resnest50, seresnet50 or skresnet18 (see splitattn.list_models())")
 
 
-def freeze_batch_norm(module: nn.Module) -> nn.Module:
-    """Replace every ``BatchNorm2d`` in ``module`` (in place) by a ``FrozenBatchNorm2d`` with its values.
-
-    The frozen layer computes exactly what the BN computes in eval mode, whatever the batch size,
-    and has no parameters to train; it keeps the state-dict names, so weights load unchanged.
-    """
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            if child.affine:
-                frozen.weight.copy_(child.weight.detach())
-                frozen.bias.copy_(child.bias.detach())
-            if child.track_running_stats and child.running_mean is not None:
-                frozen.running_mean.copy_(child.running_mean)
-                frozen.running_var.copy_(child.running_var)
-            setattr(module, name, frozen)
-        else:
-            freeze_batch_norm(child)
-    return module
-
-
-def set_trainable_layers(backbone: ResNet, trainable_layers: int) -> ResNet:
+def set_trainable_layers(backbone: ResNetFeatures, trainable_layers: int) -> ResNetFeatures:
     """Train only the last ``trainable_layers`` of layer4, layer3, layer2, layer1, the stem (0..5).
 
     Same rule as torchvision's ``resnet_fpn_backbone``: with 5 the stem BN ``bn1`` trains too.
@@ -99,7 +76,7 @@ def build_backbone(
     trainable_layers: int | None = None,
     frozen_bn: bool | None = None,
     **kwargs,
-) -> ResNet:
+) -> ResNetFeatures:
     """A features-only zoo model, with ImageNet weights loaded through ``create_model(pretrained=...)``.
 
     Args:
@@ -109,13 +86,13 @@ def build_backbone(
         out_indices: feature maps to return (1..4 = stages).
         output_stride: 32, or 16 / 8 to dilate the last stages.
         trainable_layers: stages that train, counted from layer4 (default 3 if pretrained, else 5).
-        frozen_bn: swap BN for FrozenBatchNorm2d (default: when pretrained).
+        frozen_bn: ``FrozenBatchNorm2d`` instead of BN, holding the loaded statistics (default: when pretrained).
         kwargs: other ``create_model`` arguments (``drop_path_rate`` ...).
     """
     check_backbone_name(name)
     trainable_layers, frozen_bn = resolve_training_defaults(pretrained, trainable_layers, frozen_bn)
+    if frozen_bn:
+        kwargs["norm_layer"] = FrozenBatchNorm2d
     model = create_model(name, pretrained=pretrained or False, output_stride=output_stride,
                          features_only=True, out_indices=out_indices, **kwargs)
-    if frozen_bn:
-        freeze_batch_norm(model)
     return set_trainable_layers(model, trainable_layers)

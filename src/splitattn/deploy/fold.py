@@ -11,27 +11,15 @@ way, and a conv without bias simply gains one.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from ..layers.selective_kernel import ConvBnAct, SelectiveKernelAttn
-from ..layers.split_attn import SplitAttnConv2d
-from ..models.blocks import BasicBlock, Bottleneck
-from ..models.resnet import ResNet
-
-# Parents whose BNs are registered directly after the conv (or Sequential ending in one) that
-# feeds them. Registration order is not execution order in general, so only these audited module
-# types are folded by sibling order; anything else keeps its BNs (and is reported as unfolded).
-FOLDABLE_PARENTS: tuple[type[nn.Module], ...] = (
-    ResNet,
-    BasicBlock,
-    Bottleneck,
-    SplitAttnConv2d,
-    ConvBnAct,
-    SelectiveKernelAttn,
-    nn.Sequential,
-)
+# Which conv feeds which BN is never guessed from the order modules were registered in (that is
+# not execution order in general). It is read from two places only: the ``deploy_chains`` a module
+# class declares (blocks, the stem, every attention layer: see splitattn.layers.Chain), and plain
+# Sequentials, whose children run in order. Anything else keeps its BNs.
 
 
 @torch.no_grad()
@@ -74,17 +62,40 @@ def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused.train(conv.training)
 
 
-def output_conv(module: nn.Module) -> tuple[nn.Module, str] | None:
-    """Where the conv that ends a Sequential stem lives: ``(the Sequential, its index)``."""
-    if isinstance(module, nn.Conv2d):
-        return None  # handled by the caller, which owns the attribute
-    if isinstance(module, nn.Sequential) and len(module) and isinstance(module[-1], nn.Conv2d):
-        return module, str(len(module) - 1)
+def conv_slot(parent: nn.Module, name: str) -> tuple[nn.Module, str] | None:
+    """Where the conv producing ``parent.name``'s output lives: ``(owner, attribute)``, or None.
+
+    ``parent.name`` is a conv, or a Sequential ending in one (a deep stem).
+    """
+    child = getattr(parent, name, None)
+    if isinstance(child, nn.Conv2d):
+        return parent, name
+    if isinstance(child, nn.Sequential) and len(child) and isinstance(child[-1], nn.Conv2d):
+        return child, str(len(child) - 1)
     return None
 
 
+def runs_in_order(module: nn.Module) -> bool:
+    """A Sequential that runs its children one after the other (not one with its own forward)."""
+    return type(module).forward is nn.Sequential.forward
+
+
+def conv_norm_pairs(model: nn.Module) -> Iterator[tuple[nn.Module, str, nn.Module, str]]:
+    """``(conv owner, conv name, norm owner, norm name)`` for every conv whose output a norm takes."""
+    for parent in list(model.modules()):
+        for chain in getattr(type(parent), "deploy_chains", ()):
+            slot = conv_slot(parent, chain.conv)
+            if slot is not None:
+                yield (*slot, parent, chain.norm)
+        if runs_in_order(parent):
+            for (conv_name, _), (norm_name, _) in itertools.pairwise(list(parent._modules.items())):
+                slot = conv_slot(parent, conv_name)
+                if slot is not None:
+                    yield (*slot, parent, norm_name)
+
+
 def fold_batchnorms(model: nn.Module) -> int:
-    """Fold, in place, every BN that directly follows a conv inside an audited parent; returns the count.
+    """Fold, in place, every BN that directly follows a conv (see above); returns the count.
 
     Each folded BN is replaced by ``nn.Identity`` (its name stays, holding no parameters), and the
     conv by a biased copy. ``model`` must be in eval mode: folding uses the running statistics,
@@ -93,22 +104,13 @@ def fold_batchnorms(model: nn.Module) -> int:
     if model.training:
         raise ValueError("fold_batchnorms needs a model in eval mode (call model.eval() first)")
     folded = 0
-    for parent in list(model.modules()):
-        if not isinstance(parent, FOLDABLE_PARENTS):
+    for conv_owner, conv_name, norm_owner, norm_name in list(conv_norm_pairs(model)):
+        norm = getattr(norm_owner, norm_name, None)
+        if not isinstance(norm, nn.BatchNorm2d):
             continue
-        for (prev_name, prev), (name, child) in itertools.pairwise(list(parent._modules.items())):
-            if not isinstance(child, nn.BatchNorm2d):
-                continue
-            if isinstance(prev, nn.Conv2d):
-                owner, attr = parent, prev_name
-            elif (found := output_conv(prev)) is not None:
-                owner, attr = found
-            else:
-                continue
-            conv = owner.get_submodule(attr)
-            setattr(owner, attr, fold_bn_into_conv(conv, child))
-            setattr(parent, name, nn.Identity())
-            folded += 1
+        setattr(conv_owner, conv_name, fold_bn_into_conv(getattr(conv_owner, conv_name), norm))
+        setattr(norm_owner, norm_name, nn.Identity())
+        folded += 1
     return folded
 
 

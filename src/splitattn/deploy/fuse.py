@@ -1,12 +1,13 @@
 """Swap a folded model's convs for oneDNN-packed ones and fuse the ReLUs and residual adds after them.
 
 Runs after BatchNorm folding and after training-only modules are stripped, so between a conv and
-its ReLU there are only identities left. Which ReLU follows which conv is stated per audited
-module type below, never guessed from registration order: a block's last ReLU comes after the
-residual add, and fusing it into the conv before the add would change the function. Residual
-blocks whose branch ends in a plain conv (no SE gate, no stochastic depth) take the add and the
-final ReLU into that conv too, through a subclass whose forward calls ``add_relu``; SE bottlenecks
-apply their gate and the add in one ``addcmul``.
+its ReLU there are only identities left. Which ReLU follows which conv is what each module class
+declares (``deploy_chains``: blocks, the stem, every attention layer), or the order of a plain
+Sequential; never guessed from registration order: a block's last ReLU comes after the residual
+add, and fusing it into the conv before the add would change the function. Residual blocks whose
+branch ends in a plain conv take the add and the final ReLU into that conv too, through a subclass
+whose forward calls ``add_relu``; gated blocks (SE, any :class:`~splitattn.layers.Gate`) apply
+gate and add in one ``addcmul``.
 """
 
 from __future__ import annotations
@@ -16,65 +17,50 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers.selective_kernel import SelectiveKernelAttn
-from ..layers.split_attn import SplitAttnConv2d
-from ..models.blocks import BasicBlock, Bottleneck
-from ..models.resnet import ResNet
-from .fold import output_conv
+from ..layers import Gate
+from .fold import conv_slot, runs_in_order
 from .packed_conv import PackedConv2d
 
-# (conv, the modules between it and its ReLU, which must be identities by now, the ReLU)
-RELU_AFTER_CONV: dict[type[nn.Module], tuple[tuple[str, tuple[str, ...], str], ...]] = {
-    ResNet: (("conv1", ("bn1",), "act1"),),
-    BasicBlock: (("conv1", ("bn1", "drop_block1"), "act1"),),
-    Bottleneck: (("conv1", ("bn1", "drop_block1"), "act1"), ("conv2", ("bn2", "drop_block2"), "act2")),
-    SplitAttnConv2d: (("conv", ("bn0", "drop_block"), "act0"), ("fc1", ("bn1",), "act1")),
-    SelectiveKernelAttn: (("fc_reduce", ("bn",), "act"),),
-}
+
+def _fused_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A residual block whose last conv also adds the shortcut and applies the final ReLU."""
+    return getattr(self, self.residual_conv).add_relu(self.last_conv_input(x), self.downsample(x))
 
 
-class FusedBottleneck(Bottleneck):
-    """A deployed Bottleneck whose last conv also adds the shortcut and applies the final ReLU."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.conv3.add_relu(self.conv3_input(x), shortcut)
-
-
-class FusedSEBottleneck(Bottleneck):
-    """A deployed SE Bottleneck: gate, shortcut add and ReLU in two passes (addcmul, in-place ReLU)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.conv3(self.conv3_input(x))
-        return torch.addcmul(shortcut, out, self.se.attention(out)).relu_()
+def _fused_gated_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A gated residual block: gate, shortcut add and ReLU in two passes (addcmul, in-place ReLU)."""
+    shortcut = self.downsample(x)
+    gate = self.se
+    out = gate.input_act(getattr(self, self.residual_conv)(self.last_conv_input(x)))
+    return torch.addcmul(shortcut, out, gate.attention(out)).relu_()
 
 
-class FusedBasicBlock(BasicBlock):
-    """A deployed BasicBlock whose last conv also adds the shortcut and applies the final ReLU."""
+_FUSED_CLASSES: dict[tuple[type, bool], type] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.conv2.add_relu(self.conv2_input(x), shortcut)
+
+def _fused_subclass(block_class: type, gated: bool) -> type:
+    """``Fused<Block>`` or ``FusedGated<Block>``: the block class with one of the forwards above."""
+    key = (block_class, gated)
+    if key not in _FUSED_CLASSES:
+        name = f"Fused{'Gated' if gated else ''}{block_class.__name__}"
+        forward = _fused_gated_forward if gated else _fused_forward
+        _FUSED_CLASSES[key] = type(name, (block_class,), {"forward": forward, "__module__": __name__})
+    return _FUSED_CLASSES[key]
 
 
 def _is_identity(parent: nn.Module, names: Sequence[str]) -> bool:
     return all(isinstance(getattr(parent, name, None), nn.Identity) for name in names)
 
 
-def _conv_slot(parent: nn.Module, name: str) -> tuple[nn.Module, str] | None:
-    """Where the conv producing ``parent.name``'s output lives, if that output comes from a conv."""
-    child = getattr(parent, name, None)
-    if isinstance(child, nn.Conv2d):
-        return parent, name
-    return output_conv(child) if isinstance(child, nn.Module) else None
-
-
 def _relu_fusions(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
-    """Plan which conv takes which ReLU: ``{id(conv): (owner of the ReLU, its name)}``."""
+    """Plan which conv takes which ReLU: ``{id(conv): (owner of the ReLU, its name)}``.
+
+    The ReLU must directly follow the conv: in a Sequential, with only identities between them;
+    in a declared chain (``deploy_chains``), with its norm folded and its regularisers stripped.
+    """
     plan: dict[int, tuple[nn.Module, str]] = {}
     for parent in model.modules():
-        if type(parent).forward is nn.Sequential.forward:  # children run in order: adjacency is execution order
+        if runs_in_order(parent):
             items = list(parent._modules.items())
             for i, (_, child) in enumerate(items):
                 if not isinstance(child, nn.Conv2d):
@@ -84,12 +70,12 @@ def _relu_fusions(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
                     j += 1
                 if j < len(items) and isinstance(items[j][1], nn.ReLU):
                     plan[id(child)] = (parent, items[j][0])
-        for conv_name, between, relu_name in RELU_AFTER_CONV.get(type(parent), ()):
-            slot = _conv_slot(parent, conv_name)
-            relu = getattr(parent, relu_name, None)
-            if slot is None or not _is_identity(parent, between) or not isinstance(relu, nn.ReLU):
+        for chain in getattr(type(parent), "deploy_chains", ()):
+            slot = conv_slot(parent, chain.conv)
+            relu = getattr(parent, chain.act, None) if chain.act else None
+            if slot is None or not _is_identity(parent, (chain.norm, *chain.between)) or not isinstance(relu, nn.ReLU):
                 continue
-            plan[id(getattr(*slot))] = (parent, relu_name)
+            plan[id(getattr(*slot))] = (parent, chain.act)
     return plan
 
 
@@ -110,17 +96,24 @@ def _record_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[int, li
 
 
 def _fused_class(block: nn.Module) -> type[nn.Module] | None:
-    """The fused subclass for a block whose branch ends in a packed conv (then maybe SE), or None."""
-    if type(block) is Bottleneck:
-        last, between = block.conv3, ("bn3", "drop_block3", "drop_path")
-        fused = FusedBottleneck if block.se is None else FusedSEBottleneck
-    elif type(block) is BasicBlock and block.se is None:
-        last, between = block.conv2, ("bn2", "drop_block2", "drop_path")
-        fused = FusedBasicBlock
-    else:
+    """The fused subclass for a residual block whose branch ends in a packed conv (then maybe a gate), or None.
+
+    Blocks say which conv ends their branch (``residual_conv``), what lies between it and the add
+    (``residual_between``, identities once folded and stripped) and which activation follows the
+    add (``residual_act``); their gate is ``se``.
+    """
+    cls = type(block)
+    conv_name = getattr(cls, "residual_conv", None)
+    if conv_name is None or cls in _FUSED_CLASSES.values():
         return None
-    plain_end = _is_identity(block, between) and isinstance(last, PackedConv2d) and last.activation == "none"
-    return fused if plain_end else None
+    last, gate = getattr(block, conv_name, None), getattr(block, "se", None)
+    final_relu = isinstance(getattr(block, cls.residual_act, None), nn.ReLU)
+    plain_end = isinstance(last, PackedConv2d) and last.activation == "none" and final_relu
+    if not plain_end or not _is_identity(block, (*cls.residual_between, "drop_path")):
+        return None
+    if isinstance(gate, nn.Identity):
+        return _fused_subclass(cls, gated=False)
+    return _fused_subclass(cls, gated=True) if isinstance(gate, Gate) else None
 
 
 def pack_and_fuse(model: nn.Module, example: torch.Tensor) -> dict[str, int]:

@@ -17,8 +17,7 @@ def strip_training_modules(model: nn.Module) -> int:
     """Replace every training-only module in ``model`` by ``nn.Identity``, in place; returns the count."""
     stripped = 0
     for parent in list(model.modules()):
-        # _modules, not named_children(): one DropBlock instance is shared by several slots of a
-        # block, and named_children() would yield it once only.
+        # _modules, not named_children(): named_children() yields a module held in two slots once.
         for name, child in list(parent._modules.items()):
             if isinstance(child, TRAINING_ONLY):
                 setattr(parent, name, nn.Identity())

@@ -1,7 +1,7 @@
 """A splitattn network with a feature pyramid on top: what torchvision's detectors take as a backbone.
 
-Equivalent to torchvision's ``BackboneWithFPN``, but the body is our own ResNet in features-only
-mode (its ``forward_feature_maps`` with input checks and the stage layout of every family), not an
+Equivalent to torchvision's ``BackboneWithFPN``, but the body is our own feature backbone
+(``ResNetFeatures``, with input checks and the stage layout of every family), not an
 ``IntermediateLayerGetter`` that would re-run its children in registration order. Parameter names
 match torchvision's (``body.layer1...``, ``fpn.inner_blocks...``).
 """
@@ -18,13 +18,14 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool
 
 from ..dense.backbone import build_backbone
-from ..models import ResNet
+from ..models import ResNetFeatures
 
 
 class FPNBackbone(nn.Module):
     """Feature maps of stages ``returned_layers`` through an FPN, as an OrderedDict of ``out_channels`` maps."""
 
-    def __init__(self, body: ResNet, out_channels: int = 256, extra_blocks: ExtraFPNBlock | None = None) -> None:
+    def __init__(self, body: ResNetFeatures, out_channels: int = 256,
+                 extra_blocks: ExtraFPNBlock | None = None) -> None:
         super().__init__()
         self.body = body
         self.fpn = FeaturePyramidNetwork(

@@ -1,13 +1,10 @@
 """What the attention layers select: their weights for a batch, read with forward hooks.
 
-The models' forward is left alone. Each attention layer already exposes how it computes its
-weights (``attention(...)``), so the hooks only need the tensor that goes into it:
-
-- split attention: the activated output of the grouped conv, which is ``act0``'s output;
-- squeeze-and-excitation: the layer's own input;
-- selective kernel: the output of its ``attn`` submodule, which *is* the branch weights.
-
-Recomputing the small attention head costs a pooled vector and two 1 x 1 convs per layer.
+The models' forward is left alone. Every attention layer (:class:`splitattn.layers.AttentionLayer`)
+knows where its weights can be observed and installs the hooks itself (``observe``): split
+attention recomputes them from its activated grouped conv, a gate from its input, selective kernels
+read the output of their attention head. Recomputing a small attention head costs a pooled vector
+and two 1 x 1 convs per layer.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import SelectiveKernelConv, SplitAttnConv2d, SqueezeExcite
+from ..layers import AttentionLayer
 
 
 @dataclass
@@ -29,13 +26,16 @@ class AttentionRecord:
     ``weights`` is ``(B, choices, groups, C / groups)``: for split attention ``choices`` is the
     radix and ``groups`` the cardinality (with radix > 1 the weights sum to 1 over ``choices`` in
     every cardinal group and channel); for SK the choices are the kernel branches (one group); for
-    SE there is one choice, the sigmoid gate of each channel. ``stage`` is 1..4 (``layer3`` -> 3).
+    a gate (SE) there is one choice, the gate of each channel. ``stage`` is 1..4 (``layer3`` -> 3);
+    ``kind``, ``choice_label`` and ``title`` are the layer's own names for itself and its choices.
     """
 
     name: str
     kind: str
     stage: int
     weights: torch.Tensor
+    choice_label: str = "choice"
+    title: str = "attention weights"
 
     @property
     def choices(self) -> int:
@@ -51,10 +51,10 @@ def _stage(name: str) -> int:
     return int(head[5:]) if head.startswith("layer") and head[5:].isdigit() else 0
 
 
-def attention_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The split-attention, SE and SK layers of ``model``, in definition order."""
-    kinds = (SplitAttnConv2d, SqueezeExcite, SelectiveKernelConv)
-    return [(name, module) for name, module in model.named_modules() if isinstance(module, kinds)]
+def attention_layers(model: nn.Module) -> list[tuple[str, AttentionLayer]]:
+    """The attention layers of ``model`` (those that can be observed), in definition order."""
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, AttentionLayer) and type(module).observe is not AttentionLayer.observe]
 
 
 class AttentionRecorder:
@@ -70,32 +70,16 @@ class AttentionRecorder:
         self.records: list[AttentionRecord] = []
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
-    def _add(self, name: str, kind: str, weights: torch.Tensor) -> None:
-        self.records.append(AttentionRecord(name, kind, _stage(name), weights.detach().float().cpu()))
-
-    def _hook(self, name: str, layer: nn.Module) -> tuple[nn.Module, object]:
-        if isinstance(layer, SplitAttnConv2d):
-            def splat(_module: nn.Module, _args: object, out: torch.Tensor) -> None:
-                # (B, radix, C) radix-major, C grouped by cardinal group: split the groups out.
-                attn = layer.attention(out)
-                batch = attn.shape[0]
-                self._add(name, "splat", attn.view(batch, layer.radix, layer.cardinality, -1))
-            return layer.act0, splat
-        if isinstance(layer, SqueezeExcite):
-            def se(_module: nn.Module, args: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
-                gate = layer.attention(args[0])
-                self._add(name, "se", gate.view(gate.shape[0], 1, 1, -1))
-            return layer, se
-
-        def sk(_module: nn.Module, _args: object, out: torch.Tensor) -> None:
-            self._add(name, "sk", out.view(out.shape[0], out.shape[1], 1, -1))
-        return layer.attn, sk
+    def _recorder(self, name: str, layer: AttentionLayer):
+        def record(weights: torch.Tensor) -> None:
+            self.records.append(AttentionRecord(name, layer.kind, _stage(name), weights.detach().float().cpu(),
+                                                layer.choice_label, layer.title))
+        return record
 
     def __enter__(self) -> AttentionRecorder:
         self.records = []
         for name, layer in attention_layers(self.model):
-            module, hook = self._hook(name, layer)
-            self._handles.append(module.register_forward_hook(hook))
+            self._handles += layer.observe(self._recorder(name, layer))
         return self
 
     def __exit__(self, *exc: object) -> None:

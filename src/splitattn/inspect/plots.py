@@ -22,9 +22,6 @@ ATTENTION_FIGSIZE = (9.0, 4.0)
 ATTENTION_DPI = 100
 ATTENTION_PX = (int(ATTENTION_FIGSIZE[0] * ATTENTION_DPI), int(ATTENTION_FIGSIZE[1] * ATTENTION_DPI))
 MAX_GROUPS = 8
-_CHOICE_NAMES = {"splat": "split", "sk": "branch", "se": "gate"}
-_TITLES = {"splat": "split attention: weight of each split", "sk": "selective kernel: weight of each branch",
-           "se": "squeeze-excitation: channel gates"}
 
 
 def stage_weights(records: list[AttentionRecord]) -> torch.Tensor:
@@ -42,7 +39,7 @@ def plot_stage_attention(records: list[AttentionRecord], path: str | os.PathLike
     """
     if not records:
         raise ValueError("no attention records to plot")
-    kind = records[0].kind
+    first = records[0]  # the layer's own words for its kind and its choices
     weights = stage_weights(records).numpy()
     choices, groups = weights.shape[:2]
     shown = min(groups, MAX_GROUPS)
@@ -52,7 +49,7 @@ def plot_stage_attention(records: list[AttentionRecord], path: str | os.PathLike
     for group, ax in enumerate(axes):
         for choice in range(choices):
             values = weights[choice, group]
-            name = f"{_CHOICE_NAMES.get(kind, 'choice')} {choice}" if choices > 1 else "sigmoid gate"
+            name = f"{first.choice_label} {choice}" if choices > 1 else "gate"
             label = f"{name} (mean {values.mean():.2f})"
             ax.hist(values, bins=bins, alpha=0.55, label=label, density=True)
         ax.set_xlim(0.0, 1.0)
@@ -62,7 +59,8 @@ def plot_stage_attention(records: list[AttentionRecord], path: str | os.PathLike
     axes[0].set_ylabel("density")
     extra = f" (first {shown} of {groups} groups)" if groups > shown else ""
     blocks = len({r.name for r in records})
-    what = _TITLES.get(kind, kind) if choices > 1 or kind == "se" else f"{kind} with one split: channel gates"
+    gates = choices == 1 and first.choice_label != "gate"  # e.g. split attention with radix 1
+    what = f"{first.kind} with one {first.choice_label}: channel gates" if gates else first.title
     fig.suptitle(f"{title}{what}, {blocks} block(s){extra}", fontsize=10)
     fig.tight_layout()
     out = Path(path)

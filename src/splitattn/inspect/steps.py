@@ -13,15 +13,11 @@ tensor) simply keeps its own forward and shows its child modules only.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import fx, nn
-
-from ..layers import SelectiveKernelAttn, SelectiveKernelConv, SplitAttnConv2d, SqueezeExcite
-from ..models.blocks import BasicBlock, Bottleneck
 
 # Calls that only rearrange memory. They are shown only when they mean something in the paper's
 # terms (the split of a split-attention conv), otherwise they would bury the real steps.
@@ -72,8 +68,9 @@ class _StepInterpreter(fx.Interpreter):
 
 
 def _expandable(module: nn.Module) -> bool:
-    """Modules of this package whose forward does more than call children (torch.nn stays opaque)."""
-    return type(module).__module__.startswith("splitattn.") and not isinstance(module, nn.Sequential)
+    """Modules whose forward does more than call children: ours and users' (an attention kind defined
+    outside the package too); PyTorch's own modules stay opaque."""
+    return not type(module).__module__.startswith("torch.") and not isinstance(module, nn.Sequential)
 
 
 @contextlib.contextmanager
@@ -116,54 +113,15 @@ def _shape(out: torch.Tensor) -> tuple[int, ...]:
 def describe_step(layer: nn.Module, op: str, out: torch.Tensor) -> str:
     """What a function call inside ``layer`` means in the paper's terms; "" for plumbing.
 
-    The rules look at the kind of call and the shape it produces, not at variable names. The
-    layers' own helpers (``spatial_mean``, ``split_weighted_sum``) are single calls in the trace
-    (``torch.fx.wrap``), so each is one step here, however it is computed inside.
+    Each layer names its own steps (``describe_step``, from the call and the shape it produces,
+    not from variable names). The layers' own helpers (``spatial_mean``, ``split_weighted_sum``)
+    are single calls in the trace (``torch.fx.wrap``), so each is one step here.
     """
-    shape = _shape(out)
-    if isinstance(layer, SplitAttnConv2d):
-        radix, channels, groups = layer.radix, layer.out_channels, layer.cardinality
-        is_map = len(shape) == 4 and shape[2:] != (1, 1)  # not the (radix, C, 1, 1) weights
-        if op in ("view", "reshape") and is_map and shape[:2] == (radix, channels) and radix > 1:
-            return f"split: {radix} splits of {channels} channels"
-        if op == "spatial_mean":
-            return "global average pool"
-        if op == "sum" and math.prod(shape) == channels and (len(shape) == 1 or shape[1:] == (1, 1)):
-            return f"pooled sum of the {radix} splits" if radix > 1 else "pooled descriptor"
-        if op == "softmax":
-            return f"r-softmax across {radix} splits in each of {groups} cardinal group(s)"
-        if op == "sigmoid":
-            return "sigmoid gate (radix 1)"
-        if op == "mul":
-            return "gate channels"  # radix 1; more splits go through split_weighted_sum
-        if op == "split_weighted_sum":
-            return "weighted sum of the splits"
-    elif isinstance(layer, SqueezeExcite):
-        return {"spatial_mean": "squeeze: global average pool", "sigmoid": "excitation gate",
-                "mul": "scale channels"}.get(op, "")
-    elif isinstance(layer, SelectiveKernelConv):
-        return {"stack": "stack branches", "split_weighted_sum": "select: weighted sum of branches"}.get(op, "")
-    elif isinstance(layer, SelectiveKernelAttn):
-        return {"spatial_mean": "global average pool", "sum": "fuse: sum of branches",
-                "softmax": "softmax across branches"}.get(op, "")
-    elif isinstance(layer, (Bottleneck, BasicBlock)) and op in ("add", "iadd"):
-        return "residual add"
-    return ""
+    describe = getattr(layer, "describe_step", None)
+    return describe(op, _shape(out)) if describe is not None else ""
 
 
 def describe_child(layer: nn.Module, child_name: str) -> str:
     """Paper terms for the submodules of an attention layer (the convs people look for)."""
-    if isinstance(layer, SplitAttnConv2d):
-        groups = layer.radix * layer.cardinality
-        return {
-            "conv": f"grouped conv: {groups} groups (radix {layer.radix} x cardinality {layer.cardinality})",
-            "fc1": "reduce (attention bottleneck)",
-            "fc2": "expand to radix x channels",
-        }.get(child_name, "")
-    if isinstance(layer, SqueezeExcite):
-        return {"fc1": "excitation: reduce", "fc2": "excitation: expand"}.get(child_name, "")
-    if isinstance(layer, SelectiveKernelAttn):
-        return {"fc_reduce": "reduce", "fc_select": "one projection per branch"}.get(child_name, "")
-    if isinstance(layer, SelectiveKernelConv) and child_name.startswith("paths."):
-        return f"branch {child_name.split('.')[1]}: 3x3, dilation {int(child_name.split('.')[1]) + 1}"
-    return ""
+    describe = getattr(layer, "describe_child", None)
+    return describe(child_name) if describe is not None else ""

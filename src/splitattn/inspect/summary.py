@@ -19,10 +19,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..factory import create_model
-from ..layers import SelectiveKernelAttn, SelectiveKernelConv, SplitAttnConv2d, SqueezeExcite
+from ..layers import AttentionLayer
 from .steps import LAYOUT_OPS, describe_child, describe_step, record_steps
 
-ATTENTION_LAYERS = (SplitAttnConv2d, SqueezeExcite, SelectiveKernelConv, SelectiveKernelAttn)
+ATTENTION_LAYERS = (AttentionLayer,)  # every attention layer, whatever its kind, describes its own steps
 _INPUT_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from .drop_block import DropBlock2d
+from .attention_spec import AttentionLayer, AttentionSpec, Chain, ModuleFactory, make_act
+from .helpers import make_divisible
 from .pooling import spatial_mean
 from .weighted_sum import split_weighted_sum
 
@@ -15,7 +20,7 @@ torch.fx.wrap("split_weighted_sum")
 
 
 class ConvBnAct(nn.Sequential):
-    """conv -> BN -> ReLU, one branch of a selective-kernel layer."""
+    """conv -> norm -> (DropBlock) -> activation, one branch of a selective-kernel layer."""
 
     def __init__(
         self,
@@ -24,26 +29,30 @@ class ConvBnAct(nn.Sequential):
         stride: int,
         dilation: int,
         groups: int,
-        drop_block: DropBlock2d | None,
+        norm_layer: ModuleFactory = nn.BatchNorm2d,
+        act_layer: ModuleFactory = nn.ReLU,
+        drop_block: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels, out_channels, 3, stride, padding=dilation, dilation=dilation, groups=groups, bias=False
         )
-        self.bn = nn.BatchNorm2d(out_channels)
-        if drop_block is not None:
-            self.drop_block = drop_block
-        self.act = nn.ReLU(inplace=True)
+        self.bn = norm_layer(out_channels)
+        self.drop_block = drop_block if drop_block is not None else nn.Identity()
+        self.act = make_act(act_layer)
 
 
-class SelectiveKernelAttn(nn.Module):
+class SelectiveKernelAttn(AttentionLayer):
     """Softmax attention across branches: fuse by sum, pool, reduce, one projection per branch."""
 
-    def __init__(self, channels: int, num_paths: int, attn_channels: int) -> None:
+    deploy_chains: ClassVar[tuple[Chain, ...]] = (Chain("fc_reduce", "bn", "act"),)
+
+    def __init__(self, channels: int, num_paths: int, attn_channels: int, norm_layer: ModuleFactory = nn.BatchNorm2d,
+                 act_layer: ModuleFactory = nn.ReLU) -> None:
         super().__init__()
         self.fc_reduce = nn.Conv2d(channels, attn_channels, 1, bias=False)
-        self.bn = nn.BatchNorm2d(attn_channels)
-        self.act = nn.ReLU(inplace=True)
+        self.bn = norm_layer(attn_channels)
+        self.act = make_act(act_layer)
         self.fc_select = nn.Conv2d(attn_channels, channels * num_paths, 1, bias=False)
 
     def forward(self, paths: torch.Tensor) -> torch.Tensor:
@@ -53,14 +62,25 @@ class SelectiveKernelAttn(nn.Module):
         logits = self.fc_select(self.act(self.bn(self.fc_reduce(pooled))))
         return logits.view(batch, num_paths, channels, 1, 1).softmax(dim=1)
 
+    def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
+        return {"spatial_mean": "global average pool", "sum": "fuse: sum of branches",
+                "softmax": "softmax across branches"}.get(op, "")
 
-class SelectiveKernelConv(nn.Module):
+    def describe_child(self, name: str) -> str:
+        return {"fc_reduce": "reduce", "fc_select": "one projection per branch"}.get(name, "")
+
+
+class SelectiveKernelConv(AttentionLayer):
     """M parallel 3x3 branches with growing dilation, mixed per channel by softmax attention.
 
     The paper's 5x5 branch is a 3x3 with dilation 2, as in its own implementation. With
     ``split_input`` each branch sees only its share of the input channels, which keeps the
     parameter count of the non-grouped (ResNet-style) variants close to a plain conv.
     """
+
+    kind: ClassVar[str] = "sk"
+    choice_label: ClassVar[str] = "branch"
+    title: ClassVar[str] = "selective kernel: weight of each branch"
 
     def __init__(
         self,
@@ -72,7 +92,9 @@ class SelectiveKernelConv(nn.Module):
         num_paths: int = 2,
         attn_channels: int = 32,
         split_input: bool = False,
-        drop_block: DropBlock2d | None = None,
+        norm_layer: ModuleFactory = nn.BatchNorm2d,
+        act_layer: ModuleFactory = nn.ReLU,
+        drop_block: ModuleFactory = nn.Identity,
     ) -> None:
         super().__init__()
         if num_paths < 1:
@@ -90,12 +112,50 @@ class SelectiveKernelConv(nn.Module):
         self.split_input = split_input
         self.num_paths = num_paths
         self.paths = nn.ModuleList(
-            ConvBnAct(path_in, out_channels, stride, dilation * (i + 1), groups, drop_block)
+            ConvBnAct(path_in, out_channels, stride, dilation * (i + 1), groups, norm_layer, act_layer, drop_block())
             for i in range(num_paths)
         )
-        self.attn = SelectiveKernelAttn(out_channels, num_paths, attn_channels)
+        self.attn = SelectiveKernelAttn(out_channels, num_paths, attn_channels, norm_layer, act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inputs = x.chunk(self.num_paths, dim=1) if self.split_input else [x] * self.num_paths
         paths = torch.stack([path(xi) for path, xi in zip(self.paths, inputs, strict=True)], dim=1)
         return split_weighted_sum(paths, self.attn(paths))
+
+    def observe(self, record: Callable[[torch.Tensor], None]) -> list[torch.utils.hooks.RemovableHandle]:
+        """The output of ``attn`` *is* the branch weights, ``(B, M, C, 1, 1)``: one group."""
+        def hook(_module: nn.Module, _args: object, out: torch.Tensor) -> None:
+            record(out.view(out.shape[0], out.shape[1], 1, -1))
+        return [self.attn.register_forward_hook(hook)]
+
+    def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
+        return {"stack": "stack branches", "split_weighted_sum": "select: weighted sum of branches"}.get(op, "")
+
+    def describe_child(self, name: str) -> str:
+        if name.startswith("paths."):
+            index = int(name.split(".")[1])
+            return f"branch {index}: 3x3, dilation {index + 1}"
+        return ""
+
+
+@dataclass(frozen=True)
+class SelectiveKernel(AttentionSpec):
+    """Selective kernels: the block's 3 x 3 conv as ``num_paths`` dilated branches mixed by softmax
+    attention ``out / reduction`` wide (a multiple of ``divisor``); ``split_input`` gives each
+    branch its share of the input channels (the ResNet-style SK networks)."""
+
+    kind: ClassVar[str] = "sk"
+    spatial_has_norm: ClassVar[bool] = True
+
+    reduction: int = 16
+    divisor: int = 32
+    split_input: bool = False
+    num_paths: int = 2
+
+    def spatial(self, in_channels: int, out_channels: int, *, stride: int, dilation: int, groups: int,
+                norm_layer: ModuleFactory, act_layer: ModuleFactory, drop_block: ModuleFactory) -> nn.Module:
+        return SelectiveKernelConv(
+            in_channels, out_channels, stride=stride, dilation=dilation, groups=groups, num_paths=self.num_paths,
+            attn_channels=make_divisible(out_channels / self.reduction, self.divisor), split_input=self.split_input,
+            norm_layer=norm_layer, act_layer=act_layer, drop_block=drop_block,
+        )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from .drop_block import DropBlock2d
+from .attention_spec import AttentionLayer, AttentionSpec, Chain, ModuleFactory, make_act
 from .pooling import spatial_mean
 from .weighted_sum import split_weighted_sum
 
@@ -29,7 +34,7 @@ def radix_softmax(logits: torch.Tensor, radix: int, cardinality: int) -> torch.T
     return attn.reshape(batch, radix, -1)
 
 
-class SplitAttnConv2d(nn.Module):
+class SplitAttnConv2d(AttentionLayer):
     """A k x k grouped conv whose ``radix`` splits are mixed by channel attention.
 
     The conv runs with ``cardinality * radix`` groups and produces ``out_channels * radix``
@@ -42,6 +47,12 @@ class SplitAttnConv2d(nn.Module):
     its checkpoints load without renaming.
     """
 
+    deploy_chains: ClassVar[tuple[Chain, ...]] = (Chain("conv", "bn0", "act0", between=("drop_block",)),
+                                                  Chain("fc1", "bn1", "act1"))
+    kind: ClassVar[str] = "splat"
+    choice_label: ClassVar[str] = "split"
+    title: ClassVar[str] = "split attention: weight of each split"
+
     def __init__(
         self,
         in_channels: int,
@@ -53,7 +64,9 @@ class SplitAttnConv2d(nn.Module):
         radix: int = 2,
         reduction_factor: int = 4,
         min_attn_channels: int = 32,
-        drop_block: DropBlock2d | None = None,
+        norm_layer: ModuleFactory = nn.BatchNorm2d,
+        act_layer: ModuleFactory = nn.ReLU,
+        drop_block: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if radix < 1:
@@ -89,12 +102,12 @@ class SplitAttnConv2d(nn.Module):
             groups=groups,
             bias=False,
         )
-        self.bn0 = nn.BatchNorm2d(out_channels * radix)
+        self.bn0 = norm_layer(out_channels * radix)
         self.drop_block = drop_block if drop_block is not None else nn.Identity()
-        self.act0 = nn.ReLU(inplace=True)
+        self.act0 = make_act(act_layer)
         self.fc1 = nn.Conv2d(out_channels, attn_channels, 1, groups=cardinality)
-        self.bn1 = nn.BatchNorm2d(attn_channels)
-        self.act1 = nn.ReLU(inplace=True)
+        self.bn1 = norm_layer(attn_channels)
+        self.act1 = make_act(act_layer)
         self.fc2 = nn.Conv2d(attn_channels, out_channels * radix, 1, groups=cardinality)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,3 +129,53 @@ class SplitAttnConv2d(nn.Module):
             return x * attn.view(batch, self.out_channels, 1, 1)
         splits = x.view(batch, self.radix, self.out_channels, height, width)
         return split_weighted_sum(splits, attn.view(batch, self.radix, self.out_channels, 1, 1))
+
+    def observe(self, record: Callable[[torch.Tensor], None]) -> list[torch.utils.hooks.RemovableHandle]:
+        """The weights come from the activated conv output, which is ``act0``'s output."""
+        def hook(_module: nn.Module, _args: object, out: torch.Tensor) -> None:
+            attn = self.attention(out)  # (B, radix, C), C grouped by cardinal group
+            record(attn.view(attn.shape[0], self.radix, self.cardinality, -1))
+        return [self.act0.register_forward_hook(hook)]
+
+    def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
+        radix, channels, groups = self.radix, self.out_channels, self.cardinality
+        is_map = len(shape) == 4 and shape[2:] != (1, 1)  # not the (radix, C, 1, 1) weights
+        if op in ("view", "reshape") and is_map and shape[:2] == (radix, channels) and radix > 1:
+            return f"split: {radix} splits of {channels} channels"
+        if op == "sum" and math.prod(shape) == channels and (len(shape) == 1 or shape[1:] == (1, 1)):
+            return f"pooled sum of the {radix} splits" if radix > 1 else "pooled descriptor"
+        return {
+            "spatial_mean": "global average pool",
+            "softmax": f"r-softmax across {radix} splits in each of {groups} cardinal group(s)",
+            "sigmoid": "sigmoid gate (radix 1)",
+            "mul": "gate channels",  # radix 1; more splits go through split_weighted_sum
+            "split_weighted_sum": "weighted sum of the splits",
+        }.get(op, "")
+
+    def describe_child(self, name: str) -> str:
+        groups = self.radix * self.cardinality
+        return {
+            "conv": f"grouped conv: {groups} groups (radix {self.radix} x cardinality {self.cardinality})",
+            "fc1": "reduce (attention bottleneck)",
+            "fc2": "expand to radix x channels",
+        }.get(name, "")
+
+
+@dataclass(frozen=True)
+class SplitAttention(AttentionSpec):
+    """Split attention (ResNeSt): the block's 3 x 3 conv in ``radix`` splits per cardinal group,
+    mixed by an r-softmax over a ``reduction``-times narrower bottleneck (at least ``min_channels``)."""
+
+    kind: ClassVar[str] = "splat"
+    spatial_has_norm: ClassVar[bool] = True
+    bottleneck_only: ClassVar[bool] = True
+
+    radix: int = 2
+    reduction: int = 4
+    min_channels: int = 32
+
+    def spatial(self, in_channels: int, out_channels: int, *, stride: int, dilation: int, groups: int,
+                norm_layer: ModuleFactory, act_layer: ModuleFactory, drop_block: ModuleFactory) -> nn.Module:
+        return SplitAttnConv2d(in_channels, out_channels, stride=stride, dilation=dilation, cardinality=groups,
+                               radix=self.radix, reduction_factor=self.reduction, min_attn_channels=self.min_channels,
+                               norm_layer=norm_layer, act_layer=act_layer, drop_block=drop_block())

@@ -1,7 +1,8 @@
-"""The network skeleton, its blocks and the registered zoo."""
+"""The network skeleton, its blocks, the feature backbone and the registered zoo."""
 
 from . import baselines, resnest, senet, sknet  # noqa: F401  (registers the zoo)
 from .blocks import BasicBlock, Bottleneck
+from .features import ResNetFeatures
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelEntry, PretrainedCfg, get_model_entry, list_models
 from .resnet import FeatureInfo, ResNet
 
@@ -14,6 +15,7 @@ __all__ = [
     "ModelEntry",
     "PretrainedCfg",
     "ResNet",
+    "ResNetFeatures",
     "get_model_entry",
     "list_models",
 ]

@@ -1,96 +1,45 @@
-"""Residual blocks with a per-block choice of featuremap attention.
+"""Residual blocks whose attention, norm and activation are arguments, as in torchvision.
 
 One BasicBlock and one Bottleneck cover ResNet, ResNeXt, SE-, SK- and Split-Attention networks:
-the attention kind decides what the block's 3 x 3 conv is (plain, selective kernel or split
-attention) and whether a squeeze-and-excitation gate follows the last BN. The few switches that
-remain (``stride_in_1x1``, ``mid_expansion``, ``se_after_act``) reproduce published layouts whose
-weights people still use; each is documented where it is read.
+the attention spec builds the block's strided 3 x 3 conv (plain, selective kernel, split attention)
+and the gate after its last norm (squeeze-and-excitation, or none). Every block has the same
+submodules whatever its attention: a slot a kind does not use holds ``nn.Identity`` (no
+parameters, so checkpoints keep their names). The few layout switches that remain
+(``stride_in_1x1``, ``mid_expansion``) reproduce published layouts whose weights people still use.
+
+Each block also states, as data, what deploy needs: its conv -> norm -> activation chains, which
+conv ends the residual branch and which activation follows the add (``deploy_chains``,
+``residual_conv``, ``residual_between``, ``residual_act``); its gate is always named ``se``, the
+name the SE checkpoints use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..layers import (
-    DropBlock2d,
-    DropPath,
-    SelectiveKernelConv,
-    SplitAttnConv2d,
-    SqueezeExcite,
-    make_divisible,
-)
-
-ATTENTION_KINDS = ("none", "se", "sk", "splat")
+from ..layers import NO_ATTENTION, AttentionSpec, Chain, DropPath, make_act
+from ..layers.attention_spec import ModuleFactory
 
 
-def se_channels(channels: int, attn_args: Mapping[str, Any]) -> int:
-    """SE bottleneck width: ``channels / reduction``, rounded to ``se_divisor`` unless it is None.
+class ResidualBlock(nn.Module):
+    """What every residual block shares: its name for the add in layer summaries."""
 
-    The original SENet release floors ``channels // 16``; timm rounds to a multiple of 8.
-    """
-    reduction = attn_args.get("se_reduction", 16)
-    divisor = attn_args.get("se_divisor", 8)
-    if divisor is None:
-        return channels // reduction
-    return make_divisible(channels / reduction, divisor, round_limit=0.0)
+    def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
+        return "residual add" if op in ("add", "iadd") else ""
 
 
-def spatial_conv(
-    attn: str,
-    in_channels: int,
-    out_channels: int,
-    stride: int,
-    dilation: int,
-    groups: int,
-    drop_block: DropBlock2d | None,
-    attn_args: Mapping[str, Any],
-) -> nn.Module:
-    """The block's 3 x 3 conv; for SK and split attention it includes its own BN and ReLU."""
-    if attn == "sk":
-        reduction = attn_args.get("sk_reduction", 16)
-        divisor = attn_args.get("sk_divisor", 32)
-        return SelectiveKernelConv(
-            in_channels,
-            out_channels,
-            stride=stride,
-            dilation=dilation,
-            groups=groups,
-            attn_channels=make_divisible(out_channels / reduction, divisor),
-            split_input=attn_args.get("sk_split_input", False),
-            drop_block=drop_block,
-        )
-    if attn == "splat":
-        return SplitAttnConv2d(
-            in_channels,
-            out_channels,
-            stride=stride,
-            dilation=dilation,
-            cardinality=groups,
-            radix=attn_args.get("radix", 2),
-            reduction_factor=attn_args.get("splat_reduction", 4),
-            drop_block=drop_block,
-        )
-    return nn.Conv2d(
-        in_channels, out_channels, 3, stride, padding=dilation, dilation=dilation, groups=groups, bias=False
-    )
-
-
-def _maybe(module: nn.Module | None) -> nn.Module:
-    return module if module is not None else nn.Identity()
-
-
-class BasicBlock(nn.Module):
-    """Two 3 x 3 convs (ResNet-18/34). With SK attention the first conv is a selective kernel.
-
-    ``se_after_act`` applies a ReLU to the second BN's output before the SE gate, as the original
-    SENet-18/34 release did; every other layout gates the BN output itself.
-    """
+class BasicBlock(ResidualBlock):
+    """Two 3 x 3 convs (ResNet-18/34); the attention may replace the first (SK) or gate the output (SE)."""
 
     expansion = 1
+    deploy_chains: ClassVar[tuple[Chain, ...]] = (Chain("conv1", "bn1", "act1", between=("drop_block1",)),
+                                                  Chain("conv2", "bn2", None, between=("drop_block2",)))
+    residual_conv: ClassVar[str] = "conv2"
+    residual_between: ClassVar[tuple[str, ...]] = ("bn2", "drop_block2")
+    residual_act: ClassVar[str] = "act"
 
     def __init__(
         self,
@@ -99,14 +48,14 @@ class BasicBlock(nn.Module):
         stride: int = 1,
         downsample: nn.Module | None = None,
         *,
-        attn: str = "none",
-        attn_args: Mapping[str, Any] | None = None,
+        attn: AttentionSpec = NO_ATTENTION,
         cardinality: int = 1,
         base_width: int = 64,
         dilation: int = 1,
         first_dilation: int | None = None,
-        se_after_act: bool = False,
-        drop_block: DropBlock2d | None = None,
+        norm_layer: ModuleFactory = nn.BatchNorm2d,
+        act_layer: ModuleFactory = nn.ReLU,
+        drop_block: ModuleFactory = nn.Identity,
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
@@ -114,48 +63,40 @@ class BasicBlock(nn.Module):
             raise ValueError(
                 f"BasicBlock supports cardinality=1 and base_width=64 only, got {cardinality} and {base_width}"
             )
-        if attn == "splat":
-            raise ValueError("split attention needs a Bottleneck block; BasicBlock supports 'none', 'se', 'sk'")
-        attn_args = attn_args or {}
+        if attn.bottleneck_only:
+            raise ValueError(f"{type(attn).__name__} needs Bottleneck blocks (block=Bottleneck); BasicBlock has no "
+                             "grouped width to split")
         first_dilation = first_dilation or dilation
-        self.attn_kind = attn
-        self.conv1 = spatial_conv(
-            "sk" if attn == "sk" else "none", in_channels, planes, stride, first_dilation, 1, drop_block, attn_args
-        )
-        if attn != "sk":
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.drop_block1 = _maybe(drop_block)
-            self.act1 = nn.ReLU(inplace=True)
+        self.conv1 = attn.spatial(in_channels, planes, stride=stride, dilation=first_dilation, groups=1,
+                                  norm_layer=norm_layer, act_layer=act_layer, drop_block=drop_block)
+        has_norm = attn.spatial_has_norm
+        self.bn1 = nn.Identity() if has_norm else norm_layer(planes)
+        self.drop_block1 = nn.Identity() if has_norm else drop_block()
+        self.act1 = nn.Identity() if has_norm else make_act(act_layer)
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.drop_block2 = _maybe(drop_block)
-        self.se_after_act = se_after_act
-        self.se = SqueezeExcite(planes, se_channels(planes, attn_args)) if attn == "se" else None
+        self.bn2 = norm_layer(planes)
+        self.drop_block2 = drop_block()
+        self.se = attn.gate(planes, act_layer=act_layer)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.downsample = downsample
-        self.act = nn.ReLU(inplace=True)
+        self.downsample = downsample if downsample is not None else nn.Identity()
+        self.act = make_act(act_layer)
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn2.weight)
 
-    def conv2_input(self, x: torch.Tensor) -> torch.Tensor:
-        """The branch up to the last conv; deploy mode fuses that conv with the residual add."""
-        out = self.conv1(x)
-        if self.attn_kind != "sk":
-            out = self.act1(self.drop_block1(self.bn1(out)))
-        return out
+    def last_conv_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch up to its last conv; deploy mode fuses that conv with the residual add."""
+        return self.act1(self.drop_block1(self.bn1(self.conv1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.drop_block2(self.bn2(self.conv2(self.conv2_input(x))))
-        if self.se is not None:
-            out = self.se(torch.relu(out) if self.se_after_act else out)
+        shortcut = self.downsample(x)
+        out = self.se(self.drop_block2(self.bn2(self.conv2(self.last_conv_input(x)))))
         out = self.drop_path(out)
         out += shortcut  # in place: saves allocating (and page-faulting) a fresh block output
         return self.act(out)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1 x 1 reduce, 3 x 3 (grouped, attended) conv, 1 x 1 expand: ResNet-50 and up.
 
     - ``avd_pool``: ResNeSt's "average downsampling": the stride moves from the conv into a 3 x 3
@@ -165,6 +106,12 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
+    deploy_chains: ClassVar[tuple[Chain, ...]] = (Chain("conv1", "bn1", "act1", between=("drop_block1",)),
+                                                  Chain("conv2", "bn2", "act2", between=("drop_block2",)),
+                                                  Chain("conv3", "bn3", None, between=("drop_block3",)))
+    residual_conv: ClassVar[str] = "conv3"
+    residual_between: ClassVar[tuple[str, ...]] = ("bn3", "drop_block3")
+    residual_act: ClassVar[str] = "act3"
 
     def __init__(
         self,
@@ -173,8 +120,7 @@ class Bottleneck(nn.Module):
         stride: int = 1,
         downsample: nn.Module | None = None,
         *,
-        attn: str = "none",
-        attn_args: Mapping[str, Any] | None = None,
+        attn: AttentionSpec = NO_ATTENTION,
         cardinality: int = 1,
         base_width: int = 64,
         dilation: int = 1,
@@ -183,11 +129,12 @@ class Bottleneck(nn.Module):
         avd_first: bool = False,
         stride_in_1x1: bool = False,
         mid_expansion: int = 1,
-        drop_block: DropBlock2d | None = None,
+        norm_layer: ModuleFactory = nn.BatchNorm2d,
+        act_layer: ModuleFactory = nn.ReLU,
+        drop_block: ModuleFactory = nn.Identity,
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
-        attn_args = attn_args or {}
         first_dilation = first_dilation or dilation
         width = int(planes * (base_width / 64.0)) * cardinality
         mid_width = width * mid_expansion
@@ -197,44 +144,38 @@ class Bottleneck(nn.Module):
         if avd:
             stride_3x3 = 1
 
-        self.attn_kind = attn
         self.conv1 = nn.Conv2d(in_channels, width, 1, stride=stride_1x1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.drop_block1 = _maybe(drop_block)
-        self.act1 = nn.ReLU(inplace=True)
+        self.bn1 = norm_layer(width)
+        self.drop_block1 = drop_block()
+        self.act1 = make_act(act_layer)
         self.avd_first = nn.AvgPool2d(3, stride, padding=1) if avd and avd_first else nn.Identity()
-        self.conv2 = spatial_conv(
-            attn, width, mid_width, stride_3x3, first_dilation, cardinality, drop_block, attn_args
-        )
-        if attn not in ("sk", "splat"):
-            self.bn2 = nn.BatchNorm2d(mid_width)
-            self.drop_block2 = _maybe(drop_block)
-            self.act2 = nn.ReLU(inplace=True)
+        self.conv2 = attn.spatial(width, mid_width, stride=stride_3x3, dilation=first_dilation, groups=cardinality,
+                                  norm_layer=norm_layer, act_layer=act_layer, drop_block=drop_block)
+        has_norm = attn.spatial_has_norm
+        self.bn2 = nn.Identity() if has_norm else norm_layer(mid_width)
+        self.drop_block2 = nn.Identity() if has_norm else drop_block()
+        self.act2 = nn.Identity() if has_norm else make_act(act_layer)
         self.avd_last = nn.AvgPool2d(3, stride, padding=1) if avd and not avd_first else nn.Identity()
         self.conv3 = nn.Conv2d(mid_width, out_channels, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-        self.drop_block3 = _maybe(drop_block)
-        self.se = SqueezeExcite(out_channels, se_channels(out_channels, attn_args)) if attn == "se" else None
+        self.bn3 = norm_layer(out_channels)
+        self.drop_block3 = drop_block()
+        self.se = attn.gate(out_channels, act_layer=act_layer)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.downsample = downsample
-        self.act3 = nn.ReLU(inplace=True)
+        self.downsample = downsample if downsample is not None else nn.Identity()
+        self.act3 = make_act(act_layer)
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
 
-    def conv3_input(self, x: torch.Tensor) -> torch.Tensor:
-        """The branch up to the last conv; deploy mode fuses that conv with the residual add."""
+    def last_conv_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch up to its last conv; deploy mode fuses that conv with the residual add."""
         out = self.act1(self.drop_block1(self.bn1(self.conv1(x))))
-        out = self.conv2(self.avd_first(out))
-        if self.attn_kind not in ("sk", "splat"):
-            out = self.act2(self.drop_block2(self.bn2(out)))
+        out = self.act2(self.drop_block2(self.bn2(self.conv2(self.avd_first(out)))))
         return self.avd_last(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.drop_block3(self.bn3(self.conv3(self.conv3_input(x))))
-        if self.se is not None:
-            out = self.se(out)
+        shortcut = self.downsample(x)
+        out = self.se(self.drop_block3(self.bn3(self.conv3(self.last_conv_input(x)))))
         out = self.drop_path(out)
         out += shortcut  # in place: no autograd node here needs ``out`` itself, only its inputs
         return self.act3(out)

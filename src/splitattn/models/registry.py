@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..layers import NO_ATTENTION, resolve_attention
 from .published import PublishedWeights
 from .resnet import ResNet
 
@@ -42,7 +44,9 @@ class ModelEntry:
 
     ``reference`` names the implementation whose layout and weights this entry reproduces:
     ``official`` (the ResNeSt authors' package) or ``timm``. ``weights`` are the published weight
-    sets (tags), the default first.
+    sets (tags), the default first. ``key_layouts`` says, for each reference implementation that has
+    this network, how its parameter names differ from ours (a scheme of ``splitattn.weights.convert``):
+    ``same``, ``senet_legacy`` (the original SENet release) or ``timm_sk`` (timm's SK blocks).
     """
 
     name: str
@@ -51,6 +55,7 @@ class ModelEntry:
     architecture: dict[str, Any]
     base_cfg: PretrainedCfg = field(default_factory=PretrainedCfg)
     weights: tuple[PublishedWeights, ...] = ()
+    key_layouts: dict[str, str] = field(default_factory=lambda: {"timm": "same"})
 
     def __post_init__(self) -> None:
         tags = [w.tag for w in self.weights]
@@ -97,11 +102,24 @@ class ModelEntry:
         return cfg
 
     def build(self, tag: str | None = None, **overrides: Any) -> ResNet:
-        """The network with ``overrides`` of the zoo arguments; ``tag`` picks the pretrained config."""
-        model = ResNet(**{**self.architecture, **overrides})
+        """The network with ``overrides`` of the zoo arguments; ``tag`` picks the pretrained config.
+
+        ``attn`` may be a whole spec, which replaces the entry's, or a dict of some of its fields,
+        which keeps the others (``attn={"radix": 4}``); ``attn_args`` is the same dict under its
+        older name. A field the entry's kind does not have is a TypeError naming the valid ones.
+        """
+        overrides = dict(overrides)
+        base = self.architecture.get("attn", NO_ATTENTION)
+        attn = resolve_attention(overrides.pop("attn", None), base)
+        attn = resolve_attention(overrides.pop("attn_args", None), attn)
+        model = ResNet(**{**self.architecture, **overrides, "attn": attn})
         model.pretrained_cfg = self.cfg_dict(tag)
         model.default_cfg = model.pretrained_cfg
-        model.model_args = dict(overrides)  # what rebuilds it (save_pretrained writes these)
+        if attn != base:  # what rebuilds it (save_pretrained writes these): changed fields only, when it can
+            changed = {f.name: getattr(attn, f.name) for f in dataclasses.fields(attn)
+                       if type(attn) is type(base) and getattr(attn, f.name) != getattr(base, f.name)}
+            overrides["attn"] = changed if type(attn) is type(base) else attn
+        model.model_args = overrides
         return model
 
 

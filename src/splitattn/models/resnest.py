@@ -8,6 +8,7 @@ pool, so each entry records which release it reproduces.
 
 from __future__ import annotations
 
+from ..layers import SplitAttention
 from .blocks import Bottleneck
 from .published import PublishedWeights, WeightSource, hub, release, timm_file, timm_release
 from .registry import ModelEntry, PretrainedCfg, register
@@ -34,8 +35,7 @@ def _resnest(
     return dict(
         block=Bottleneck,
         layers=layers,
-        attn="splat",
-        attn_args={"radix": radix},
+        attn=SplitAttention(radix=radix),
         cardinality=cardinality,
         base_width=base_width,
         stem_width=stem_width,
@@ -83,6 +83,8 @@ _DEPTHS = {
     269: ((3, 30, 48, 8), 64, 416, 0.928, "bicubic", 84.54),
 }
 _TIMM_SUFFIX = {50: "d", 101: "e", 200: "e", 269: "e"}
+# The official release and timm name every ResNeSt parameter as we do.
+BOTH_LAYOUTS = {"official": "same", "timm": "same"}
 # The released file of each depth, its top-1 in the official README and in timm's results.
 _RELEASED = {
     50: ("resnest50-528c19ca", 81.03, 80.958),
@@ -104,8 +106,8 @@ for depth, (layers, stem, size, crop, interp, top1) in _DEPTHS.items():
     timm_name = f"resnest{depth}{_TIMM_SUFFIX[depth]}"
     official, timm = _official_weights(_RELEASED[depth][0], timm_name, *_RELEASED[depth][1:])
     register(ModelEntry(f"resnest{depth}", "resnest", "official",
-                        _resnest(layers, stem, dilation_style="official"), cfg, official))
-    register(ModelEntry(timm_name, "resnest", "timm", _resnest(layers, stem), cfg, timm))
+                        _resnest(layers, stem, dilation_style="official"), cfg, official, BOTH_LAYOUTS))
+    register(ModelEntry(timm_name, "resnest", "timm", _resnest(layers, stem), cfg, timm, BOTH_LAYOUTS))
 
 
 def _gluon(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
@@ -115,9 +117,9 @@ def _gluon(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
 
 
 register(ModelEntry("resnest14d", "resnest", "timm", _resnest((1, 1, 1, 1), 32), _cfg(),
-                    _gluon("resnest14d", "gluon_resnest14-9c8fe254", 75.516)))
+                    _gluon("resnest14d", "gluon_resnest14-9c8fe254", 75.516), BOTH_LAYOUTS))
 register(ModelEntry("resnest26d", "resnest", "timm", _resnest((2, 2, 2, 2), 32), _cfg(),
-                    _gluon("resnest26d", "gluon_resnest26-50eb607c", 78.476)))
+                    _gluon("resnest26d", "gluon_resnest26-50eb607c", 78.476), BOTH_LAYOUTS))
 
 # The ablation models of the paper (Table 3): radix s, cardinality x, width d, avd before the conv.
 # Top-1 from the official ablation.md; timm ports two of them under its own names.
@@ -132,9 +134,9 @@ for (radix, cardinality, width), (digest, official_top1, timm_top1) in _ABLATION
     register(ModelEntry(
         f"resnest50_fast_{setting}", "resnest", "official",
         _resnest((3, 4, 6, 3), 32, radix, cardinality, width, avd_first=True, dilation_style="official"),
-        _cfg(), official,
+        _cfg(), official, BOTH_LAYOUTS,
     ))
     if timm_name is not None:
         register(ModelEntry(timm_name, "resnest", "timm",
                             _resnest((3, 4, 6, 3), 32, radix, cardinality, width, avd_first=True),
-                            _cfg(interpolation="bicubic"), timm))
+                            _cfg(interpolation="bicubic"), timm, BOTH_LAYOUTS))

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import partial
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from ..layers import DropBlock2d, ZeroPadAvgPool2d
-from .blocks import ATTENTION_KINDS, BasicBlock, Bottleneck
+from ..layers import NO_ATTENTION, AttentionSpec, Chain, DropBlock2d, ZeroPadAvgPool2d, make_act
+from ..layers.attention_spec import ModuleFactory
+from .blocks import BasicBlock, Bottleneck
 
 STAGE_PLANES = (64, 128, 256, 512)
 OUTPUT_STRIDES = (8, 16, 32)
 DROP_BLOCK_SIZE = 3
+STEM_CHAIN = Chain("conv1", "bn1", "act1")  # the stem's last conv, its norm and activation
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,18 @@ class FeatureInfo:
     module: str
 
 
-def _stem(in_chans: int, stem_width: int, deep_stem: bool) -> nn.Module:
-    """7 x 7 conv, or (ResNet-C/D) three 3 x 3 convs of widths w, w, 2w; the final BN is ``bn1``."""
+def _stem(in_chans: int, stem_width: int, deep_stem: bool, norm_layer: ModuleFactory,
+          act_layer: ModuleFactory) -> nn.Module:
+    """7 x 7 conv, or (ResNet-C/D) three 3 x 3 convs of widths w, w, 2w; the final norm is ``bn1``."""
     if not deep_stem:
         return nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False)
     return nn.Sequential(
         nn.Conv2d(in_chans, stem_width, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(stem_width),
-        nn.ReLU(inplace=True),
+        norm_layer(stem_width),
+        make_act(act_layer),
         nn.Conv2d(stem_width, stem_width, 3, stride=1, padding=1, bias=False),
-        nn.BatchNorm2d(stem_width),
-        nn.ReLU(inplace=True),
+        norm_layer(stem_width),
+        make_act(act_layer),
         nn.Conv2d(stem_width, stem_width * 2, 3, stride=1, padding=1, bias=False),
     )
 
@@ -56,6 +60,7 @@ def _downsample(
     avg_down: bool,
     kernel_size: int,
     dilation_style: str,
+    norm_layer: ModuleFactory,
 ) -> nn.Sequential:
     """Projection shortcut: strided 1 x 1 conv, or (ResNet-D) average pool then 1 x 1 conv.
 
@@ -71,20 +76,21 @@ def _downsample(
         else:
             pool = nn.Identity()
         conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        return nn.Sequential(pool, conv, nn.BatchNorm2d(out_channels))
+        return nn.Sequential(pool, conv, norm_layer(out_channels))
     kernel_size = kernel_size if stride > 1 else 1
     conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, bias=False)
-    return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
+    return nn.Sequential(conv, norm_layer(out_channels))
 
 
 def _check_config(block, layers, attn, output_stride, in_chans, num_classes, stem_pool, dilation_style, avd) -> None:
     """Reject configurations that would fail later with an unhelpful shape error."""
-    if block not in (BasicBlock, Bottleneck):
+    if not (isinstance(block, type) and issubclass(block, (BasicBlock, Bottleneck))):
         raise ValueError(f"block must be BasicBlock or Bottleneck, got {block!r}")
     if len(layers) != 4 or any(int(n) < 1 for n in layers):
         raise ValueError(f"layers must be four positive block counts, got {tuple(layers)}")
-    if attn not in ATTENTION_KINDS:
-        raise ValueError(f"attn must be one of {ATTENTION_KINDS}, got {attn!r}")
+    if not isinstance(attn, AttentionSpec):
+        raise TypeError(f"attn must be an attention spec such as SplitAttention(radix=2), SqueezeExcitation() or "
+                        f"NoAttention(), got {type(attn).__name__} {attn!r}")
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
     if in_chans < 1:
@@ -95,140 +101,17 @@ def _check_config(block, layers, attn, output_stride, in_chans, num_classes, ste
         raise ValueError(f"stem_pool must be 'pad' or 'ceil', got {stem_pool!r}")
     if dilation_style not in ("timm", "official"):
         raise ValueError(f"dilation_style must be 'timm' or 'official', got {dilation_style!r}")
-    if avd and block is not Bottleneck:
+    if avd and not issubclass(block, Bottleneck):
         raise ValueError("avd (average downsampling) needs Bottleneck blocks")
 
 
-class ResNet(nn.Module):
-    """ResNet family with per-block featuremap attention.
+class Trunk(nn.Module):
+    """The stem and the stages, shared by the classifier (:class:`ResNet`) and the backbone
+    (:class:`~splitattn.models.features.ResNetFeatures`), which hold them under the same names."""
 
-    Args:
-        block: ``BasicBlock`` or ``Bottleneck``.
-        layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for 50 layers.
-        attn: ``"none"``, ``"se"``, ``"sk"`` or ``"splat"`` (split attention; Bottleneck only).
-        attn_args: attention widths: ``radix``, ``splat_reduction``, ``se_reduction``,
-            ``se_divisor``, ``sk_reduction``, ``sk_divisor``, ``sk_split_input``.
-        cardinality, base_width: ResNeXt grouping; block width is ``planes * base_width / 64 * cardinality``.
-        stem_width, deep_stem: stem layout (deep stem = ResNet-C/D).
-        stem_pool: ``"pad"`` (3 x 3 max pool, padding 1) or ``"ceil"`` (no padding, ceil mode; original SENet).
-        avg_down, down_kernel_size: shortcut layout (ResNet-D average pool; SENet-154's 3 x 3 conv).
-        avd, avd_first: ResNeSt average downsampling in the block (see ``Bottleneck``).
-        block_args: layout switches of one block type (``stride_in_1x1``, ``mid_expansion``, ``se_after_act``).
-        output_stride: 32, or 16 / 8 for dense prediction: later stages dilate instead of striding.
-        dilation_style: ``"timm"`` or ``"official"``: how the first block of a dilated stage pools,
-            which only matters to reproduce the outputs of weights from either source.
-        num_classes, in_chans, drop_rate: classifier size, input channels, dropout before the classifier.
-        drop_path_rate: stochastic depth, growing linearly with block index up to this rate.
-        drop_block_rate: DropBlock rate in stages 3 and 4 (ramp it with ``set_drop_block_progress``).
-        zero_init_last: start each residual branch at zero (last BN gamma = 0).
-    """
-
-    def __init__(
-        self,
-        block: type[BasicBlock] | type[Bottleneck],
-        layers: Sequence[int],
-        *,
-        attn: str = "none",
-        attn_args: Mapping[str, Any] | None = None,
-        cardinality: int = 1,
-        base_width: int = 64,
-        stem_width: int = 64,
-        deep_stem: bool = False,
-        stem_pool: Literal["pad", "ceil"] = "pad",
-        avg_down: bool = False,
-        down_kernel_size: int = 1,
-        avd: bool = False,
-        avd_first: bool = False,
-        block_args: Mapping[str, Any] | None = None,
-        output_stride: int = 32,
-        dilation_style: Literal["timm", "official"] = "timm",
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        drop_block_rate: float = 0.0,
-        zero_init_last: bool = True,
-    ) -> None:
-        super().__init__()
-        _check_config(block, layers, attn, output_stride, in_chans, num_classes, stem_pool, dilation_style, avd)
-        self.in_chans = in_chans
-        self.num_classes = num_classes
-        self.drop_rate = drop_rate
-        self.grad_checkpointing: str | bool = False
-        self.out_indices: tuple[int, ...] | None = None
-
-        self.conv1 = _stem(in_chans, stem_width, deep_stem)
-        channels = stem_width * 2 if deep_stem else stem_width
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.act1 = nn.ReLU(inplace=True)
-        if stem_pool == "ceil":
-            self.maxpool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        else:
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.feature_info = [FeatureInfo(channels, 2, "act1")]
-
-        total_blocks, block_index = sum(layers), 0
-        net_stride, dilation = 4, 1
-        for stage, (planes, num_blocks) in enumerate(zip(STAGE_PLANES, layers, strict=True)):
-            stride = 1 if stage == 0 else 2
-            prev_dilation = dilation
-            if stride > 1 and net_stride >= output_stride:
-                dilation, stride = dilation * stride, 1
-            else:
-                net_stride *= stride
-            out_channels = planes * block.expansion
-            drop_block = (
-                DropBlock2d(drop_block_rate, DROP_BLOCK_SIZE) if drop_block_rate > 0 and stage >= 2 else None
-            )
-            blocks = []
-            for i in range(num_blocks):
-                block_stride = stride if i == 0 else 1
-                kwargs: dict[str, Any] = dict(
-                    attn=attn,
-                    attn_args=attn_args,
-                    cardinality=cardinality,
-                    base_width=base_width,
-                    dilation=dilation,
-                    first_dilation=prev_dilation if i == 0 else dilation,
-                    drop_block=drop_block,
-                    drop_path=drop_path_rate * block_index / max(total_blocks - 1, 1),
-                    **(block_args or {}),
-                )
-                if block is Bottleneck:
-                    # The official release also keeps the (stride-1) pool in the first block of a
-                    # dilated stage; timm drops it.
-                    official_first = dilation_style == "official" and stage > 0 and i == 0
-                    kwargs.update(avd_pool=avd and (block_stride > 1 or official_first), avd_first=avd_first)
-                downsample = None
-                if i == 0 and (block_stride != 1 or channels != out_channels):
-                    downsample = _downsample(channels, out_channels, stride, dilation, avg_down,
-                                             down_kernel_size, dilation_style)
-                blocks.append(block(channels, planes, block_stride, downsample, **kwargs))
-                channels = out_channels
-                block_index += 1
-            self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
-            self.feature_info.append(FeatureInfo(channels, net_stride, f"layer{stage + 1}"))
-
-        self.num_features = channels
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.head_drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(channels, num_classes) if num_classes > 0 else nn.Identity()
-        self.init_weights(zero_init_last)
-
-    def init_weights(self, zero_init_last: bool = True) -> None:
-        """He init for convs, unit BN; optionally start every residual branch at zero."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        if zero_init_last:
-            for module in self.modules():
-                if isinstance(module, (BasicBlock, Bottleneck)):
-                    module.zero_init_last()
+    deploy_chains: ClassVar[tuple[Chain, ...]] = (STEM_CHAIN,)
+    in_chans: int
+    grad_checkpointing: str | bool
 
     @property
     def stages(self) -> list[nn.Sequential]:
@@ -249,14 +132,6 @@ class ResNet(nn.Module):
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.act1(self.bn1(self.conv1(x)))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Input image batch to the last stage's feature map, ``(N, num_features, H/32, W/32)``."""
-        self.check_input(x)
-        x = self.maxpool(self.forward_stem(x))
-        for stage in self.stages:
-            x = self.run_stage(stage, x)
-        return x
-
     def run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         """One stage, through gradient checkpointing when it is on and autograd is recording."""
         if not self.grad_checkpointing or not torch.is_grad_enabled() or torch.jit.is_scripting():
@@ -266,86 +141,6 @@ class ResNet(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
             return x
         return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool, dropout and classify; ``pre_logits`` returns the pooled features instead."""
-        x = self.head_drop(self.global_pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
-
-    def forward_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The feature maps at ``out_indices`` (0 = stem, 1..4 = stages), shallowest first."""
-        self.check_input(x)
-        indices = self.map_indices
-        x = self.forward_stem(x)
-        maps = [x] if 0 in indices else []
-        x = self.maxpool(x)
-        for index, stage in enumerate(self.stages, start=1):
-            if index > max(indices):
-                break
-            x = self.run_stage(stage, x)
-            if index in indices:
-                maps.append(x)
-        return maps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        if self.out_indices is not None:
-            return self.forward_feature_maps(x)
-        return self.forward_head(self.forward_features(x))
-
-    def to_feature_extractor(self, out_indices: Sequence[int] = (1, 2, 3, 4)) -> ResNet:
-        """Turn this classifier into a backbone that returns a list of feature maps, in place.
-
-        The classifier and the stages after the deepest requested one are removed, so no parameter
-        goes unused (which DistributedDataParallel would otherwise complain about).
-        """
-        indices = tuple(sorted(set(int(i) for i in out_indices)))
-        if not indices or indices[0] < 0 or indices[-1] >= len(self.feature_info):
-            raise ValueError(
-                f"out_indices must be a non-empty subset of 0..{len(self.feature_info) - 1} "
-                f"(0 = stem, 1-4 = stages), got {tuple(out_indices)}"
-            )
-        for index in range(indices[-1] + 1, 5):
-            if hasattr(self, f"layer{index}"):
-                delattr(self, f"layer{index}")
-        self.global_pool, self.head_drop, self.fc = nn.Identity(), nn.Identity(), nn.Identity()
-        self.num_classes = 0
-        self.out_indices = indices
-        return self
-
-    @property
-    def map_indices(self) -> tuple[int, ...]:
-        """Which feature maps ``forward_feature_maps`` returns (0 = stem, 1..4 = stages)."""
-        return self.out_indices or (1, 2, 3, 4)
-
-    @property
-    def feature_channels(self) -> list[int]:
-        """Channels of each returned feature map (features-only mode)."""
-        return [self.feature_info[i].channels for i in self.map_indices]
-
-    @property
-    def feature_strides(self) -> list[int]:
-        """Stride (input pixels per feature pixel) of each returned feature map."""
-        return [self.feature_info[i].stride for i in self.map_indices]
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a freshly initialised one (``0`` removes it)."""
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def deploy(self, **kwargs: Any) -> nn.Module:
-        """Switch this model to deploy mode in place (see ``splitattn.deploy.deploy`` for options).
-
-        BatchNorms are folded into the convs before them and training-only modules removed, so
-        the model can no longer be trained; the returned module is this one unless compiled.
-        """
-        from ..deploy import deploy  # deploy/ builds on models/, so it is imported on use only
-
-        return deploy(self, **{"inplace": True, **kwargs})
 
     def set_grad_checkpointing(self, enable: bool = True, granularity: str = "stage") -> None:
         """Recompute activations in the backward pass instead of storing them, to save memory.
@@ -357,3 +152,166 @@ class ResNet(nn.Module):
         if granularity not in ("stage", "block"):
             raise ValueError(f"granularity must be 'stage' or 'block', got {granularity!r}")
         self.grad_checkpointing = granularity if enable else False
+
+
+class ResNet(Trunk):
+    """ResNet family with per-block featuremap attention.
+
+    Args:
+        block: ``BasicBlock`` or ``Bottleneck``.
+        layers: blocks per stage, e.g. ``(3, 4, 6, 3)`` for 50 layers.
+        attn: the blocks' attention: ``SplitAttention(radix=2)`` (Bottleneck only),
+            ``SqueezeExcitation()``, ``SelectiveKernel()``, ``NoAttention()`` or any other
+            :class:`~splitattn.layers.AttentionSpec`.
+        cardinality, base_width: ResNeXt grouping; block width is ``planes * base_width / 64 * cardinality``.
+        stem_width, deep_stem: stem layout (deep stem = ResNet-C/D).
+        stem_pool: ``"pad"`` (3 x 3 max pool, padding 1) or ``"ceil"`` (no padding, ceil mode; original SENet).
+        avg_down, down_kernel_size: shortcut layout (ResNet-D average pool; SENet-154's 3 x 3 conv).
+        avd, avd_first: ResNeSt average downsampling in the block (see ``Bottleneck``).
+        block_args: layout switches of one block type (``stride_in_1x1``, ``mid_expansion``).
+        output_stride: 32, or 16 / 8 for dense prediction: later stages dilate instead of striding.
+        dilation_style: ``"timm"`` or ``"official"``: how the first block of a dilated stage pools,
+            which only matters to reproduce the outputs of weights from either source.
+        norm_layer, act_layer: the norm (``nn.BatchNorm2d``; ``FrozenBatchNorm2d`` for detection,
+            ``partial(nn.GroupNorm, 32)`` for small batches) and the activation, everywhere.
+        num_classes, in_chans, drop_rate: classifier size, input channels, dropout before the classifier.
+        drop_path_rate: stochastic depth, growing linearly with block index up to this rate.
+        drop_block_rate: DropBlock rate in stages 3 and 4, one DropBlock per place that drops
+            (ramp them with ``set_drop_block_progress``).
+        zero_init_last: start each residual branch at zero (last norm's gamma = 0).
+
+    ``forward`` returns logits; :class:`~splitattn.models.features.ResNetFeatures` is the backbone.
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: Sequence[int],
+        *,
+        attn: AttentionSpec = NO_ATTENTION,
+        cardinality: int = 1,
+        base_width: int = 64,
+        stem_width: int = 64,
+        deep_stem: bool = False,
+        stem_pool: Literal["pad", "ceil"] = "pad",
+        avg_down: bool = False,
+        down_kernel_size: int = 1,
+        avd: bool = False,
+        avd_first: bool = False,
+        block_args: Mapping[str, Any] | None = None,
+        output_stride: int = 32,
+        dilation_style: Literal["timm", "official"] = "timm",
+        norm_layer: ModuleFactory = nn.BatchNorm2d,
+        act_layer: ModuleFactory = nn.ReLU,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        drop_block_rate: float = 0.0,
+        zero_init_last: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_config(block, layers, attn, output_stride, in_chans, num_classes, stem_pool, dilation_style, avd)
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+
+        self.conv1 = _stem(in_chans, stem_width, deep_stem, norm_layer, act_layer)
+        channels = stem_width * 2 if deep_stem else stem_width
+        self.bn1 = norm_layer(channels)
+        self.act1 = make_act(act_layer)
+        if stem_pool == "ceil":
+            self.maxpool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        else:
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.feature_info = [FeatureInfo(channels, 2, "act1")]
+
+        total_blocks, block_index = sum(layers), 0
+        net_stride, dilation = 4, 1
+        for stage, (planes, num_blocks) in enumerate(zip(STAGE_PLANES, layers, strict=True)):
+            stride = 1 if stage == 0 else 2
+            prev_dilation = dilation
+            if stride > 1 and net_stride >= output_stride:
+                dilation, stride = dilation * stride, 1
+            else:
+                net_stride *= stride
+            out_channels = planes * block.expansion
+            drops = drop_block_rate > 0 and stage >= 2
+            drop_block = partial(DropBlock2d, drop_block_rate, DROP_BLOCK_SIZE) if drops else nn.Identity
+            blocks = []
+            for i in range(num_blocks):
+                block_stride = stride if i == 0 else 1
+                kwargs: dict[str, Any] = dict(
+                    attn=attn,
+                    cardinality=cardinality,
+                    base_width=base_width,
+                    dilation=dilation,
+                    first_dilation=prev_dilation if i == 0 else dilation,
+                    norm_layer=norm_layer,
+                    act_layer=act_layer,
+                    drop_block=drop_block,
+                    drop_path=drop_path_rate * block_index / max(total_blocks - 1, 1),
+                    **(block_args or {}),
+                )
+                if issubclass(block, Bottleneck):
+                    # The official release also keeps the (stride-1) pool in the first block of a
+                    # dilated stage; timm drops it.
+                    official_first = dilation_style == "official" and stage > 0 and i == 0
+                    kwargs.update(avd_pool=avd and (block_stride > 1 or official_first), avd_first=avd_first)
+                downsample = None
+                if i == 0 and (block_stride != 1 or channels != out_channels):
+                    downsample = _downsample(channels, out_channels, stride, dilation, avg_down,
+                                             down_kernel_size, dilation_style, norm_layer)
+                blocks.append(block(channels, planes, block_stride, downsample, **kwargs))
+                channels = out_channels
+                block_index += 1
+            self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
+            self.feature_info.append(FeatureInfo(channels, net_stride, f"layer{stage + 1}"))
+
+        self.num_features = channels
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(channels, num_classes) if num_classes > 0 else nn.Identity()
+        self.init_weights(zero_init_last)
+
+    def init_weights(self, zero_init_last: bool = True) -> None:
+        """He init for convs, unit norms; optionally start every residual branch at zero."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm)) and module.affine:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_last:
+            for module in self.modules():
+                if isinstance(module, (BasicBlock, Bottleneck)):
+                    module.zero_init_last()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Input image batch to the last stage's feature map, ``(N, num_features, H/32, W/32)``."""
+        self.check_input(x)
+        x = self.maxpool(self.forward_stem(x))
+        for stage in self.stages:
+            x = self.run_stage(stage, x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, dropout and classify; ``pre_logits`` returns the pooled features instead."""
+        x = self.head_drop(self.global_pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a freshly initialised one (``0`` removes it)."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()

@@ -8,6 +8,7 @@ stem, doubled grouped conv and 3 x 3 shortcut convs.
 
 from __future__ import annotations
 
+from ..layers import SqueezeExcitation
 from .blocks import BasicBlock, Bottleneck
 from .published import PublishedWeights, hub, release, timm_file, timm_release
 from .registry import ModelEntry, PretrainedCfg, register
@@ -85,15 +86,17 @@ _LEGACY_WEIGHTS = {
 
 
 def _se(layers, block=Bottleneck, **kwargs) -> dict:
-    return dict(block=block, layers=layers, attn="se", **kwargs)
+    return dict(block=block, layers=layers, attn=SqueezeExcitation(), **kwargs)
 
 
 def _legacy(layers, block=Bottleneck, **kwargs) -> dict:
+    """The original release: SE width floored, SE-ResNet-18/34 gate after the ReLU, stride in the 1x1."""
     block_args = {"stride_in_1x1": True} if block is Bottleneck and "cardinality" not in kwargs else {}
-    if block is BasicBlock:
-        block_args = {"se_after_act": True}
-    return dict(block=block, layers=layers, attn="se", attn_args={"se_divisor": None}, stem_pool="ceil",
-                block_args=block_args, **kwargs)
+    attn = SqueezeExcitation(divisor=None, act_before=block is BasicBlock)
+    return dict(block=block, layers=layers, attn=attn, stem_pool="ceil", block_args=block_args, **kwargs)
+
+
+LEGACY_KEYS = {"timm": "senet_legacy"}  # timm keeps the original release's parameter names
 
 
 for depth, layers in DEPTHS.items():
@@ -101,7 +104,7 @@ for depth, layers in DEPTHS.items():
     register(ModelEntry(f"seresnet{depth}", "senet", "timm", _se(layers, block), _cfg(interpolation="bicubic"),
                         _TIMM_SE_WEIGHTS.get(f"seresnet{depth}", ())))
     register(ModelEntry(f"legacy_seresnet{depth}", "senet", "timm", _legacy(layers, block),
-                        _cfg(f"seresnet{depth}"), _LEGACY_WEIGHTS[f"legacy_seresnet{depth}"]))
+                        _cfg(f"seresnet{depth}"), _LEGACY_WEIGHTS[f"legacy_seresnet{depth}"], LEGACY_KEYS))
 
 _RESNEXT = dict(cardinality=32, base_width=4)
 register(ModelEntry("seresnext26d_32x4d", "senet", "timm",
@@ -113,11 +116,12 @@ register(ModelEntry("seresnext101_32x4d", "senet", "timm", _se((3, 4, 23, 3), **
                     _cfg(interpolation="bicubic"), _TIMM_SE_WEIGHTS["seresnext101_32x4d"]))
 for depth, layers in ((26, (2, 2, 2, 2)), (50, (3, 4, 6, 3)), (101, (3, 4, 23, 3))):
     register(ModelEntry(f"legacy_seresnext{depth}_32x4d", "senet", "timm", _legacy(layers, **_RESNEXT),
-                        _cfg(f"seresnext{depth}_32x4d"), _LEGACY_WEIGHTS[f"legacy_seresnext{depth}_32x4d"]))
+                        _cfg(f"seresnext{depth}_32x4d"), _LEGACY_WEIGHTS[f"legacy_seresnext{depth}_32x4d"],
+                        LEGACY_KEYS))
 
 register(ModelEntry(
     "legacy_senet154", "senet", "timm",
     _legacy((3, 8, 36, 3), cardinality=64, base_width=2, stem_width=64, deep_stem=True, down_kernel_size=3)
     | {"block_args": {"mid_expansion": 2}},
-    _cfg("senet154", first_conv="conv1.0"), _LEGACY_WEIGHTS["legacy_senet154"],
+    _cfg("senet154", first_conv="conv1.0"), _LEGACY_WEIGHTS["legacy_senet154"], LEGACY_KEYS,
 ))

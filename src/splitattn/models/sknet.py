@@ -6,6 +6,7 @@ between the two branches, which keeps their parameter count near a plain ResNet'
 
 from __future__ import annotations
 
+from ..layers import SelectiveKernel
 from .blocks import BasicBlock, Bottleneck
 from .published import PublishedWeights, timm_file
 from .registry import ModelEntry, PretrainedCfg, register
@@ -20,23 +21,24 @@ def _ra(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
                              "timm (RandAugment)"),)
 
 
-def _sk(layers, block, attn_args, **kwargs) -> dict:
-    return dict(block=block, layers=layers, attn="sk", attn_args=attn_args, zero_init_last=False, **kwargs)
+def _sk(layers, block, attn: SelectiveKernel, **kwargs) -> dict:
+    return dict(block=block, layers=layers, attn=attn, zero_init_last=False, **kwargs)
 
 
-_BASIC_SK = {"sk_reduction": 8, "sk_divisor": 16, "sk_split_input": True}
+_BASIC_SK = SelectiveKernel(reduction=8, divisor=16, split_input=True)
+SK_KEYS = {"timm": "timm_sk"}  # timm wraps each conv and its BN in one module
 _CFG = PretrainedCfg(interpolation="bicubic")
 
 register(ModelEntry("skresnet18", "sknet", "timm", _sk((2, 2, 2, 2), BasicBlock, _BASIC_SK), _CFG,
-                    _ra("skresnet18", "skresnet18_ra-4eec2804", 73.020)))
+                    _ra("skresnet18", "skresnet18_ra-4eec2804", 73.020), SK_KEYS))
 register(ModelEntry("skresnet34", "sknet", "timm", _sk((3, 4, 6, 3), BasicBlock, _BASIC_SK), _CFG,
-                    _ra("skresnet34", "skresnet34_ra-bdc0ccde", 76.956)))
+                    _ra("skresnet34", "skresnet34_ra-bdc0ccde", 76.956), SK_KEYS))
 register(ModelEntry("skresnet50", "sknet", "timm",
-                    _sk((3, 4, 6, 3), Bottleneck, {"sk_reduction": 16, "sk_divisor": 8, "sk_split_input": True}),
-                    _CFG))
+                    _sk((3, 4, 6, 3), Bottleneck, SelectiveKernel(reduction=16, divisor=8, split_input=True)),
+                    _CFG, (), SK_KEYS))
 register(ModelEntry(
     "skresnext50_32x4d", "sknet", "timm",
-    _sk((3, 4, 6, 3), Bottleneck, {"sk_reduction": 16, "sk_divisor": 32}, cardinality=32, base_width=4),
+    _sk((3, 4, 6, 3), Bottleneck, SelectiveKernel(reduction=16, divisor=32), cardinality=32, base_width=4),
     PretrainedCfg(interpolation="bicubic", paper_top1=79.21, paper=PAPER),
-    _ra("skresnext50_32x4d", "skresnext50_ra-f40e40bf", 80.168),
+    _ra("skresnext50_32x4d", "skresnext50_ra-f40e40bf", 80.168), SK_KEYS,
 ))

@@ -17,7 +17,7 @@ from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 from torchvision.models.segmentation.fcn import FCNHead
 
 from ..dense.backbone import build_backbone
-from ..models import ResNet
+from ..models import ResNetFeatures
 
 ATROUS_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}
 
@@ -25,7 +25,7 @@ ATROUS_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}
 class DilatedBackbone(nn.Module):
     """Stage 4 as ``"out"`` and, for the auxiliary loss, stage 3 as ``"aux"``."""
 
-    def __init__(self, body: ResNet) -> None:
+    def __init__(self, body: ResNetFeatures) -> None:
         super().__init__()
         self.body = body
         self.aux = len(body.feature_channels) == 2

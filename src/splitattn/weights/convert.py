@@ -99,19 +99,27 @@ def _legacy_export_key(key: str, deep_stem: bool) -> str:
     return _apply(_LEGACY_EXPORT_RULES, key)
 
 
+def _renamer(scheme: str, deep_stem: bool, export: bool) -> Callable[[str], str]:
+    """How keys are renamed under a zoo entry's key-layout ``scheme`` (see ``ModelEntry.key_layouts``)."""
+    if scheme == "same":
+        return str
+    if scheme == "senet_legacy":
+        return partial(_legacy_export_key if export else _legacy_key, deep_stem=deep_stem)
+    if scheme == "timm_sk":
+        return partial(_apply, _SK_EXPORT_RULES if export else _SK_RULES)
+    raise ValueError(f"unknown key layout scheme {scheme!r}; expected same, senet_legacy or timm_sk")
+
+
 def _key_renamer(layout: str, model_name: str, *, export: bool) -> Callable[[str], str]:
     """How each key is renamed from ``layout`` to ours, or from ours to ``layout`` with ``export``."""
+    if layout == "ours":
+        return str
     entry = get_model_entry(model_name)
-    if layout == "official" and entry.family != "resnest":
-        raise ValueError(
-            f"the official ResNeSt release has no {model_name!r}: it holds the resnest* family only (use 'timm')"
-        )
-    if layout == "timm" and entry.name.startswith("legacy_"):
-        deep_stem = entry.architecture.get("deep_stem", False)
-        return partial(_legacy_export_key if export else _legacy_key, deep_stem=deep_stem)
-    if layout == "timm" and entry.family == "sknet":
-        return partial(_apply, _SK_EXPORT_RULES if export else _SK_RULES)
-    return str
+    scheme = entry.key_layouts.get(layout)
+    if scheme is None:
+        have = ", ".join(sorted(entry.key_layouts)) or "none"
+        raise ValueError(f"the {layout} release has no {model_name!r}; its checkpoints come in these layouts: {have}")
+    return _renamer(scheme, entry.architecture.get("deep_stem", False), export)
 
 
 def convert_state_dict(
@@ -151,8 +159,7 @@ def detect_source(state_dict: Mapping[str, torch.Tensor], expected_keys: set[str
     Our names coincide with the official and timm names for most models, so "ours" wins ties.
     Returns the layout whose renaming yields exactly ``expected_keys``, or the closest one.
     """
-    entry = get_model_entry(model_name)
-    candidates = ["ours", "timm"] + (["official"] if entry.family == "resnest" else [])
+    candidates = ["ours", *get_model_entry(model_name).key_layouts]
     keys = list(unwrap_state_dict(state_dict))
     best, best_mismatch = "ours", None
     for source in candidates:

@@ -72,10 +72,16 @@ def check_fits(state: dict[str, torch.Tensor], model_state: dict[str, torch.Tens
                origin: str, may_lack: str | None = None) -> None:
     """Raise a CheckpointError listing missing, unexpected and mis-shaped keys, if there are any.
 
-    Keys starting with ``may_lack`` (a dropped classifier) may be absent from ``state``.
+    Keys starting with ``may_lack`` (a dropped classifier) may be absent from ``state``; BN's
+    ``num_batches_tracked`` counters may be absent from either side (``FrozenBatchNorm2d`` has
+    none, and they change nothing a model computes).
     """
-    missing = sorted(k for k in model_state if k not in state and not (may_lack and k.startswith(may_lack)))
-    unexpected = sorted(k for k in state if k not in model_state)
+    def counter(key: str) -> bool:
+        return key.endswith(".num_batches_tracked")
+
+    missing = sorted(k for k in model_state
+                     if k not in state and not counter(k) and not (may_lack and k.startswith(may_lack)))
+    unexpected = sorted(k for k in state if k not in model_state and not counter(k))
     shapes = sorted(
         f"{k} {tuple(state[k].shape)} vs {tuple(model_state[k].shape)}"
         for k in state

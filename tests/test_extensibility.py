@@ -1,0 +1,249 @@
+"""Attention kinds are typed specs, and a new kind needs no change to the package.
+
+ECA (Wang et al., 2020: "ECA-Net: Efficient Channel Attention") is defined in this file only: a
+gate that runs a 1-D conv across the pooled channels. It goes through everything the built-in kinds
+go through: a zoo entry, create_model, a training step, deploy (folded and fused, checked against
+eval mode), the layer summary and explain.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import splitattn
+from splitattn.deploy import count_batchnorms, deploy, relative_error
+from splitattn.inspect import summarize_model
+from splitattn.inspect.explain import explain_image
+from splitattn.layers import (
+    AttentionSpec,
+    Gate,
+    NoAttention,
+    SelectiveKernel,
+    SplitAttention,
+    SqueezeExcitation,
+    spatial_mean,
+)
+from splitattn.models import Bottleneck, PretrainedCfg, get_model_entry
+from splitattn.models.registry import _REGISTRY, ModelEntry, register
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "splitattn"
+
+
+class EcaGate(Gate):
+    """sigmoid(conv1d(pooled channels)): each channel's gate sees its ``kernel_size`` neighbours."""
+
+    kind: ClassVar[str] = "eca"
+    choice_label: ClassVar[str] = "gate"
+    title: ClassVar[str] = "efficient channel attention: channel gates"
+
+    def __init__(self, kernel_size: int) -> None:
+        super().__init__()
+        self.input_act = nn.Identity()
+        self.conv = nn.Conv1d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = spatial_mean(x)  # (B, C)
+        return torch.sigmoid(self.conv(pooled.unsqueeze(1))).view(x.shape[0], -1, 1, 1)
+
+    def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
+        return {"sigmoid": "channel gate"}.get(op, "")
+
+    def describe_child(self, name: str) -> str:
+        return "1-D conv across neighbouring channels" if name == "conv" else ""
+
+
+@dataclass(frozen=True)
+class EfficientChannelAttention(AttentionSpec):
+    kind: ClassVar[str] = "eca"
+    kernel_size: int = 3
+
+    def gate(self, channels: int, *, act_layer) -> nn.Module:
+        return EcaGate(self.kernel_size)
+
+
+@pytest.fixture(scope="module")
+def eca_model_name():
+    name = "ecaresnet_tiny"
+    register(ModelEntry(name, "ecanet", "timm", dict(block=Bottleneck, layers=(1, 1, 1, 1), stem_width=32,
+                                                      deep_stem=True, attn=EfficientChannelAttention(kernel_size=5)),
+                        PretrainedCfg(input_size=(3, 64, 64))))
+    yield name
+    _REGISTRY.pop(name)
+
+
+def _randomize(model: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.3, 0.3)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+def test_a_new_kind_builds_trains_deploys_summarises_and_explains(eca_model_name, tmp_path):
+    model = splitattn.create_model(eca_model_name, num_classes=5, zero_init_last=False)
+    assert isinstance(model.layer2[0].se, EcaGate) and model.layer2[0].se.conv.kernel_size == (5,)
+
+    # a training step moves the new gate's weights
+    before = model.layer3[0].se.conv.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = nn.functional.cross_entropy(model(torch.randn(4, 3, 64, 64)), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    optimizer.step()
+    assert not torch.equal(model.layer3[0].se.conv.weight, before)
+
+    # deploy: every BN folded, gated blocks fused, outputs within 1e-4 of eval mode (deploy checks)
+    model = _randomize(model).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+    deployed = deploy(model, example_input=x)
+    assert count_batchnorms(deployed) == 0
+    assert deployed.deploy_fusions["residual_fused"] == 4
+    assert {type(m).__name__ for m in deployed.modules()} >= {"FusedGatedBottleneck"}
+    with torch.no_grad():
+        assert relative_error(deployed(x), expected) < 1e-4
+
+    # the summary names the new layer's steps in its own words
+    summary = summarize_model(eca_model_name)
+    notes = {row.note for row in summary.rows if row.path.startswith("layer1.0.se")}
+    assert "1-D conv across neighbouring channels" in notes and "channel gate" in notes
+
+    # explain records the new kind's weights and draws them
+    image = tmp_path / "square.png"
+    Image.new("RGB", (80, 80), (200, 30, 30)).save(image)
+    result = explain_image(model, image, tmp_path / "pictures")
+    assert {r.kind for r in result.records} == {"eca"} and len(result.records) == 4
+    assert all(r.weights.shape == (1, 1, 1, r.weights.shape[-1]) for r in result.records)
+    assert sorted(p.name for p in result.files) == ["attention_layer1.png", "attention_layer2.png",
+                                                     "attention_layer3.png", "attention_layer4.png", "gradcam.png"]
+
+
+def test_a_new_kinds_fields_are_checked_and_merged(eca_model_name):
+    with pytest.raises(TypeError, match=r"EfficientChannelAttention has no field 'kernel' \(did you mean "
+                                        r"'kernel_size'\?\); its fields are: kernel_size"):
+        splitattn.create_model(eca_model_name, attn={"kernel": 7})
+    model = splitattn.create_model(eca_model_name, attn={"kernel_size": 7})
+    assert model.layer1[0].se.conv.kernel_size == (7,)
+
+
+# Each built-in kind: a misspelled field fails, a partial override keeps the entry's other fields.
+KINDS = [
+    ("resnest50d_4s2x40d", SplitAttention, {"raddix": 4}, {"reduction": 2}, "radix", 4),
+    ("legacy_seresnet18", SqueezeExcitation, {"reduce": 8}, {"reduction": 8}, "divisor", None),
+    ("skresnet18", SelectiveKernel, {"sk_reduction": 4}, {"reduction": 4}, "split_input", True),
+    ("resnet18", NoAttention, {"radix": 2}, {}, None, None),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "typo", "change", "kept", "value"), KINDS)
+def test_attention_fields_are_typed_and_overrides_keep_the_rest(name, kind, typo, change, kept, value):
+    entry_attn = get_model_entry(name).architecture.get("attn", NoAttention())
+    assert isinstance(entry_attn, kind)
+    field = next(iter(typo))
+    with pytest.raises(TypeError, match=rf"{kind.__name__} has no field {field!r}.*its fields are"):
+        splitattn.create_model(name, attn=typo)
+    with pytest.raises(TypeError, match=rf"{kind.__name__} has no field {field!r}"):
+        splitattn.create_model(name, attn_args=typo)  # the older spelling is checked the same way
+    if change:
+        merged = entry_attn.merged(change)
+        assert getattr(merged, kept) == value == getattr(entry_attn, kept), "the entry's other fields are kept"
+        model = splitattn.create_model(name, attn=change)
+        assert model.model_args["attn"] == change
+
+
+def test_overrides_build_what_they_say():
+    radix4 = splitattn.create_model("resnest14d", attn={"radix": 4})
+    assert radix4.layer1[0].conv2.radix == 4 and radix4.layer1[0].conv2.fc1.out_channels == 64  # reduction kept
+    sk = splitattn.create_model("skresnet18", attn={"reduction": 4})
+    assert sk.layer1[0].conv1.split_input, "split_input kept from the entry"
+    replaced = splitattn.create_model("resnet18", attn=SqueezeExcitation(reduction=4))
+    assert replaced.layer1[0].se.fc1.out_channels == 16
+    with pytest.raises(TypeError, match="attn must be an attention spec"):
+        splitattn.create_model("resnet18", attn="se")
+    with pytest.raises(ValueError, match="SplitAttention needs Bottleneck blocks"):
+        splitattn.create_model("resnet18", attn=SplitAttention())
+
+
+def test_norm_and_activation_are_arguments_with_the_same_parameter_names():
+    from functools import partial
+
+    from torchvision.ops import FrozenBatchNorm2d
+
+    plain = splitattn.create_model("resnest14d")
+    frozen = splitattn.create_model("resnest14d", norm_layer=FrozenBatchNorm2d)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
+    names = {k for k in plain.state_dict() if not k.endswith("num_batches_tracked")}
+    assert set(frozen.state_dict()) == names, "a BN checkpoint loads into the frozen model"
+    grouped = splitattn.create_model("seresnet18", norm_layer=partial(nn.GroupNorm, 8), act_layer=nn.SiLU)
+    assert isinstance(grouped.layer1[0].bn1, nn.GroupNorm) and isinstance(grouped.layer1[0].act1, nn.SiLU)
+    assert grouped(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+
+
+def test_every_block_has_the_same_submodules_and_its_own_dropblocks():
+    shapes = {}
+    for name in ("resnet50", "seresnet50", "skresnet50", "resnest50d"):
+        model = splitattn.create_model(name, drop_block_rate=0.1)
+        block = model.layer3[1]
+        shapes[name] = [child for child, _ in block.named_children()]
+        drops = [m for m in model.modules() if type(m).__name__ == "DropBlock2d"]
+        assert drops and len({id(m) for m in drops}) == len(drops), f"{name}: a DropBlock shared between places"
+    assert len({tuple(v) for v in shapes.values()}) == 1, shapes
+
+
+def test_forward_always_returns_logits_and_the_backbone_its_maps():
+    model = splitattn.create_model("resnest14d").eval()
+    backbone = splitattn.create_model("resnest14d", features_only=True, out_indices=(2, 4)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    assert model(x).shape == (1, 1000)
+    maps = backbone(x)
+    assert isinstance(maps, list) and [m.shape[1] for m in maps] == backbone.feature_channels == [512, 2048]
+    assert not hasattr(backbone, "layer5") and not hasattr(backbone, "fc")
+
+
+# The package's layers, lowest first: a module may import only from its own layer and those before it.
+LAYERS = ["interface", "layers", "models", "weights", "factory", "deploy", "export", "data", "training", "inspect",
+          "bench", "dense", "detection", "segmentation", "sharing", "cli"]
+
+
+def _imports(path: Path) -> set[str]:
+    """The package-level units (``models``, ``weights`` ...) a source file imports, relatively."""
+    package = path.relative_to(SRC).parts[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = list(package[: len(package) - (node.level - 1)])
+            target = base + (node.module.split(".") if node.module else [a.name for a in node.names][:1])
+            if target:
+                found.add(target[0])
+    return found
+
+
+def test_the_import_graph_only_points_down():
+    for path in SRC.rglob("*.py"):
+        parts = path.relative_to(SRC).parts
+        unit = parts[0].removesuffix(".py")
+        if unit not in LAYERS:
+            continue  # __init__ (the public API) and __main__ sit on top
+        for target in _imports(path) - {unit}:
+            assert target in LAYERS, f"{path}: imports unknown unit {target}"
+            assert LAYERS.index(target) < LAYERS.index(unit), f"{path.relative_to(SRC)} imports up into {target}/"
+
+
+def test_no_attention_kind_is_compared_as_a_string_outside_layers():
+    pattern = re.compile(r"""(==|!=|\bin\b)\s*\(?\s*["'](splat|se|sk)["']|["'](splat|se|sk)["']\s*(==|!=)""")
+    offenders = [f"{path.relative_to(SRC)}:{number}" for path in SRC.rglob("*.py")
+                 if path.relative_to(SRC).parts[0] != "layers"
+                 for number, line in enumerate(path.read_text().splitlines(), start=1) if pattern.search(line)]
+    assert offenders == []
