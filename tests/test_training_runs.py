@@ -21,6 +21,7 @@ from splitattn.data import prepare_digits
 from splitattn.layers import DropBlock2d
 from splitattn.training import TrainConfig, TrainingDiverged
 from splitattn.training.checkpoint import load_checkpoint, remove_partial_writes
+from splitattn.training.metrics import read_jsonl
 from splitattn.training.runtime import Runtime
 from splitattn.training.trainer import Trainer
 
@@ -227,8 +228,20 @@ def test_amp_ema_channels_last_and_checkpointing_run_together(tmp_path, digits_r
     assert drop_blocks and all(m.drop_prob == pytest.approx(0.1 * 2 / 3) for m in drop_blocks)
     assert record["epoch"] == 1 and "ema_val_top1" in record
     assert "train_top1" not in record  # not meaningful with mixed targets
-    assert torch.isfinite(torch.tensor(record["train_loss"]))
+    logged = read_jsonl(tmp_path / "run" / "metrics.jsonl")[-1]
+    assert logged["train_loss"] == record["train_loss"] and logged["ema_val_top1"] == record["ema_val_top1"]
     assert "model_ema" in load_checkpoint(tmp_path / "run" / "last.pth")
+
+
+def test_label_smoothing_follows_the_config(tmp_path, digits_root):
+    """The loss the trainer minimises spreads ``label_smoothing`` over all classes (0: plain cross-entropy)."""
+    logits, labels = torch.randn(5, 10), torch.randint(0, 10, (5,))
+    for epsilon in (0.0, 0.3):
+        config = TrainConfig(data=str(digits_root), model="resnet18", output=str(tmp_path / f"run{epsilon}"),
+                             image_size=16, label_smoothing=epsilon, progress=False)
+        criterion = Trainer(config, Runtime(torch.device("cpu"))).criterion
+        target = torch.full((5, 10), epsilon / 10).scatter_(1, labels[:, None], 1 - epsilon + epsilon / 10)
+        torch.testing.assert_close(criterion(logits, labels), -(target * logits.log_softmax(1)).sum(1).mean())
 
 
 def test_sync_bn_is_refused_on_cpu(tmp_path, digits_root):

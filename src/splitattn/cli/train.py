@@ -2,6 +2,8 @@
 
 Options come from the defaults, then --preset, then --config (YAML), then the flags and trailing
 key=value overrides; the resolved config is printed and saved as config.yaml in the run directory.
+The optimiser is SGD with momentum (the paper's); optimizer=adamw switches to AdamW (give it a
+lower lr too, e.g. lr=0.001).
 Under torchrun (torchrun --nproc_per_node N -m splitattn train ...) every process trains a
 shard of each batch with DistributedDataParallel and only rank 0 writes.
 """
@@ -13,6 +15,7 @@ import os
 
 from ..training import PRESETS, TrainConfig, TrainingDiverged, build_config, train
 from ..training.tensorboard import LOGS
+from .config_args import add_config_arguments, command_line_options
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
 FLAGS_FOR = {"model_name": "--model"}
@@ -52,9 +55,8 @@ FLAG_TYPES = {"epochs": int, "batch_size": int, "lr": float, "workers": int, "im
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="any config option (see config.yaml of a run), e.g. mixup=0.2 auto_augment=true")
-    parser.add_argument("--config", help="YAML file of options, applied after --preset")
+    add_config_arguments(parser, "mixup=0.2 optimizer=adamw attn.radix=4",
+                         "YAML file of options (e.g. a run's config.yaml), applied after --preset")
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="'imagenet': the paper's recipe for --model (crop, schedule, augmentation)")
     for name in FLAGS:
@@ -69,23 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no progress bar (logs only)")
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
-        overrides[key] = value
-    return overrides
-
-
 def run(args: argparse.Namespace) -> int:
-    overrides = parse_overrides(args.overrides)
-    for name in (*FLAGS, *SWITCHES, "progress"):
-        value = getattr(args, name)
-        if value is not None:
-            overrides[name] = value
-    config = build_config(args.preset, args.config, overrides)
+    config = build_config(args.preset, args.config, command_line_options(args, (*FLAGS, *SWITCHES, "progress")))
     try:
         result = train(config)
     except TrainingDiverged as error:

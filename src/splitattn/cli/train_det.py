@@ -1,10 +1,12 @@
 """Fine-tune Faster R-CNN or Mask R-CNN over a splitattn backbone on COCO-format data.
 
 Images come from --images, annotations from --annotations (COCO JSON: boxes, and polygons or RLEs
-for Mask R-CNN). With --val-annotations the COCO mAP (pycocotools) is reported at the end. The
-run directory receives last.pth (weights, config and training state, saved every --checkpoint-every
-steps, at the end and on SIGTERM / Ctrl-C) and metrics.json; --resume continues a stopped run.
-Try it on a generated sample (about two minutes on two CPU cores):
+for Mask R-CNN). With --val-annotations the COCO mAP (pycocotools) is reported at the end. Options
+come from the defaults, then --config (YAML, e.g. a run's config.yaml), then trailing KEY=VALUE
+overrides, then the flags. The run directory receives config.yaml (the resolved options),
+last.pth (weights, config and training state, saved every --checkpoint-every steps, at the end
+and on SIGTERM / Ctrl-C) and metrics.json; --resume continues a stopped run. Try it on a
+generated sample (about two minutes on two CPU cores):
 
     python -m splitattn.dense.shapes runs/shapes
     splitattn train-det --annotations runs/shapes/annotations.json --images runs/shapes/images \\
@@ -19,31 +21,35 @@ import yaml
 
 from ..detection.models import DETECTOR_SIZES
 from ..detection.train import ARCHITECTURES, DetectionConfig, train_detector
-from .recipe_args import add_recipe_arguments, recipe_arguments, run_training, with_default
+from .recipe_args import add_recipe_arguments, field_defaults, resolve_config, run_training, with_default
+
+OUTPUT = "runs/detection"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = field_defaults(DetectionConfig)
     parser.add_argument("--annotations", required=True, help="COCO JSON of the training images (required)")
     parser.add_argument("--images", required=True, help="folder of the training images (required)")
     parser.add_argument("--val-annotations", help="COCO JSON to evaluate on (mAP) at the end (default: none, "
                                                   "no evaluation)")
     parser.add_argument("--val-images", help="folder of the validation images (default: --images)")
-    parser.add_argument("--architecture", default="fasterrcnn", choices=sorted(ARCHITECTURES),
+    parser.add_argument("--architecture", choices=sorted(ARCHITECTURES),
                         help=with_default("detector; maskrcnn also predicts masks (needs polygons or RLEs)",
-                                          "fasterrcnn"))
+                                          defaults["architecture"]))
     parser.add_argument("--trainable-layers", type=int,
                         help="backbone stages that train, 0..5 (default: 3 with --pretrained-backbone, else 5)")
-    parser.add_argument("--min-size", type=int, default=800, help=with_default("shorter image side inside the model",
-                                                                               800))
-    parser.add_argument("--max-size", type=int, default=1333, help=with_default("longest image side inside the model",
-                                                                                1333))
-    parser.add_argument("--detector-size", default="standard", choices=sorted(DETECTOR_SIZES),
+    parser.add_argument("--min-size", type=int, help=with_default("shorter image side inside the model",
+                                                                  defaults["min_size"]))
+    parser.add_argument("--max-size", type=int, help=with_default("longest image side inside the model",
+                                                                  defaults["max_size"]))
+    parser.add_argument("--detector-size", choices=sorted(DETECTOR_SIZES),
                         help=with_default("standard: torchvision's heads and proposal counts, for ~800 px images; "
                                           "small: narrow heads, small anchors, few proposals, for ~100 px images "
-                                          "and CPUs", "standard"))
-    parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other fasterrcnn/maskrcnn argument, value in YAML (repeatable; default: none)")
-    add_recipe_arguments(parser, DetectionConfig, output="runs/detection")
+                                          "and CPUs", defaults["detector_size"]))
+    parser.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                        help="any other fasterrcnn/maskrcnn argument, value in YAML (repeatable; added to the "
+                             "model_args of --config, and winning; default: none)")
+    add_recipe_arguments(parser, DetectionConfig, output=OUTPUT)
 
 
 def parse_model_args(pairs: list[str]) -> dict:
@@ -61,10 +67,7 @@ def parse_model_args(pairs: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = DetectionConfig(
-        annotations=args.annotations, images=args.images, val_annotations=args.val_annotations,
-        val_images=args.val_images, architecture=args.architecture, trainable_layers=args.trainable_layers,
-        min_size=args.min_size, max_size=args.max_size, detector_size=args.detector_size,
-        model_args=parse_model_args(args.model_arg),
-        **recipe_arguments(args))
+    config = resolve_config(args, DetectionConfig, OUTPUT)
+    if args.model_arg:
+        config.model_args = {**config.model_args, **parse_model_args(args.model_arg)}
     return run_training("train-det", lambda: train_detector(config))

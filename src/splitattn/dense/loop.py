@@ -1,10 +1,12 @@
 """One small training loop for detection and segmentation: steps, not epochs; SGD or AdamW.
 
 Dense-prediction fine-tuning is usually counted in iterations (the Detectron / torchvision
-recipes), so the loop runs a fixed number of optimiser steps, cycling the loader, with the same
-linear warm-up into a cosine decay as classification training. Device, mixed precision and
-seeding come from ``training.runtime``; checkpoints, generator states and the divergence error
-from the classification trainer (``training.checkpoint``, ``training.trainer``).
+recipes), so the loop runs a fixed number of optimiser steps, cycling the loader. Everything else
+is classification training's own: the optimiser and the linear warm-up into a cosine decay
+(``training.optim``: ``build_scheduler`` here is its ``warmup_cosine``, counted in steps), the
+checkpoint writer and generator states (``training.checkpoint.save_training_state``), device,
+mixed precision and seeding (``training.runtime``) and the divergence error (``training.trainer``).
+Only the default warm-up is this loop's rule (``resolve_warmup``).
 
 Exact resume works as in the classification trainer: each pass over the data is reseeded from
 (seed, pass), so the batches' order and augmentation depend only on where the run is; a checkpoint
@@ -28,13 +30,11 @@ from torch import nn
 from tqdm import tqdm
 
 from ..interface import option, switch
-from ..training.checkpoint import capture_rng, restore_rng, save_checkpoint
-from ..training.optim import build_scheduler as build_epoch_scheduler
-from ..training.optim import param_groups
+from ..training.checkpoint import restore_rng, restore_training_state, save_training_state
+from ..training.optim import warmup_cosine
 from ..training.runtime import StopSignals, autocast, grad_scaler, seed_everything
 from ..training.trainer import TrainingDiverged
 
-OPTIMIZERS = ("sgd", "adamw")
 MAX_DEFAULT_WARMUP = 100  # default warm-up: a tenth of the run, at most this many steps
 
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
@@ -68,17 +68,6 @@ class Checkpointing:
     saved_step: int | None = None  # the step of the file on disk, if any
 
 
-def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
-                    momentum: float = 0.9) -> torch.optim.Optimizer:
-    """SGD with momentum or AdamW over the parameters that train; no decay on norms and biases."""
-    groups = param_groups(model, weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-
-
 def default_warmup(steps: int) -> int:
     """The warm-up when none is given: a tenth of the run, at most ``MAX_DEFAULT_WARMUP`` steps."""
     return min(MAX_DEFAULT_WARMUP, steps // 10)
@@ -97,15 +86,8 @@ def resolve_warmup(steps: int, warmup_steps: int | None) -> int:
     return warmup_steps
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, steps: int,
-                    warmup_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """The classification recipe's warm-up and cosine decay, counted in steps rather than epochs.
-
-    The rate rises linearly for ``warmup_steps`` steps, then follows a cosine that reaches 0 as the
-    last of the ``steps`` steps ends (the last step itself uses a small fraction of the peak).
-    """
-    return build_epoch_scheduler(optimizer, epochs=1, steps_per_epoch=steps,
-                                 warmup_epochs=warmup_steps / max(steps, 1))
+# The dense tasks' name for the shared schedule: build_scheduler(optimizer, steps, warmup_steps).
+build_scheduler = warmup_cosine
 
 
 def pass_seed(seed: int, index: int) -> int:
@@ -189,15 +171,6 @@ def _log_line(result: FitResult, step: int, steps: int, lr: float, window: int) 
             f"{per_step:.2f} s/step, ETA {tqdm.format_interval(per_step * (steps - step))}")
 
 
-def training_state(model: nn.Module, optimizer: torch.optim.Optimizer,
-                   scheduler: torch.optim.lr_scheduler.LRScheduler | None, scaler: torch.amp.GradScaler, step: int,
-                   position: tuple[int, int]) -> dict[str, Any]:
-    """Everything ``fit`` needs to continue after ``step`` exactly as if it had not stopped."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None, "scaler": scaler.state_dict(),
-            "step": step, "data_position": list(position), "rng": capture_rng()}
-
-
 def fit(
     model: nn.Module,
     loader: Iterable,
@@ -235,11 +208,7 @@ def fit(
     scaler = grad_scaler(device, amp)
     start_step, position, rng = 0, (0, 0), None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        restore_training_state(state, model, optimizer, scheduler, scaler)
         start_step, position, rng = state["step"], tuple(state["data_position"]), state["rng"]
     result = FitResult(start_step=start_step, step=start_step)
     if start_step >= steps:
@@ -249,8 +218,8 @@ def fit(
     def save(step: int) -> None:
         if not _all_finite(model):
             raise TrainingDiverged(f"the weights became non-finite by step {step}: stopping. {kept()}")
-        save_checkpoint({**checkpoint.extra, **training_state(model, optimizer, scheduler, scaler, step,
-                                                               batches.position)}, checkpoint.path)
+        save_training_state(checkpoint.path, model, optimizer, scheduler, scaler,
+                            position={"step": step, "data_position": list(batches.position)}, extra=checkpoint.extra)
         checkpoint.saved_step = step
 
     def kept() -> str:

@@ -6,10 +6,15 @@ arguments first, and the task configs override a default or two (batch size, lea
 without changing argument order. The functions below are the parts of a run that depend only on
 these settings: checks, the data loader, resuming, the optimisation loop and the run directory.
 
-A run directory holds ``last.pth``: the weights, the config and the task's extras (class names),
-plus the training state (optimizer, scheduler, step, data position, generators) that ``resume``
-continues from. It is written atomically every ``checkpoint_every`` steps, at the end and when
-SIGTERM / Ctrl-C stops the run; ``metrics.json`` is written at the end.
+The optimiser, schedule, checkpoint writer and config loader are classification training's
+(``training.optim``, ``training.checkpoint``, ``training.config.build_config``): a task config
+can be built from defaults, a YAML file and ``key=value`` overrides like ``TrainConfig``.
+
+A run directory holds ``config.yaml`` (the resolved config, as ``splitattn train`` writes it;
+``--config`` reads it back) and ``last.pth``: the weights, the config and the task's extras (class
+names), plus the training state (optimizer, scheduler, step, data position, generators) that
+``resume`` continues from. It is written atomically every ``checkpoint_every`` steps, at the end
+and when SIGTERM / Ctrl-C stops the run; ``metrics.json`` is written at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..interface import option
 from ..training.checkpoint import LAST, load_checkpoint, remove_partial_writes
+from ..training.config import save_config
+from ..training.optim import build_optimizer, check_optimizer
 from ..training.runtime import ignore_stop_signals
 from ..training.tensorboard import TensorBoardLog, check_log
 from ..weights.checkpoint_io import atomic_write
@@ -34,7 +41,6 @@ from .loop import (
     FitResult,
     LossFn,
     StepHook,
-    build_optimizer,
     build_scheduler,
     default_warmup,
     fit,
@@ -42,6 +48,7 @@ from .loop import (
 )
 
 METRICS = "metrics.json"
+CONFIG = "config.yaml"
 
 
 @dataclass(kw_only=True)
@@ -52,7 +59,7 @@ class DenseRecipe:
     pretrained_backbone: str | None = None  # "published", or a path / URL
     steps: int = 1000
     batch_size: int = 4
-    optimizer: str = "sgd"
+    optimizer: str = "sgd"  # "sgd" (momentum 0.9) or "adamw" (training.optim.OPTIMIZERS)
     lr: float = 0.02
     weight_decay: float = 1e-4
     warmup_steps: int | None = None  # None: a tenth of the run, at most 100 steps; must be < steps
@@ -79,6 +86,7 @@ def check_recipe(recipe: DenseRecipe) -> None:
     if recipe.steps < 1:
         raise ValueError(f"steps must be >= 1, got {recipe.steps}")
     resolve_warmup(recipe.steps, recipe.warmup_steps)
+    check_optimizer(recipe.optimizer)
     for name in ("checkpoint_every", "log_every"):
         if getattr(recipe, name) < 0:
             raise ValueError(f"{option(name)} must be >= 0 (0: never), got {getattr(recipe, name)}")
@@ -175,10 +183,11 @@ def fit_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: De
                state: dict[str, Any] | None = None) -> FitResult:
     """The recipe's optimiser and warm-up/cosine schedule, then the loop up to ``recipe.steps``.
 
-    With an output directory the loop checkpoints into ``OUTPUT/last.pth`` (with the config and
-    ``extra``) and stops cleanly on SIGTERM / Ctrl-C; ``state`` (from ``resume_state``) continues a run.
+    With an output directory the resolved config is saved as ``OUTPUT/config.yaml``, and the loop
+    checkpoints into ``OUTPUT/last.pth`` (with the config and ``extra``) and stops cleanly on
+    SIGTERM / Ctrl-C; ``state`` (from ``resume_state``) continues a run.
     """
-    optimizer = build_optimizer(model, recipe.optimizer, recipe.lr, recipe.weight_decay)
+    optimizer = build_optimizer(model, recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay)
     warmup = resolve_warmup(recipe.steps, recipe.warmup_steps)
     scheduler = build_scheduler(optimizer, recipe.steps, warmup)
     checkpoint = None
@@ -191,6 +200,7 @@ def fit_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: De
             if (out / LAST).is_file():
                 log(f"{out / LAST} (an earlier run) will be replaced; to continue that run instead, resume it")
             (out / METRICS).unlink(missing_ok=True)  # an earlier run's results, until this one has its own
+        save_config(recipe, out / CONFIG)
         checkpoint = Checkpointing(out / LAST, recipe.checkpoint_every, {"config": asdict(recipe), **(extra or {})},
                                    saved_step=state["step"] if state is not None else None)
     if state is None or state["step"] < recipe.steps:

@@ -37,7 +37,9 @@ ARCHITECTURES = {"fasterrcnn": fasterrcnn, "maskrcnn": maskrcnn}
 
 @dataclass
 class DetectionConfig(DenseRecipe):
-    """Everything a run depends on; saved in the checkpoint so the model can be rebuilt."""
+    """Everything a run depends on; saved in the checkpoint so the model can be rebuilt, and as the
+    run's ``config.yaml``. ``training.config.build_config(config_class=DetectionConfig, ...)`` builds
+    one from a YAML file and ``key=value`` overrides, as ``splitattn train-det`` does."""
 
     annotations: str
     images: str

@@ -8,7 +8,7 @@ import fnmatch
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..layers import NO_ATTENTION, resolve_attention
+from ..layers import NO_ATTENTION, AttentionSpec, resolve_attention
 from .published import PublishedWeights
 from .resnet import ResNet
 
@@ -101,6 +101,11 @@ class ModelEntry:
                     "license": weights.license, "sources": tuple(s.url for s in weights.sources)}
         return cfg
 
+    @property
+    def attention(self) -> AttentionSpec:
+        """The attention spec of the entry's blocks (``NoAttention()`` for a plain ResNet)."""
+        return self.architecture.get("attn", NO_ATTENTION)
+
     def build(self, tag: str | None = None, **overrides: Any) -> ResNet:
         """The network with ``overrides`` of the zoo arguments; ``tag`` picks the pretrained config.
 
@@ -109,7 +114,7 @@ class ModelEntry:
         older name. A field the entry's kind does not have is a TypeError naming the valid ones.
         """
         overrides = dict(overrides)
-        base = self.architecture.get("attn", NO_ATTENTION)
+        base = self.attention
         attn = resolve_attention(overrides.pop("attn", None), base)
         attn = resolve_attention(overrides.pop("attn_args", None), attn)
         model = ResNet(**{**self.architecture, **overrides, "attn": attn})

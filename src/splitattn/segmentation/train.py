@@ -1,10 +1,10 @@
 """Fine-tune DeepLabV3 on image/mask folders or COCO files: the function behind ``splitattn train-seg``.
 
-One process, a fixed number of steps with SGD or AdamW (``dense.loop``), cross-entropy that skips
-ignore pixels (plus 0.5 x the auxiliary head's, as torchvision's recipe), mIoU on the validation
-data at the end, and the weights saved atomically with the config that rebuilds the model: every
-``checkpoint_every`` steps, at the end and when SIGTERM / Ctrl-C stops the run; ``resume=True``
-continues a stopped run exactly.
+One process, a fixed number of steps with SGD or AdamW (``dense.loop``, ``training.optim``),
+cross-entropy that skips ignore pixels (plus 0.5 x the auxiliary head's, as torchvision's recipe),
+mIoU on the validation data at the end, and the weights saved atomically with the config that
+rebuilds the model: every ``checkpoint_every`` steps, at the end and when SIGTERM / Ctrl-C stops
+the run; ``resume=True`` continues a stopped run exactly.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ AUX_WEIGHT = 0.5
 
 @dataclass
 class SegmentationConfig(DenseRecipe):
-    """Everything a run depends on; saved in the checkpoint so the model can be rebuilt.
+    """Everything a run depends on; saved in the checkpoint so the model can be rebuilt, and as the
+    run's ``config.yaml``. ``training.config.build_config(config_class=SegmentationConfig, ...)``
+    builds one from a YAML file and ``key=value`` overrides, as ``splitattn train-seg`` does.
 
     Data: ``images`` with either ``masks`` (a label-mask folder) or ``annotations`` (COCO JSON);
     the same for validation (``val_*``).

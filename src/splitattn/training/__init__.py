@@ -1,11 +1,16 @@
-"""Training and evaluation: the paper's recipe, checkpoints that resume exactly, torchrun support."""
+"""Training and evaluation: the paper's recipe, checkpoints that resume exactly, torchrun support.
+
+The optimiser, schedule, checkpoint writer and config loader here serve the detection and
+segmentation training too (``splitattn.dense``).
+"""
 
 from .config import PRESETS, TrainConfig, build_config, imagenet_recipe
 from .evaluate import evaluate
-from .optim import build_optimizer, build_scheduler, param_groups
+from .optim import OPTIMIZERS, build_optimizer, build_scheduler, param_groups, warmup_cosine
 from .trainer import Trainer, TrainingDiverged, train
 
 __all__ = [
+    "OPTIMIZERS",
     "PRESETS",
     "TrainConfig",
     "Trainer",
@@ -17,4 +22,5 @@ __all__ = [
     "imagenet_recipe",
     "param_groups",
     "train",
+    "warmup_cosine",
 ]

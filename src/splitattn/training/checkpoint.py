@@ -1,13 +1,23 @@
-"""Training checkpoints: everything needed to continue a run exactly, written atomically."""
+"""Training checkpoints: everything needed to continue a run exactly, written atomically.
+
+Classification (``training.trainer``) and detection / segmentation (``dense.loop``) write their
+resumable ``last.pth`` with the one function here, ``save_training_state``: the model, optimiser,
+scheduler and grad-scaler states, where the loop is (classification: ``epoch`` and
+``step_in_epoch``; the dense loop: ``step`` and ``data_position``), every generator's state
+(``rng``) and the caller's extras (``config``, class names, ...), read back with
+``load_checkpoint`` and ``restore_training_state``.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..weights.checkpoint_io import atomic_write, load_checkpoint_file
 
@@ -44,6 +54,50 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     """Write via a temporary file and rename: a crash mid-write leaves the previous file intact."""
     atomic_write(path, lambda tmp: torch.save(state, tmp))
     return path
+
+
+# What every training state holds, whoever wrote it; a caller's position and extras add to these.
+STATE_KEYS = ("model", "optimizer", "scheduler", "scaler", "rng")
+
+
+def training_state(model: nn.Module, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler | None, scaler: torch.amp.GradScaler,
+                   position: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything a training loop needs to continue exactly where it is, as one checkpoint dict.
+
+    ``position`` says where the loop is (e.g. ``{"epoch": 2, "step_in_epoch": 0}`` or
+    ``{"step": 300, "data_position": [1, 12]}``); ``extra`` is what else the file should hold (the
+    config, class names, EMA weights...). Neither may use the ``STATE_KEYS``. The generators'
+    states (``capture_rng``) are taken last, as they are when the file is written.
+    """
+    clash = sorted(set(STATE_KEYS) & (set(position) | set(extra or {})))
+    if clash:
+        raise ValueError(f"a training state's position and extras cannot use its own keys {clash}")
+    return {**(extra or {}), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None, "scaler": scaler.state_dict(),
+            **position, "rng": capture_rng()}
+
+
+def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                        scheduler: torch.optim.lr_scheduler.LRScheduler | None, scaler: torch.amp.GradScaler, *,
+                        position: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Path:
+    """``training_state(...)`` written atomically to ``path`` (``save_checkpoint``); returns ``path``."""
+    return save_checkpoint(training_state(model, optimizer, scheduler, scaler, position, extra), path)
+
+
+def restore_training_state(state: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+                           scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+                           scaler: torch.amp.GradScaler) -> None:
+    """Load a saved training state's weights, optimiser, scheduler and scaler into the live objects.
+
+    The position and generator states are the caller's to use: a loop restores the generators
+    (``restore_rng``) only once it has skipped to where the state was saved.
+    """
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
 
 
 def remove_partial_writes(directory: Path) -> int:

@@ -1,15 +1,20 @@
 """Training configuration: one dataclass, recipe presets, YAML files and ``key=value`` overrides.
 
-Every run prints and saves the config it actually used, so a result can always be reproduced.
+``build_config`` builds this module's ``TrainConfig`` and the detection and segmentation configs
+alike (defaults, YAML file, overrides, with the same type checks and errors), and ``save_config``
+writes any of them as a run's ``config.yaml``. Every run saves the config it actually used, so a
+result can always be reproduced.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -35,12 +40,16 @@ class TrainConfig:
     drop_path_rate: float = 0.0
     drop_block_rate: float = 0.0  # ramped linearly from 0 over training
     zero_init_last: bool = True
+    # Attention fields changed from the zoo entry's, the others kept: attn.radix=4 on the command line,
+    # or attn: {radix: 4} in YAML. A field the entry's attention kind does not have is refused.
+    attn: dict[str, Any] = field(default_factory=dict)
     # optimisation
     epochs: int = 8
     batch_size: int = 64  # per process
     lr: float | None = None  # None: base_lr * global batch / 256
     base_lr: float = 0.1
-    momentum: float = 0.9
+    optimizer: str = "sgd"  # "sgd" (with momentum, the paper's) or "adamw" (which usually wants a lower lr)
+    momentum: float = 0.9  # SGD's
     weight_decay: float = 1e-4
     no_decay_bn_bias: bool = True
     warmup_epochs: float = 1.0
@@ -67,7 +76,6 @@ class TrainConfig:
     progress: bool = True
     log: str = "jsonl"  # "tensorboard": TensorBoard event files too, in RUN_DIR/tensorboard
     max_steps_per_epoch: int | None = None  # for smoke tests
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def scaled_lr(self, world_size: int) -> float:
         """The paper's linear scaling rule: lr = 0.1 x global batch / 256, unless set explicitly."""
@@ -111,67 +119,145 @@ def imagenet_recipe(model: str) -> dict[str, Any]:
     )
 
 
-_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
 PRESETS = {"digits": lambda model: {}, "imagenet": imagenet_recipe}
 
+ConfigT = TypeVar("ConfigT")
 
-def _coerce(name: str, raw: str, current: Any) -> Any:
-    """Parse a command-line ``value`` with YAML, then check it against the field's current type."""
-    value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+
+def _field_kind(annotation: Any) -> tuple[str, bool]:
+    """(base type name, whether None is allowed) of a dataclass field's annotation, e.g. ``int | None``."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None) or str(annotation)
+    text = text.replace("typing.", "").strip()
+    optional = text.startswith("Optional[")
+    if optional:
+        text = text[len("Optional["):-1]
+    parts = [part.strip() for part in text.split("|")]
+    optional = optional or "None" in parts
+    base = next((part for part in parts if part != "None"), "")
+    return base.split("[", 1)[0], optional
+
+
+def _coerce(name: str, raw: Any, annotation: Any) -> Any:
+    """A value for the field ``name``: a command-line string is read as YAML, then checked against
+    the field's annotated type (text fields keep the text as typed)."""
+    kind, optional = _field_kind(annotation)
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            if kind != "str":
+                raise ValueError(f"config {name}: cannot read {raw!r} ({str(error).splitlines()[0]})") from None
+        if kind == "str" and value is not None:
+            return raw  # "0.1", "true", "2024": text for a text field, not a number
     if value is None:
-        if "None" not in _FIELD_TYPES[name]:
+        if not optional:
             raise ValueError(f"config {name} cannot be empty (null)")
         return None
-    if current is None:  # an optional field: take the type its annotation names
-        kind = _FIELD_TYPES[name]
-        current = 0 if kind.startswith("int") else 0.0 if kind.startswith("float") else None
-        if current is None:
-            return value if not kind.startswith("str") else str(value)
-    if isinstance(current, bool) and not isinstance(value, bool):
-        raise ValueError(f"config {name} expects true/false, got {raw!r}")
-    if isinstance(current, (int, float)) and not isinstance(current, bool):
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"config {name} expects true/false, got {raw!r}")
+        return value
+    if kind in ("int", "float"):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ValueError(f"config {name} expects a number, got {raw!r}")
-        return type(current)(value) if isinstance(current, float) or float(value).is_integer() else value
+        if kind == "float":
+            return float(value)
+        if not float(value).is_integer():
+            raise ValueError(f"config {name} expects a whole number, got {raw!r}")
+        return int(value)
+    if kind == "str":
+        if isinstance(value, (bool, list, dict)):
+            raise ValueError(f"config {name} expects text, got {raw!r}")
+        return str(value)
+    if kind == "dict" and not isinstance(value, dict):
+        raise ValueError(f"config {name} expects a mapping of key: value, got {raw!r}")
     return value
+
+
+def _default(config_field: dataclasses.Field) -> Any:
+    if config_field.default_factory is not dataclasses.MISSING:
+        return config_field.default_factory()
+    return {} if config_field.default is dataclasses.MISSING or config_field.default is None else config_field.default
+
+
+def _unknown(key: str, origin: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key.replace("-", "_"), known, n=3, cutoff=0.6)
+    hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+            else f"known options: {', '.join(sorted(known))}")
+    return f"unknown config option {key!r} (from {origin}); {hint}"
+
+
+def _read_yaml(config_file: str | Path) -> dict[str, Any]:
+    path = Path(config_file)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of option: value")
+    return loaded
 
 
 def build_config(
     preset: str | None = None,
     config_file: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> TrainConfig:
-    """Defaults, then the preset, then the YAML file, then explicit overrides (later wins)."""
-    config = TrainConfig()
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    layers: list[tuple[str, dict[str, Any]]] = []
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_class: type[ConfigT] = TrainConfig,
+    defaults: Mapping[str, Any] | None = None,
+) -> ConfigT:
+    """A ``config_class`` instance (``TrainConfig``, ``DetectionConfig``, ``SegmentationConfig``...)
+    from layers, later ones winning: the class's defaults, then ``defaults`` (a command's own, such
+    as its run directory), then the preset (``TrainConfig`` only), then the YAML file, then
+    ``overrides`` (the command line: ``key=value`` strings are read as YAML).
+
+    Every value is checked against its field's type; an unknown option is refused with the
+    closest known names, a required field (one without a default) that no layer gives is named.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_class) if f.init}
     overrides = dict(overrides or {})
+    loaded = _read_yaml(config_file) if config_file is not None else None
+    layers: list[tuple[str, Mapping[str, Any]]] = [("defaults", defaults or {})]
     if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-        layers.append((f"preset {preset}", PRESETS[preset](overrides.get("model", config.model))))
-    if config_file is not None:
-        path = Path(config_file)
-        if not path.is_file():
-            raise ValueError(f"config file {str(path)!r} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config file {str(path)!r} must hold a mapping of option: value")
-        layers.append((str(path), loaded))
+        presets = PRESETS if issubclass(config_class, TrainConfig) else {}
+        if preset not in presets:
+            raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(presets)}")
+        model = overrides.get("model", (loaded or {}).get("model", TrainConfig.model))
+        layers.append((f"preset {preset}", presets[preset](model)))
+    if loaded is not None:
+        layers.append((str(config_file), loaded))
     layers.append(("command line", overrides))
-    for origin, values in layers:
-        for key, value in values.items():
-            name = key.replace("-", "_")
-            if name not in known:
-                raise ValueError(f"unknown config option {key!r} (from {origin}); known options: {sorted(known)}")
-            current = getattr(config, name)
-            setattr(config, name, _coerce(name, value, current))
-    return config
+    values: dict[str, Any] = {}
+    for origin, layer in layers:
+        for key, value in layer.items():
+            name, _, member = str(key).replace("-", "_").partition(".")
+            if name not in fields:
+                raise ValueError(_unknown(str(key), origin, list(fields)))
+            if member:  # attn.radix=4: one entry of a mapping option, the others kept
+                if _field_kind(fields[name].type)[0] != "dict":
+                    raise ValueError(f"config {name} is not a mapping, so {key!r} (from {origin}) has no meaning; "
+                                     f"give {name}=VALUE")
+                try:
+                    entry = yaml.safe_load(value) if isinstance(value, str) else value
+                except yaml.YAMLError as error:
+                    raise ValueError(f"config {key}: cannot read {value!r} ({str(error).splitlines()[0]})") from None
+                values[name] = {**values.get(name, _default(fields[name])), member: entry}
+            else:
+                values[name] = _coerce(name, value, fields[name].type)
+    missing = [name for name, f in fields.items() if name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"missing required config option{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    return config_class(**values)
 
 
-def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+def save_config(config: Any, path: Path) -> None:
+    """A run's resolved config as YAML (``config.yaml``), which ``build_config`` reads back."""
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
 
-def describe(config: TrainConfig) -> str:
-    return json.dumps(config.to_dict(), indent=2)
+def describe(config: Any) -> str:
+    return json.dumps(dataclasses.asdict(config), indent=2)

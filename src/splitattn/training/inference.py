@@ -58,9 +58,10 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
     if len(class_names) != num_classes:
         raise ValueError(f"{checkpoint}: {len(class_names)} class names for a {num_classes}-class classifier")
     cfg = input_cfg(model_name)
-    model = load_state(create_model(model_name, num_classes=num_classes), split_name(model_name)[0], state,
-                       str(checkpoint)).eval()
     trained = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+    attn = trained.get("attn") or None  # the attention fields the run changed (attn.radix=4), if any
+    model = load_state(create_model(model_name, num_classes=num_classes, attn=attn), split_name(model_name)[0],
+                       state, str(checkpoint)).eval()
     return _finish(model, model_name, class_names, trained,
                    image_size or trained.get("image_size") or cfg.input_size[-1],
                    crop_pct or trained.get("crop_pct") or cfg.crop_pct,

@@ -23,21 +23,22 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from ..data import ImageFolderDataset, batch_mix, collate_skipping, eval_transform, prepare_digits, train_transform
 from ..factory import create_model
 from ..interface import option, switch
-from ..layers import set_drop_block_progress
-from ..models.registry import input_cfg
+from ..layers import resolve_attention, set_drop_block_progress
+from ..models.registry import get_model_entry, input_cfg
 from .checkpoint import (
     BEST,
     LAST,
-    capture_rng,
     load_checkpoint,
     remove_partial_writes,
     restore_rng,
+    restore_training_state,
     save_checkpoint,
+    save_training_state,
 )
 from .config import TrainConfig, describe, save_config
 from .evaluate import evaluate
 from .metrics import append_jsonl, plot_curves, read_jsonl, topk_correct
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, check_optimizer
 from .runtime import (
     Runtime,
     StopSignals,
@@ -59,6 +60,14 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+def check_attention(model_name: str, attn: dict[str, Any]) -> None:
+    """A ValueError naming the option when ``attn`` changes a field that ``model_name``'s attention lacks."""
+    try:
+        resolve_attention(attn or None, get_model_entry(model_name).attention)
+    except TypeError as error:
+        raise ValueError(f"attn ({model_name}'s attention fields to change): {error}") from None
+
+
 def _epoch_seed(config: TrainConfig, epoch: int, rank: int) -> int:
     return config.seed * 100_003 + epoch * 1_009 + rank
 
@@ -71,11 +80,14 @@ class Trainer:
         self.stop_signals = StopSignals(self.log)
         self.wants_tensorboard = check_log(config.log)  # refused before any work when tensorboard is missing
         self.tensorboard: TensorBoardLog | None = None
+        check_optimizer(config.optimizer)  # refused before the data are read, as is a wrong attention field
+        check_attention(config.model, config.attn)
         seed_everything(config.seed + runtime.rank, config.deterministic)
         self._build_data()
         self._build_model()
-        self.optimizer = build_optimizer(self.model, config.scaled_lr(runtime.world_size), config.momentum,
-                                         config.weight_decay, config.no_decay_bn_bias)
+        self.optimizer = build_optimizer(self.model, config.optimizer, lr=config.scaled_lr(runtime.world_size),
+                                         weight_decay=config.weight_decay, momentum=config.momentum,
+                                         no_decay_bn_bias=config.no_decay_bn_bias)
         self.scheduler = build_scheduler(self.optimizer, config.epochs, self.steps_per_epoch,
                                          config.warmup_epochs, config.min_lr)
         self.scaler = grad_scaler(runtime.device, config.amp)
@@ -139,7 +151,8 @@ class Trainer:
         config, device = self.config, self.runtime.device
         model = create_model(config.model, pretrained=config.pretrained or False, num_classes=len(self.class_names),
                              drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate,
-                             drop_block_rate=config.drop_block_rate, zero_init_last=config.zero_init_last)
+                             drop_block_rate=config.drop_block_rate, zero_init_last=config.zero_init_last,
+                             attn=config.attn or None)
         if config.grad_checkpointing:
             model.set_grad_checkpointing(True)
         if config.sync_bn:
@@ -163,32 +176,26 @@ class Trainer:
         state = load_checkpoint(path)
         if state.get("model_name") != self.config.model:
             raise ValueError(f"{path} was trained as {state.get('model_name')!r}, not {self.config.model!r}")
-        self.model.load_state_dict(state["model"])
+        restore_training_state(state, self.model, self.optimizer, self.scheduler, self.scaler)
         if self.ema is not None and "model_ema" in state:
             self.ema.load_state_dict(state["model_ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.resume_step = state["epoch"], state["step_in_epoch"]
         self.best_top1 = state.get("best_top1", -1.0)
         self.resume_rng = state["rng"] if self.resume_step else None
         self.log(f"resume: {path} at epoch {self.start_epoch + 1}, step {self.resume_step}")
 
     # ------------------------------------------------------------------------------ checkpoints
-    def _state(self, epoch: int, step_in_epoch: int) -> dict[str, Any]:
-        state = {
-            "model_name": self.config.model, "model": self.model.state_dict(), "class_names": self.class_names,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
-            "best_top1": self.best_top1, "rng": capture_rng(), "config": self.config.to_dict(),
-        }
-        if self.ema is not None:
-            state["model_ema"] = self.ema.state_dict()
-        return state
-
     def _save(self, epoch: int, step_in_epoch: int) -> None:
-        if self.runtime.is_main:
-            save_checkpoint(self._state(epoch, step_in_epoch), self.output / LAST)
+        """``last.pth``: the shared training state (``save_training_state``) at this epoch and step,
+        with the model's name, class names, best top-1, config and EMA weights beside it."""
+        if not self.runtime.is_main:
+            return
+        extra = {"model_name": self.config.model, "class_names": self.class_names, "best_top1": self.best_top1,
+                 "config": self.config.to_dict()}
+        if self.ema is not None:
+            extra["model_ema"] = self.ema.state_dict()
+        save_training_state(self.output / LAST, self.model, self.optimizer, self.scheduler, self.scaler,
+                            position={"epoch": epoch, "step_in_epoch": step_in_epoch}, extra=extra)
 
     # ----------------------------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
