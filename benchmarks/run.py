@@ -35,11 +35,62 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="add torch.compile (inductor) candidates; slow")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads for torch and onnxruntime (default: torch's, one per core)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("inference", "training", "scaling"))
+    parser.add_argument("--skip", nargs="*", default=[], choices=("inference", "training", "scaling", "precision"))
+    parser.add_argument("--accuracy", metavar="CHECKPOINT", default="runs/train/best.pth",
+                        help="a digits model of `splitattn train` to evaluate in float32, bfloat16 and int8 "
+                             "(default: runs/train/best.pth, the README's; the section is left out if missing)")
+    parser.add_argument("--engines", nargs="*", default=["onnx", "onnx+int8", "openvino", "openvino+int8"],
+                        help="engine peers of the inference table (default: onnxruntime and OpenVINO, float32 "
+                             "and int8); those whose package is missing are left out with a note")
     parser.add_argument("--out", default=None,
                         help="output prefix, .json and .md are added (default: runs/bench/results-<time>; "
                              "benchmarks/results replaces the committed results)")
     return parser.parse_args()
+
+
+def available_engines(engines: list[str]) -> list[str]:
+    """The requested engine peers whose packages are installed (the others are named and left out)."""
+    import importlib.util
+
+    needs = {"onnx": "onnxruntime", "openvino": "openvino"}
+    kept = []
+    for engine in engines:
+        package = needs[engine.partition("+")[0]]
+        if importlib.util.find_spec(package) is None or (engine == "openvino+int8" and
+                                                         importlib.util.find_spec("nncf") is None):
+            print(f"left out {engine}: pip install 'splitattn[export,openvino]'", flush=True)
+        else:
+            kept.append(engine)
+    return kept
+
+
+def precision_rows(checkpoint: Path, quick: bool) -> list[dict]:
+    """The digits model in float32, bfloat16 and int8 on the digits validation images (top-1 and
+    agreement with float32), calibrated on training images; [] when the checkpoint is missing."""
+    if not checkpoint.is_file():
+        print(f"left out the precision table: no {checkpoint} (train one with `splitattn train`)", flush=True)
+        return []
+    from torch.utils.data import DataLoader
+
+    from splitattn.cli.calibration import calibration_batches
+    from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform
+    from splitattn.data.digits import default_root
+    from splitattn.deploy import deploy
+    from splitattn.quantize import quantize
+    from splitattn.training.agreement import compare_precisions
+    from splitattn.training.inference import load_trained
+
+    trained = load_trained(checkpoint)
+    model, root = trained.model, default_root()
+    transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct, trained.interpolation)
+    loader = DataLoader(ImageFolderDataset(root / "val", transform, class_names=trained.class_names), 64,
+                        collate_fn=collate_skipping)
+    calibration = calibration_batches(root / "train", model, count=64 if quick else 256, batch_size=32)
+    models = {"float32": deploy(model), "bfloat16": deploy(model, dtype=torch.bfloat16),
+              "int8": quantize(model, calibration),
+              "int8 (attention MLPs int8 too)": quantize(model, calibration, keep_float="none")}
+    return [{"model": trained.model_name, "checkpoint": str(checkpoint), "precision": r.label, "top1": r.top1,
+             "agreement": r.agreement, "images": r.images} for r in compare_precisions(models, loader)]
 
 
 def main() -> None:
@@ -49,8 +100,9 @@ def main() -> None:
     size = 64 if args.quick else 224
     repeats, train_repeats = (1, 1) if args.quick else (args.repeats, args.train_repeats)
     roof, probes = roof_rate(torch.device("cpu"), repeats=10)
-    variants = ("eager", "deploy", "deploy+jit", *(("deploy+compile",) if args.compile else ()), "onnx")
-    sections: dict[str, list] = {"inference": [], "training": [], "scaling": []}
+    variants = ("eager", "deploy", "deploy+jit", *(("deploy+compile",) if args.compile else ()), "deploy+bf16", "int8",
+                *available_engines(args.engines))
+    sections: dict[str, list] = {"inference": [], "training": [], "scaling": [], "precision": []}
     start = time.perf_counter()
     if "inference" not in args.skip:
         for name in INFERENCE_MODELS:
@@ -66,6 +118,8 @@ def main() -> None:
             sections["training"] += run_config(config, "training", train_variants, warmup=1,
                                                repeats=train_repeats, roof_flops=roof)
             print(markdown_table(sections["training"][-len(train_variants) - 3:]), flush=True)
+    if "precision" not in args.skip:
+        sections["precision"] = precision_rows(Path(args.accuracy), quick=args.quick)
     if "scaling" not in args.skip:
         grid = [("resnest50d", r) for r in SCALING_RESOLUTIONS] + [(d, 224) for d in SCALING_DEPTHS]
         for name, resolution in grid[:2] if args.quick else grid:
@@ -75,13 +129,14 @@ def main() -> None:
     env = environment(roof, probes) | {"seconds": round(time.perf_counter() - start), "quick": args.quick}
     out = Path(args.out or f"runs/bench/results-{time.strftime('%Y%m%d-%H%M%S')}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    json_rows = {key: [row.as_dict() for row in rows] for key, rows in sections.items()}
+    json_rows = {key: [row if isinstance(row, dict) else row.as_dict() for row in rows]
+                 for key, rows in sections.items()}
     out.with_suffix(".json").write_text(json.dumps({"environment": env, **json_rows}, indent=2) + "\n")
     lines = [f"torch {env['torch']}, {env['threads']} threads, {env['processor'] or env['machine']}, "
              f"fp32 roof {roof_text(env)}, {env['seconds']} s", "", summary({"environment": env, **json_rows}), "",
              "## All rows"]
     for key, rows in sections.items():
-        if rows:
+        if rows and key != "precision":
             lines += ["", f"### {key}", "", markdown_table(rows)]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-INFERENCE_COLUMNS = ("ours eager", "ours deploy", "ours deploy+compile", "ours deploy+jit", "onnx", "official")
+INFERENCE_COLUMNS = ("ours eager", "ours deploy", "ours deploy+compile", "ours deploy+jit", "onnx", "openvino",
+                     "official")
+# Reduced precision, ours and the engines', in a table of its own (each against timm float32 too).
+PRECISION_COLUMNS = ("ours deploy", "onnx", "openvino", "ours deploy+bf16", "ours int8", "onnx+int8", "openvino+int8")
 TRAINING_COLUMNS = ("ours train", "ours train+channels_last", "ours train+ckpt_stage", "ours train+ckpt_block",
                     "official")
 
@@ -54,6 +57,28 @@ def inference_table(rows: Sequence[dict], env: dict) -> str:
     return "\n".join(lines)
 
 
+def reduced_precision_table(rows: Sequence[dict]) -> str:
+    """Ours in float32, bfloat16 and int8 beside the engines, x timm float32 eager; roofs per precision."""
+    head = ["model", "batch", *PRECISION_COLUMNS, "roof of bf16", "roof of int8"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (model, batch), group in _groups(rows).items():
+        cells = [model, str(batch)] + [_ratio(group.get(label), "speedup_vs_timm") for label in PRECISION_COLUMNS]
+        for label in ("ours deploy+bf16", "ours int8"):
+            row = group.get(label)
+            cells.append("-" if row is None or row.get("roof_fraction") is None else
+                         f"{row['roof_fraction']:.0%} of {row['roof_gflops']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def accuracy_table(rows: Sequence[dict]) -> str:
+    lines = ["| model | precision | top-1 | top-1 agreement with float32 | images |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['precision']} | {row['top1']:.2f}% | {row['agreement']:.2f}% | "
+                     f"{row['images']} |")
+    return "\n".join(lines)
+
+
 def training_table(rows: Sequence[dict]) -> str:
     head = ["model", "timm img/s", "timm peak MiB", "timm channels-last", *TRAINING_COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -83,6 +108,12 @@ def summary(results: dict) -> str:
     if results.get("inference"):
         parts += ["Inference (each cell: x timm / x the faster timm layout):", "",
                   inference_table(results["inference"], env)]
+    if results.get("inference"):
+        parts += ["", "Reduced precision (images/s x timm float32 eager; the roofs in GFLOP/s of each precision):",
+                  "", reduced_precision_table(results["inference"])]
+    if results.get("precision"):
+        parts += ["", "Accuracy of reduced precision (digits validation images):", "",
+                  accuracy_table(results["precision"])]
     if results.get("training"):
         parts += ["", "Training step (x timm / x the faster timm layout, and peak memory x timm):", "",
                   training_table(results["training"])]

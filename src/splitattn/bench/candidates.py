@@ -20,7 +20,10 @@ from ..factory import create_model
 from .references import reference_builders
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-INFERENCE_VARIANTS = ("eager", "deploy", "deploy+jit", "deploy+compile", "onnx")
+# Ours in each mode and precision, then the engines people deploy with, on the same weights.
+INFERENCE_VARIANTS = ("eager", "deploy", "deploy+jit", "deploy+compile", "deploy+bf16", "int8", "onnx", "onnx+int8",
+                      "openvino", "openvino+int8")
+CALIBRATION_BATCHES = 4  # of the benchmark's batch size (random images: the ranges matter, not the accuracy)
 TRAINING_VARIANTS = ("train", "train+channels_last", "train+ckpt_stage", "train+ckpt_block")
 
 
@@ -32,6 +35,7 @@ class Candidate:
     fn: Callable[[], object]
     model: nn.Module | None = None
     observable_memory: bool = True  # False where allocations happen outside PyTorch's dispatcher
+    precision: str = "float32"  # what its arithmetic runs in: its roof is that precision's
 
 
 @dataclass(frozen=True)
@@ -79,17 +83,51 @@ def _forward(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     return run
 
 
-def _onnx_candidate(model: nn.Module, config: BenchConfig, x: torch.Tensor, workdir: Path) -> Candidate:
-    from ..export import export_model
-    from ..export.onnx import onnx_session, run_onnx
+def _engine_candidate(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor,
+                      workdir: Path) -> Candidate:
+    """onnxruntime or OpenVINO running our network, exported from the same weights (float32 CPU input).
 
-    if config.device != "cpu" or config.dtype != "float32":
-        raise ValueError("the ONNX candidate runs onnxruntime on CPU in float32 only")
-    path, _ = export_model(model.float().cpu(), workdir / f"{config.model}.onnx", "onnx", tuple(x.shape[1:]),
-                           check=False, exporter="legacy")
-    session = onnx_session(path)
+    ``onnx`` and ``openvino`` are float32 files (OpenVINO compiled with its default precision for
+    this CPU: bfloat16 where the CPU has it natively); ``+int8`` are their post-training
+    quantized versions (QDQ for onnxruntime, NNCF for OpenVINO), calibrated as ours is.
+    """
+    from ..export import export_model
+
+    _float32_cpu_only(config, variant)
+    engine, _, precision = variant.partition("+")
+    precision = precision or "fp32"
+    suffix = {"onnx": ".onnx", "openvino": ".xml"}[engine]
+    path = workdir / f"{config.model}-b{config.batch_size}-{precision}{suffix}"
+    calibration = _calibration(config) if precision == "int8" else None
+    path, _ = export_model(model.float().cpu(), path, engine, tuple(x.shape[1:]), check=False,
+                           exporter="legacy" if engine == "onnx" else "dynamo", precision=precision,
+                           calibration=calibration)
     contiguous = x.contiguous()
-    return Candidate("onnx", lambda: run_onnx(session, contiguous), None, observable_memory=False)
+    if engine == "onnx":
+        from ..export.onnx import onnx_session, run_onnx
+
+        session = onnx_session(path)
+        return Candidate(variant, lambda: run_onnx(session, contiguous), None, observable_memory=False,
+                         precision="int8" if precision == "int8" else "float32")
+    from ..deploy.cpu_features import native_bfloat16
+    from ..export.openvino import openvino_runner
+
+    # OpenVINO's default on a CPU with native bf16 is bf16 inference; asked for explicitly, so the
+    # row says which it was. int8 files run their remaining float ops in float32.
+    hint = precision if precision == "int8" else "bf16" if native_bfloat16() else "fp32"
+    run, ran_at = openvino_runner(path, hint)
+    return Candidate(variant, lambda: run(contiguous), None, observable_memory=False,
+                     precision={"fp32": "float32", "bf16": "bfloat16"}.get(ran_at, ran_at))
+
+
+def _float32_cpu_only(config: BenchConfig, variant: str) -> None:
+    if config.device != "cpu" or config.dtype != "float32":
+        raise ValueError(f"the {variant!r} candidate starts from the float32 CPU model (it sets its own precision); "
+                         f"run it with dtype float32 on cpu, not {config.dtype} on {config.device}")
+
+
+def _calibration(config: BenchConfig) -> list[torch.Tensor]:
+    return [config.example(seed=1 + i) for i in range(CALIBRATION_BATCHES)]
 
 
 def inference_candidates(
@@ -107,16 +145,27 @@ def inference_candidates(
             ours = _prepare(create_model(config.model).eval(), config)
             ours.load_state_dict(model.state_dict())
             candidates.append(Candidate("ours eager", _forward(ours, x), ours))
-        elif variant.startswith("deploy"):
+        elif variant in ("deploy", "deploy+jit", "deploy+compile"):
             compile_mode = {"deploy": None, "deploy+jit": "jit", "deploy+compile": "inductor"}[variant]
             base = _prepare(create_model(config.model).eval(), config)
             base.load_state_dict(model.state_dict())
             deployed = deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode)
             observable = compile_mode is None or torch.device(config.device).type == "cuda"
             candidates.append(Candidate(f"ours {variant}", _forward(deployed, x), deployed, observable))
-        elif variant == "onnx":
+        elif variant == "deploy+bf16":
+            _float32_cpu_only(config, variant)
+            deployed = deploy(model, batch_size=config.batch_size, example_input=x, dtype=torch.bfloat16)
+            candidates.append(Candidate(f"ours {variant}", _forward(deployed, x), deployed, precision="bfloat16"))
+        elif variant == "int8":
+            _float32_cpu_only(config, variant)
+            from ..quantize import quantize
+
+            quantized = quantize(model, _calibration(config))
+            candidates.append(Candidate("ours int8", _forward(quantized, x), quantized, observable_memory=False,
+                                        precision="int8"))
+        else:
             workdir = workdir or Path(tempfile.mkdtemp(prefix="splitattn-bench-"))
-            candidates.append(_onnx_candidate(model, config, x, workdir))
+            candidates.append(_engine_candidate(variant, model, config, x, workdir))
     if references:
         candidates += _reference_candidates(config, model.state_dict(), train=False, x=x)
     return candidates

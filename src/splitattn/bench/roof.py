@@ -7,6 +7,11 @@ CPUs they differ by 2x: PyTorch's matrix product goes through a BLAS library who
 use every vector unit the CPU has (MKL on AMD processors, for one), while the convolutions run
 oneDNN's own JIT kernels. With the matrix product alone as the roof, convolutional models come out
 "above 100%", which says nothing; against the faster probe the fraction means what it should.
+
+Reduced precision has its own roofs, measured the same way: the 3 x 3 convolution (and matrix
+product) in bfloat16, and in int8 (the convolution quantized by ``splitattn.quantize`` and
+compiled to oneDNN's int8 kernel, VNNI where the CPU has it). A bfloat16 or int8 model is reported
+against the roof of its own arithmetic, so "50% of roof" means the same thing in every row.
 """
 
 from __future__ import annotations
@@ -44,9 +49,38 @@ def conv_probe(
     return run, 2 * batch * channels * channels * 9 * size * size
 
 
-def roof_probes(device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, Probe]:
-    """The dense probes whose best rate is the roof: ``{"matmul": ..., "conv3x3": ...}``."""
-    return {"matmul": matmul_probe(device, dtype), "conv3x3": conv_probe(device, dtype)}
+def int8_conv_probe(channels: int = 256, size: int = 56, batch: int = 8) -> Probe:
+    """The 3 x 3 convolution of ``conv_probe`` in int8 (static, per-channel weights), compiled for oneDNN."""
+    from ..quantize import quantize
+
+    conv = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.ReLU()).eval()
+    x = torch.randn(batch, channels, size, size).relu()
+    quantized = quantize(conv, [x])
+
+    def run() -> object:
+        with torch.inference_mode():
+            return quantized(x)
+
+    return run, 2 * batch * channels * channels * 9 * size * size
+
+
+PRECISIONS = ("float32", "bfloat16", "int8")
+
+
+def roof_probes(device: torch.device, dtype: torch.dtype = torch.float32, precision: str | None = None
+                ) -> dict[str, Probe]:
+    """The dense probes whose best rate is the roof: ``{"matmul": ..., "conv3x3": ...}`` in ``dtype``,
+    or for ``precision`` (``"bfloat16"``; ``"int8"``: the int8 convolution, CPU only)."""
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ValueError("the int8 roof probe runs oneDNN's CPU kernels; its device must be cpu")
+        return {"conv3x3 int8": int8_conv_probe()}
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        dtype = getattr(torch, precision)
+    suffix = "" if dtype == torch.float32 else f" {str(dtype).removeprefix('torch.')}"
+    return {"matmul" + suffix: matmul_probe(device, dtype), "conv3x3" + suffix: conv_probe(device, dtype)}
 
 
 def roof_rate(

@@ -48,8 +48,9 @@ class BenchRow:
     peak_mem_mb: float | None
     mem_vs_timm: float | None
     gflops_per_image: float
-    roof_fraction: float | None
+    roof_fraction: float | None  # against the roof of its own precision
     roof_gflops: float | None = None
+    precision: str = "float32"  # what the candidate computes in: float32, bfloat16 or int8
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -90,13 +91,21 @@ def run_config(
     device = torch.device(config.device)
     candidates = _candidates(config, mode, variants, references)
     fns = {c.label: c.fn for c in candidates}
-    probes = roof_probes(device, config.torch_dtype) if roof_flops else {}
-    # The roof probes run in the same rounds as the models, so they see the same machine load;
-    # the best of the up-front and interleaved measurements is the roof.
-    fns |= {ROOF_PREFIX + name: fn for name, (fn, _) in probes.items()}
+    # Each precision among the candidates gets its roof; the config's own dtype is the base one.
+    # The probes run in the same rounds as the models, so they see the same machine load; the
+    # best of the up-front (``roof_flops``, the base precision) and interleaved measurements wins.
+    own = config.dtype  # "float32" candidates compute in the config's dtype (eager bf16 runs, say)
+    precision_of = {c.label: c.precision if c.precision != "float32" else own for c in candidates}
+    probes = {precision: roof_probes(device, config.torch_dtype if precision == own else torch.float32,
+                                     None if precision == own else precision)
+              for precision in sorted(set(precision_of.values()))} if roof_flops else {}
+    for group in probes.values():
+        fns |= {ROOF_PREFIX + name: fn for name, (fn, _) in group.items()}
     times = interleaved_times(fns, device, warmup, repeats)
-    for name, (_, work) in probes.items():
-        roof_flops = max(roof_flops, work / min(times.pop(ROOF_PREFIX + name)))
+    roofs = {precision: roof_flops if precision == own else 0.0 for precision in probes}
+    for precision, group in probes.items():
+        for name, (_, work) in group.items():
+            roofs[precision] = max(roofs[precision], work / min(times.pop(ROOF_PREFIX + name)))
     peaks = {c.label: _peak_mb(c, device) for c in candidates} if memory else {}
     flop_model = create_model(config.model).to(device, config.torch_dtype).train(mode == "training")
     flops = count_flops(flop_model, config.example(), backward=mode == "training")
@@ -107,6 +116,7 @@ def run_config(
     for label, summary in summaries.items():
         peak = peaks.get(label)
         rate = flops / (summary.median_ms / 1e3)
+        roof = roofs.get(precision_of[label])
         rows.append(BenchRow(
             model=config.model, mode=mode, candidate=label, batch_size=config.batch_size,
             img_size=config.img_size, dtype=config.dtype, channels_last=config.channels_last,
@@ -117,8 +127,9 @@ def run_config(
             peak_mem_mb=peak,
             mem_vs_timm=peak / peaks[BASELINE] if peak is not None and peaks.get(BASELINE) else None,
             gflops_per_image=flops / config.batch_size / 1e9,
-            roof_fraction=rate / roof_flops if roof_flops else None,
-            roof_gflops=roof_flops / 1e9 if roof_flops else None,
+            roof_fraction=rate / roof if roof else None,
+            roof_gflops=roof / 1e9 if roof else None,
+            precision=precision_of[label],
         ))
     return rows
 

@@ -36,6 +36,10 @@ def onednn_unavailable_reason(device: torch.device, dtype: torch.dtype) -> str |
         return "this PyTorch build has no oneDNN (torch.backends.mkldnn.is_available() is False)"
     if not hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
         return "this PyTorch build lacks torch.ops.mkldnn._convolution_pointwise"
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        # oneDNN packs bfloat16 weights only for CPUs with native bf16 arithmetic (AVX-512 BW/VL/DQ,
+        # AVX-NE-CONVERT or AMX); elsewhere bf16 convs run as standard, unpacked kernels.
+        return "this CPU has no native bfloat16 support in oneDNN (it needs AVX-512 or AVX-NE-CONVERT)"
     return None
 
 

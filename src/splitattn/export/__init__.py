@@ -1,33 +1,193 @@
-"""Export to ONNX (checked with onnxruntime) and TorchScript, both with a dynamic batch size.
+"""Export to ONNX (checked with onnxruntime), TorchScript and OpenVINO IR, all with a dynamic batch size.
 
 The deploy-mode model (BatchNorm folded, training-only modules removed) is what gets exported;
 each file is checked against the eval-mode PyTorch model at two batch sizes.
+
+Precisions (``precision=``): ``fp32`` everywhere; ``bf16`` for OpenVINO only, an f32 IR meant to
+be compiled with ``INFERENCE_PRECISION_HINT="bf16"`` (see :mod:`.openvino`); ``int8`` for ONNX
+(QDQ, :mod:`.onnx_int8`) and OpenVINO (NNCF), post-training quantized on calibration images.
+Each precision is checked against its own tolerance (fp32 1e-4 relative), and the check also
+counts how often the file's top-1 class agrees with PyTorch's fp32 one.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..deploy import deploy
+from .compare import worst_relative_error
 from .onnx import EXPORTERS, check_onnx, export_onnx, onnx_session, run_onnx
+from .onnx_int8 import INT8_TOLERANCE, check_onnx_int8, export_onnx_int8, quantize_onnx
+from .openvino import TOLERANCES as OPENVINO_TOLERANCES
+from .openvino import check_openvino, export_openvino, openvino_runner
 from .torchscript import check_torchscript, export_torchscript
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "openvino")
+PRECISIONS = ("fp32", "bf16", "int8")
+# The precisions each format can be written in (bf16 is an OpenVINO compile-time setting, see .openvino).
+FORMAT_PRECISIONS = {"onnx": ("fp32", "int8"), "torchscript": ("fp32",), "openvino": PRECISIONS}
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "openvino": ".xml"}
+FP32_TOLERANCE = 1e-4
+# Check batches cut from calibration images: sizes 1 and 3 first (as with random inputs), then the rest.
+CHECK_BATCH = 8
 
 __all__ = [
     "EXPORTERS",
     "FORMATS",
+    "FORMAT_PRECISIONS",
+    "PRECISIONS",
+    "SUFFIXES",
+    "ExportCheck",
     "check_onnx",
+    "check_onnx_int8",
+    "check_openvino",
     "check_torchscript",
+    "export_checked",
     "export_model",
     "export_onnx",
+    "export_onnx_int8",
+    "export_openvino",
     "export_torchscript",
     "onnx_session",
+    "quantize_onnx",
     "run_onnx",
+    "tolerance_for",
 ]
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """What running the exported file next to the eval-mode PyTorch model found.
+
+    ``error`` alone says little for int8, where a few per cent is normal: ``top1_agreement`` (the
+    fraction of ``images`` whose arg-max class is PyTorch fp32's) says whether that error changes
+    answers. ``ran_at`` is the precision the engine really computed in, which for OpenVINO bf16 on a
+    CPU without bf16 instructions is fp32.
+    """
+
+    error: float
+    tolerance: float
+    top1_agreement: float
+    images: int
+    batch_sizes: tuple[int, ...]
+    ran_at: str
+
+
+def tolerance_for(fmt: str, precision: str) -> float:
+    """The largest relative error the check of ``fmt`` in ``precision`` accepts."""
+    if precision == "fp32":
+        return FP32_TOLERANCE
+    return OPENVINO_TOLERANCES[precision] if fmt == "openvino" else INT8_TOLERANCE
+
+
+class _Recording(nn.Module):
+    """``model``, keeping its outputs, so that the agreement count reuses the error check's forward passes."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.outputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.outputs.append(self.model(x))
+        return self.outputs[-1]
+
+
+def _check(run: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, inputs: list[torch.Tensor],
+           tolerance: float, label: str, ran_at: str) -> ExportCheck:
+    reference, got = _Recording(model), []
+
+    def recording_run(x: torch.Tensor) -> torch.Tensor:
+        got.append(run(x))
+        return got[-1]
+
+    error = worst_relative_error(recording_run, reference, inputs, tolerance, label)
+    expected, actual = torch.cat(reference.outputs), torch.cat(got)
+    agreement = (expected.argmax(1) == actual.argmax(1)).float().mean().item()
+    return ExportCheck(error, tolerance, agreement, len(expected), tuple(len(x) for x in inputs), ran_at)
+
+
+def _validate(fmt: str, precision: str, calibration: object) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in FORMAT_PRECISIONS[fmt]:
+        supported = ", ".join(f"{f}: {'/'.join(p)}" for f, p in FORMAT_PRECISIONS.items())
+        raise ValueError(f"{fmt} cannot be exported in {precision} (supported: {supported})")
+    if precision == "int8" and calibration is None:
+        raise ValueError("int8 needs calibration images: quantization ranges come from real inputs")
+    if precision == "fp32" and calibration is not None:
+        raise ValueError("calibration images are for int8 (and bf16's check); fp32 takes none")
+
+
+def _check_inputs(calibration: list[torch.Tensor] | None, input_size: tuple[int, int, int],
+                  generator: torch.Generator) -> list[torch.Tensor]:
+    """Batches of 1 and 3 (so a batch dimension frozen by mistake fails), then the rest of the images."""
+    if calibration is None:
+        return [torch.randn(n, *input_size, generator=generator) for n in (1, 3)]
+    images = torch.cat([b.detach().cpu().float() for b in calibration])
+    if tuple(images.shape[1:]) != tuple(input_size):
+        raise ValueError(f"calibration images are {tuple(images.shape[1:])}, the export's input is {tuple(input_size)}")
+    head = [images[:1], images[1:4]]
+    return [b for b in head + list(images[4:].split(CHECK_BATCH)) if len(b)]
+
+
+def export_checked(
+    model: nn.Module,
+    path: str | Path,
+    fmt: str,
+    input_size: tuple[int, int, int],
+    check: bool = True,
+    exporter: str = "dynamo",
+    precision: str = "fp32",
+    calibration: Iterable[torch.Tensor] | None = None,
+) -> tuple[Path, ExportCheck | None]:
+    """Export ``model`` in deploy mode to ``path`` as ``fmt`` in ``precision``; returns (path, check or None).
+
+    ``calibration``: normalised float batches (N, C, H, W) at ``input_size``, needed for int8
+    (they set the quantization ranges) and optional for bf16. When given, the check runs on
+    them rather than on random inputs: reduced precision errs differently on noise than on images.
+    """
+    _validate(fmt, precision, calibration)
+    if len(input_size) != 3 or min(input_size) < 1:
+        raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
+    batches = None if calibration is None else list(calibration)
+    if batches is not None and not batches:
+        raise ValueError("calibration got no batches")
+    model = model.eval()
+    deployed = deploy(model, memory_format="contiguous", fuse="none")  # exporters trace standard convs
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn(2, *input_size, generator=generator)
+    inputs = _check_inputs(batches, input_size, generator)  # checks the calibration's shape before exporting
+    if fmt == "openvino":
+        path = export_openvino(deployed, path, example, precision, batches if precision == "int8" else None)
+    elif fmt == "onnx" and precision == "int8":
+        path = export_onnx_int8(deployed, path, example, batches, exporter=exporter)
+    elif fmt == "onnx":
+        path = export_onnx(deployed, path, example, exporter=exporter)
+    else:
+        path = export_torchscript(deployed, path, example)
+    if not check:
+        return path, None
+    label = {"onnx": "ONNX", "torchscript": "TorchScript", "openvino": "OpenVINO"}[fmt]
+    label = label if precision == "fp32" else f"{label} {precision}"
+    if fmt == "openvino":
+        run, ran_at = openvino_runner(path, precision)
+    elif fmt == "onnx":
+        session = onnx_session(path)
+        run, ran_at = (lambda x: run_onnx(session, x)), precision
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript's deprecation notice
+            run, ran_at = torch.jit.load(str(path)), precision
+    return path, _check(run, model, inputs, tolerance_for(fmt, precision), label, ran_at)
 
 
 def export_model(
@@ -37,26 +197,14 @@ def export_model(
     input_size: tuple[int, int, int],
     check: bool = True,
     exporter: str = "dynamo",
+    precision: str = "fp32",
+    calibration: Iterable[torch.Tensor] | None = None,
 ) -> tuple[Path, float | None]:
     """Export ``model`` in deploy mode to ``path`` as ``fmt``; returns (path, worst relative error or None).
 
     The check runs the file at batch sizes 1 and 3 (the export itself traces batch 2), so a batch
-    dimension frozen by mistake fails here rather than in production.
+    dimension frozen by mistake fails here rather than in production. :func:`export_checked` does
+    the same and also returns the top-1 agreement.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if len(input_size) != 3 or min(input_size) < 1:
-        raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
-    model = model.eval()
-    deployed = deploy(model, memory_format="contiguous", fuse="none")  # exporters trace standard convs
-    generator = torch.Generator().manual_seed(0)
-    example = torch.randn(2, *input_size, generator=generator)
-    if fmt == "onnx":
-        path = export_onnx(deployed, path, example, exporter=exporter)
-    else:
-        path = export_torchscript(deployed, path, example)
-    if not check:
-        return path, None
-    inputs = [torch.randn(n, *input_size, generator=generator) for n in (1, 3)]
-    checker = check_onnx if fmt == "onnx" else check_torchscript
-    return path, checker(path, model, inputs)
+    path, result = export_checked(model, path, fmt, input_size, check, exporter, precision, calibration)
+    return path, None if result is None else result.error

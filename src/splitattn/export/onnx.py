@@ -6,7 +6,6 @@ imported only when used.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from pathlib import Path
 
@@ -15,17 +14,13 @@ import torch
 from torch import nn
 
 from .compare import worst_relative_error
+from .optional import require
 
 EXPORTERS = ("dynamo", "legacy")
 
 
 def _require(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise RuntimeError(
-            f"ONNX export needs the optional package {module.split('.')[0]!r}: pip install 'splitattn[export]'"
-        ) from error
+    return require(module, "ONNX export", "export")
 
 
 def export_onnx(

@@ -57,10 +57,15 @@ class AttentionLayer(nn.Module):
     - :meth:`observe`: hooks that hand each forward's attention weights to ``record`` as
       ``(B, choices, groups, C / groups)``, leaving the forward unchanged;
     - :meth:`describe_step` / :meth:`describe_child`: the paper's words for the steps and
-      submodules that the layer summary (``splitattn summary --depth 4``) shows.
+      submodules that the layer summary (``splitattn summary --depth 4``) shows;
+    - ``attention_mlp``: the submodules that turn the pooled descriptor into attention weights.
+      They multiply one vector per image, so int8 would save nothing there and only add rounding
+      to the weights that scale a whole feature map: ``splitattn.quantize`` keeps them in float
+      by default (its sensitivity report measures the choice).
     """
 
     deploy_chains: ClassVar[tuple[Chain, ...]] = ()
+    attention_mlp: ClassVar[tuple[str, ...]] = ()
     kind: ClassVar[str] = "attention"
     choice_label: ClassVar[str] = "choice"
     title: ClassVar[str] = "attention weights"

@@ -14,8 +14,13 @@ def spatial_mean(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     broadcast view of the small pooled gradient, while ``mean``'s backward writes a full-size
     tensor (the broadcast divided by H x W). Every attention layer pools its whole feature map, so
     that is one full write fewer per layer and training step.
+
+    The sum is accumulated in float32 whatever ``x`` holds: a bfloat16 running sum keeps 8
+    significant bits, and after a few hundred positions each new one barely moves it. The pooled
+    vector is small, so the cast back costs nothing; for float32 input both casts are no-ops.
     """
-    return x.sum((-2, -1), keepdim=keepdim) / (x.shape[-2] * x.shape[-1])
+    pooled = x.sum((-2, -1), keepdim=keepdim, dtype=torch.float32) / (x.shape[-2] * x.shape[-1])
+    return pooled.to(x.dtype)
 
 
 class ZeroPadAvgPool2d(nn.Module):

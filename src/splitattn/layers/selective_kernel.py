@@ -46,6 +46,7 @@ class SelectiveKernelAttn(AttentionLayer):
     """Softmax attention across branches: fuse by sum, pool, reduce, one projection per branch."""
 
     deploy_chains: ClassVar[tuple[Chain, ...]] = (Chain("fc_reduce", "bn", "act"),)
+    attention_mlp: ClassVar[tuple[str, ...]] = ("fc_reduce", "fc_select")
 
     def __init__(self, channels: int, num_paths: int, attn_channels: int, norm_layer: ModuleFactory = nn.BatchNorm2d,
                  act_layer: ModuleFactory = nn.ReLU) -> None:
@@ -60,7 +61,8 @@ class SelectiveKernelAttn(AttentionLayer):
         batch, num_paths, channels = paths.shape[:3]
         pooled = spatial_mean(paths).sum(1).view(batch, channels, 1, 1)
         logits = self.fc_select(self.act(self.bn(self.fc_reduce(pooled))))
-        return logits.view(batch, num_paths, channels, 1, 1).softmax(dim=1)
+        # float32 softmax, as split attention's r-softmax (reduced precision loses most in the exp-sum)
+        return logits.view(batch, num_paths, channels, 1, 1).softmax(dim=1, dtype=torch.float32).to(logits.dtype)
 
     def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
         return {"spatial_mean": "global average pool", "sum": "fuse: sum of branches",

@@ -26,12 +26,14 @@ def radix_softmax(logits: torch.Tensor, radix: int, cardinality: int) -> torch.T
     fc2 is a grouped conv with one group per cardinal group. The result is radix-major,
     ``(B, radix, C)``, matching how the grouped conv lays out its splits. With a single split
     there is nothing to choose between, so the gate becomes a sigmoid (an SE gate on that split).
+    The softmax runs in float32 (its exponentials and their sum are where reduced precision loses
+    most), and its weights return in the logits' dtype.
     """
     batch = logits.shape[0]
     if radix == 1:
         return torch.sigmoid(logits).view(batch, 1, -1)
-    attn = logits.view(batch, cardinality, radix, -1).transpose(1, 2).softmax(dim=1)
-    return attn.reshape(batch, radix, -1)
+    attn = logits.view(batch, cardinality, radix, -1).transpose(1, 2).softmax(dim=1, dtype=torch.float32)
+    return attn.to(logits.dtype).reshape(batch, radix, -1)
 
 
 class SplitAttnConv2d(AttentionLayer):
@@ -50,6 +52,7 @@ class SplitAttnConv2d(AttentionLayer):
     deploy_chains: ClassVar[tuple[Chain, ...]] = (Chain("conv", "bn0", "act0", between=("drop_block",)),
                                                   Chain("fc1", "bn1", "act1"))
     kind: ClassVar[str] = "splat"
+    attention_mlp: ClassVar[tuple[str, ...]] = ("fc1", "fc2")
     choice_label: ClassVar[str] = "split"
     title: ClassVar[str] = "split attention: weight of each split"
 

@@ -27,6 +27,7 @@ class SqueezeExcite(Gate):
     kind: ClassVar[str] = "se"
     choice_label: ClassVar[str] = "gate"
     title: ClassVar[str] = "squeeze-excitation: channel gates"
+    attention_mlp: ClassVar[tuple[str, ...]] = ("fc1", "fc2")
 
     def __init__(self, channels: int, reduced_channels: int, act_layer: ModuleFactory = nn.ReLU,
                  act_before: bool = False) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 from ..factory import create_model
 from ..interface import option
 from ..models.registry import input_cfg, split_name
+from ..quantize import is_quantized_archive, load_quantized
 from ..weights import classifier_outputs, is_repo_spec, load_checkpoint_file, load_state, unwrap_state_dict
 
 
@@ -35,9 +36,18 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
     Everything the run knew comes from the checkpoint: the architecture (``model_name`` is needed
     only for bare weight files), the classes and their names, and the preprocessing the run used
     (else the model's pretrained config); explicit arguments win. Nothing is unpickled. For a
-    repository (``hf-hub:org/repo``, ``local-dir:PATH``) the same comes from its ``config.json``.
+    repository (``hf-hub:org/repo``, ``local-dir:PATH``) the same comes from its ``config.json``,
+    for an int8 model of ``splitattn quantize`` (``.pt2``) from the metadata inside it.
     The returned model's ``pretrained_cfg`` is updated to match, so ``save_pretrained`` keeps it.
     """
+    if is_quantized_archive(checkpoint):  # an int8 model of `splitattn quantize`: its metadata says it all
+        quantized = load_quantized(checkpoint)
+        cfg = quantized.pretrained_cfg
+        if not cfg:
+            raise ValueError(f"{checkpoint} does not record its input settings; quantize it with splitattn quantize")
+        names = cfg.get("label_names") or [str(i) for i in range(quantized.num_classes)]
+        return _finish(quantized, cfg.get("architecture") or "int8", names, {}, image_size or cfg["input_size"][-1],
+                       crop_pct or cfg["crop_pct"], interpolation or cfg["interpolation"])
     if is_repo_spec(str(checkpoint)):
         model = create_model(str(checkpoint)).eval()
         cfg = model.pretrained_cfg

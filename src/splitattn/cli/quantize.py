@@ -1,0 +1,90 @@
+"""Quantize a trained model to int8 with calibration images, and show what it costs in accuracy.
+
+The model is read like ``splitattn eval`` reads it (a checkpoint of ``splitattn train``, a weights
+file with --model, or a model repository), with its preprocessing. The calibration images (a
+folder, class sub-folders or flat; a few hundred from the training set) set the activation ranges.
+Before quantizing, the worst layers by int8 rounding noise are listed (--sensitivity); with --val
+(a labelled folder) the float32, bfloat16 and int8 models are evaluated on it: top-1 and top-1
+agreement with float32. The int8 model is written as a .pt2 archive that ``splitattn eval`` and
+``predict`` take as --checkpoint, and ``splitattn.quantize.load_quantized`` loads without
+recalibrating. int8 runs on x86 CPUs (oneDNN; fastest with AVX-512 VNNI or AMX).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..data import ImageFolderDataset, collate_skipping, eval_transform
+from ..deploy import deploy
+from ..quantize import KEEP_FLOAT_CHOICES, format_sensitivity, quantize, save_quantized, sensitivity
+from ..training.agreement import compare_precisions
+from ..training.inference import load_trained
+from .calibration import calibration_batches
+
+# Python argument names in messages -> this command's flags (see splitattn.interface).
+FLAGS_FOR = {"model_name": "--model", "pretrained": "--checkpoint"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint of splitattn train, weights file (.pth/.safetensors), or a model repository")
+    parser.add_argument("--model", help="zoo name of the architecture (default: what the checkpoint records; "
+                                        "needed only for bare weight files)")
+    parser.add_argument("--calibration", required=True,
+                        help="folder of calibration images (class sub-folders or flat), e.g. the training set")
+    parser.add_argument("--num-images", type=int, default=256,
+                        help="calibration images to use, spread over the classes (default: 256)")
+    parser.add_argument("--val", help="labelled folder DIR/<class>/<image>: compare float32, bfloat16 and int8 "
+                                      "top-1 on it (default: no comparison)")
+    parser.add_argument("--output", help="the int8 model to write (default: beside the checkpoint, NAME.int8.pt2)")
+    parser.add_argument("--keep-float", default="attention", choices=KEEP_FLOAT_CHOICES,
+                        help="'attention' leaves the attention MLPs in float, 'none' quantizes them too "
+                             "(default: attention)")
+    parser.add_argument("--sensitivity", type=int, default=10, metavar="N",
+                        help="list the N layers that lose most in int8, before quantizing; 0: none (default: 10)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="compare with the int8 graph run as is (reference arithmetic, no inductor "
+                             "compile; default: compiled, as it ships)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+
+
+def _default_output(checkpoint: str) -> Path:
+    path = Path(checkpoint)
+    if path.suffix in (".pth", ".pt", ".safetensors"):
+        return path.with_name(f"{path.stem}.int8.pt2")
+    return Path(f"{path.name.replace(':', '-').replace('/', '-')}.int8.pt2")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.num_images < 1:
+        raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
+    trained = load_trained(args.checkpoint, args.model)
+    model = trained.model.float().cpu().eval()
+    calibration = calibration_batches(args.calibration, model, count=args.num_images, batch_size=args.batch_size)
+    if args.sensitivity:
+        print(f"int8 rounding noise per layer ({args.sensitivity} worst; SQNR in dB, higher is better):")
+        print(format_sensitivity(sensitivity(model, calibration), limit=args.sensitivity))
+    started = time.perf_counter()
+    quantized = quantize(model, calibration, keep_float=args.keep_float, compile=args.compile)
+    quantized.info["pretrained_cfg"]["label_names"] = list(trained.class_names)
+    output = Path(args.output) if args.output else _default_output(args.checkpoint)
+    save_quantized(quantized, output, example=calibration[0])
+    print(f"wrote {output}: {quantized.int8_layers} convs/linears in int8, {len(quantized.float_layers)} left in "
+          f"float ({args.keep_float}), calibrated on {quantized.info['calibration_images']} images "
+          f"in {time.perf_counter() - started:.0f} s")
+    if args.val:
+        transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct,
+                                   trained.interpolation)
+        dataset = ImageFolderDataset(args.val, transform, class_names=trained.class_names)
+        loader = DataLoader(dataset, args.batch_size, collate_fn=collate_skipping)
+        models = {"float32": deploy(model), "bfloat16": deploy(model, dtype=torch.bfloat16), "int8": quantized}
+        results = compare_precisions(models, loader)
+        print(f"on {args.val} ({results[0].images} images):")
+        for result in results:
+            print("  " + result.line().replace("the first", "float32"))
+    return 0

@@ -1,0 +1,215 @@
+"""int8 post-training quantization through PyTorch's own PT2E flow, compiled by inductor for oneDNN.
+
+The float model is deployed first (BatchNorms folded, training-only modules gone, standard convs),
+captured with ``torch.export`` with a dynamic batch dimension, annotated by the x86 inductor
+quantizer (static, per-channel symmetric int8 weights; per-tensor uint8 activations whose ranges
+the calibration batches set), converted, and compiled by inductor with weight freezing, which
+lowers every quantize -> conv -> dequantize pattern to one oneDNN int8 convolution (VNNI on CPUs
+that have it) with the ReLU and residual add fused in.
+
+What stays in float is decided per layer, and measured (``sensitivity``): by default the attention
+MLPs the layers declare (``AttentionLayer.attention_mlp``), whose int8 version saves no time and
+rounds the weights that scale whole feature maps. Softmax, sigmoid and the split weighted sum are
+not int8 ops for this quantizer: they run in float between dequantized inputs.
+
+In torch 2.14 the PT2E entry points live in ``torchao.quantization.pt2e`` (``pip install
+'splitattn[quantize]'``); torchao is imported only here, when a model is quantized.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import platform
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..deploy import deploy
+from ..deploy.cpu_features import native_int8
+from ..deploy.inductor import FrozenInductorModel
+from ..layers import AttentionLayer
+
+KEEP_FLOAT_CHOICES = ("attention", "none")
+MAX_BATCH = 4096  # the dynamic batch dimension's upper bound in the exported graph
+
+
+def _torchao_pt2e() -> tuple[Any, Any]:
+    """(quantize_pt2e module, x86_inductor_quantizer module), or a RuntimeError saying how to get them."""
+    try:
+        pt2e = importlib.import_module("torchao.quantization.pt2e.quantize_pt2e")
+        x86 = importlib.import_module("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
+    except ImportError as error:
+        raise RuntimeError("int8 quantization uses PyTorch's PT2E flow, which torch 2.14 keeps in torchao: "
+                           "pip install 'splitattn[quantize]' (torchao>=0.18)") from error
+    return pt2e, x86
+
+
+def check_quantizable(model: nn.Module) -> None:
+    """A ValueError naming what is wrong when ``model`` cannot be quantized here: int8 through the x86
+    quantizer serves float32 CPU models on x86 processors."""
+    param = next(model.parameters(), None)
+    if param is None:
+        raise ValueError("the model has no parameters to quantize")
+    if param.device.type != "cpu":
+        raise ValueError(f"int8 quantization targets CPUs (oneDNN int8 kernels); the model is on {param.device}. "
+                         "On a GPU use splitattn.deploy(model, dtype=torch.bfloat16) instead")
+    if param.dtype != torch.float32:
+        raise ValueError(f"quantize a float32 model (the weights' ranges are read in float32), not {param.dtype}")
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i686", "x86"):
+        raise ValueError(f"the x86 int8 quantizer needs an x86 CPU, this one is {machine}; "
+                         "use splitattn.deploy(model) (float32) here")
+
+
+def attention_mlp_names(model: nn.Module) -> list[str]:
+    """The full names of the attention MLP modules that the model's attention layers declare."""
+    names = []
+    for prefix, module in model.named_modules():
+        if isinstance(module, AttentionLayer):
+            names += [f"{prefix}.{child}" if prefix else child for child in module.attention_mlp]
+    return names
+
+
+def _float_layers(model: nn.Module, keep_float: str | Sequence[str]) -> list[str]:
+    if isinstance(keep_float, str):
+        if keep_float not in KEEP_FLOAT_CHOICES:
+            raise ValueError(f"keep_float must be one of {KEEP_FLOAT_CHOICES} or a list of module names, "
+                             f"got {keep_float!r}")
+        return attention_mlp_names(model) if keep_float == "attention" else []
+    modules = dict(model.named_modules())
+    unknown = [name for name in keep_float if name not in modules]
+    if unknown:
+        raise ValueError(f"keep_float names modules the model does not have: {unknown} "
+                         f"(names as in model.named_modules(), e.g. 'layer1.0.conv2.fc1')")
+    return list(keep_float)
+
+
+class QuantizedModel(nn.Module):
+    """An int8 model: the converted PT2E graph, run compiled by inductor (or eagerly, as a reference).
+
+    ``graph`` computes the int8 network with explicit quantize / dequantize steps in float, which
+    is what the compiled int8 kernels compute up to their rounding; ``compiled=False`` runs it as
+    is (slow, for checks). Takes and returns float32 like the float model. ``float_layers`` lists
+    the modules left in float, ``int8_layers`` how many convs and linears run in int8.
+    """
+
+    def __init__(self, graph: nn.Module, info: dict[str, Any], compiled: bool = True) -> None:
+        super().__init__()
+        self.graph = graph
+        self.info = dict(info)
+        self.compiled = compiled
+        # built on first use (compiling takes a while), not a submodule: no duplicate parameters
+        object.__setattr__(self, "_runner", None)
+
+    @property
+    def float_layers(self) -> list[str]:
+        return list(self.info.get("float_layers", []))
+
+    @property
+    def int8_layers(self) -> int:
+        return int(self.info.get("int8_layers", 0))
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.info.get("num_classes", 0))
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.info.get("in_chans", 3))
+
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        return dict(self.info.get("pretrained_cfg", {}))
+
+    def train(self, mode: bool = True) -> QuantizedModel:
+        """Always in inference mode: ``eval()`` is a no-op (an exported graph refuses ``train()``
+        itself), ``train()`` is refused."""
+        if mode:
+            raise ValueError("a quantized model is for inference and cannot train; train the float model, "
+                             "then quantize it again")
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            raise ValueError(f"a quantized model takes float32 images (it quantizes them itself), got {x.dtype}")
+        if not self.compiled:
+            return self.graph(x)
+        if self._runner is None:
+            object.__setattr__(self, "_runner", FrozenInductorModel(self.graph))
+        with torch.no_grad():
+            return self._runner(x)
+
+
+def count_int8_layers(graph: nn.Module) -> int:
+    """Convs and linears whose weights the converted graph holds in int8 (one weight dequantize each)."""
+    return sum(1 for node in graph.graph.nodes if node.op == "call_function"
+               and "dequantize_per_channel" in str(node.target))
+
+
+def quantize(
+    model: nn.Module,
+    calibration: Iterable[torch.Tensor],
+    *,
+    keep_float: str | Sequence[str] = "attention",
+    compile: bool = True,
+) -> QuantizedModel:
+    """An int8 copy of the float32 CPU ``model``, calibrated on ``calibration`` (float32 image batches,
+    preprocessed as for evaluation; a few hundred images from the training distribution suffice).
+
+    Args:
+        keep_float: ``"attention"`` (default) leaves the attention MLPs in float, ``"none"``
+            quantizes them too, or a list of module names (``model.named_modules()``) to leave in
+            float. ``splitattn.quantize.sensitivity`` measures which layers lose most in int8.
+        compile: run compiled by inductor (oneDNN int8 kernels; the first call compiles, which
+            takes a while). False runs the converted graph as is: slow, the numerical reference.
+    The model is copied; the original is left as it was. Save with ``save_quantized``.
+    """
+    check_quantizable(model)
+    pt2e, x86 = _torchao_pt2e()
+    batches = [batch for batch in calibration]
+    if not batches:
+        raise ValueError("calibration gave no batches: pass a few batches of preprocessed images")
+    for batch in batches:
+        if not isinstance(batch, torch.Tensor) or batch.ndim != 4 or batch.dtype != torch.float32:
+            raise ValueError("calibration batches must be float32 tensors (N, C, H, W), got "
+                             f"{type(batch).__name__} {getattr(batch, 'shape', '')} {getattr(batch, 'dtype', '')}")
+    float_layers = _float_layers(model, keep_float)
+    deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous")
+    example = batches[0][:2] if batches[0].shape[0] >= 2 else torch.cat([batches[0]] * 2)
+    # Without VNNI, oneDNN sums pairs of uint8 x int8 products in int16, which saturates on 8-bit
+    # activations (measured: logits 30% off the reference graph); 7-bit activations cannot overflow.
+    reduce_range = not native_int8()
+    quantizer = x86.X86InductorQuantizer()
+    quantizer.set_global(x86.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
+    for name in float_layers:
+        quantizer.set_module_name_qconfig(name, None)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.export's and torchao's notices about their own internals
+        program = torch.export.export(deployed, (example,), dynamic_shapes=_dynamic_batch())
+        prepared = pt2e.prepare_pt2e(program.module(), quantizer)
+        for batch in batches:
+            prepared(batch)
+        converted = pt2e.convert_pt2e(prepared)
+    info = {"architecture": model.pretrained_cfg.get("architecture") if hasattr(model, "pretrained_cfg") else None,
+            "num_classes": getattr(model, "num_classes", 0), "in_chans": getattr(model, "in_chans", 3),
+            "pretrained_cfg": _plain(getattr(model, "pretrained_cfg", {})), "float_layers": float_layers,
+            "int8_layers": count_int8_layers(converted), "calibration_images": sum(b.shape[0] for b in batches),
+            "reduce_range": reduce_range}
+    return QuantizedModel(converted, info, compiled=compile)
+
+
+def _dynamic_batch() -> tuple[dict[int, Any]]:
+    return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists and only JSON types, for the saved archive's metadata."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)

@@ -1,0 +1,53 @@
+"""Accuracy of reduced-precision copies of one model, on real labelled images.
+
+Reduced precision is judged the way a user ships it: the top-1 of each copy (float32, bfloat16,
+int8 ...) on the same images, and how often each copy's top-1 class agrees with float32's, which
+is stricter than equal accuracy (two copies can be right equally often on different images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PrecisionResult:
+    label: str
+    top1: float  # % of the images
+    agreement: float  # % of the images on which its top-1 class is the reference's
+    images: int
+
+    def line(self) -> str:
+        return f"{self.label:<10} top-1 {self.top1:6.2f}%  agrees with the first on {self.agreement:6.2f}%"
+
+
+def compare_precisions(models: Mapping[str, nn.Module], batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+                       ) -> list[PrecisionResult]:
+    """Top-1 of each model over ``batches`` of (images, labels), and its agreement with the first model's top-1.
+
+    ``batches`` is read once; every model sees each batch (float32 images) in turn.
+    """
+    if not models:
+        raise ValueError("compare_precisions needs at least one model (the first is the reference)")
+    labels_seen = 0
+    correct = {label: 0 for label in models}
+    agree = {label: 0 for label in models}
+    with torch.no_grad():
+        for batch in batches:
+            images, labels = batch[0], batch[1]
+            if len(labels) == 0:
+                continue
+            predictions = {label: model(images).argmax(1) for label, model in models.items()}
+            reference = next(iter(predictions.values()))
+            for label, predicted in predictions.items():
+                correct[label] += int((predicted == labels).sum())
+                agree[label] += int((predicted == reference).sum())
+            labels_seen += len(labels)
+    if labels_seen == 0:
+        raise ValueError("no labelled images to compare the models on")
+    return [PrecisionResult(label, 100.0 * correct[label] / labels_seen, 100.0 * agree[label] / labels_seen,
+                            labels_seen) for label in models]
