@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -162,6 +164,12 @@ def test_compiled_int8_matches_the_reference_graph_and_survives_save_and_load(tr
         torch.testing.assert_close(loaded(x), reference)  # the same int8 network, without recalibrating
         assert loaded(x[:1]).shape == (1, 10)  # any batch size
     assert not list(tmp_path.glob(".*.partial"))
+    # a new process, which has imported neither torchao nor the quantized operators, loads it too
+    script = (f"import torch; from splitattn.quantize import load_quantized; "
+              f"m = load_quantized({str(path)!r}, compile=False); "
+              f"print(tuple(m(torch.zeros(2, 3, {SIZE}, {SIZE})).shape))")
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0 and ran.stdout.strip().endswith("(2, 10)"), ran.stderr[-2000:]
 
 
 @needs_torchao

@@ -9,6 +9,7 @@ The file is written atomically, like every checkpoint of the project.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import warnings
@@ -57,6 +58,9 @@ def load_quantized(path: str | os.PathLike, compile: bool = True) -> QuantizedMo
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no quantized model at {path}")
+    # The graph's quantize / dequantize steps are torch.ops.quantized_decomposed operators, which
+    # exist only once this module has registered them; a fresh process has not (nor imported torchao).
+    importlib.import_module("torch.ao.quantization.fx._decomposed")
     extra = {METADATA: ""}
     try:
         with warnings.catch_warnings():
