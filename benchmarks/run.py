@@ -73,22 +73,18 @@ def precision_rows(checkpoint: Path, quick: bool) -> list[dict]:
     from torch.utils.data import DataLoader
 
     from splitattn.cli.calibration import calibration_batches
-    from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform
+    from splitattn.data import ImageFolderDataset, collate_skipping
     from splitattn.data.digits import default_root
-    from splitattn.deploy import deploy
-    from splitattn.quantize import quantize
-    from splitattn.training.agreement import compare_precisions
+    from splitattn.training.agreement import compare_precisions, precision_variants
     from splitattn.training.inference import load_trained
 
     trained = load_trained(checkpoint)
     model, root = trained.model, default_root()
-    transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct, trained.interpolation)
+    transform = trained.transform
     loader = DataLoader(ImageFolderDataset(root / "val", transform, class_names=trained.class_names), 64,
                         collate_fn=collate_skipping)
     calibration = calibration_batches(root / "train", model, count=64 if quick else 256, batch_size=32)
-    models = {"float32": deploy(model), "bfloat16": deploy(model, dtype=torch.bfloat16),
-              "int8": quantize(model, calibration),
-              "int8 (attention MLPs int8 too)": quantize(model, calibration, keep_float="none")}
+    models = precision_variants(model, calibration, keep_float=("attention", "none"))
     return [{"model": trained.model_name, "checkpoint": str(checkpoint), "precision": r.label, "top1": r.top1,
              "agreement": r.agreement, "images": r.images} for r in compare_precisions(models, loader)]
 

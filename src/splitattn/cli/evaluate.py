@@ -11,7 +11,7 @@ import json
 
 from torch.utils.data import DataLoader
 
-from ..data import ImageFolderDataset, collate_skipping, eval_transform
+from ..data import ImageFolderDataset, collate_skipping
 from ..training.evaluate import evaluate
 from ..training.inference import load_trained
 from ..training.runtime import Runtime, select_device
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     trained = load_trained(args.checkpoint, args.model, args.image_size, args.crop_pct, args.interpolation)
-    transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct, trained.interpolation)
+    transform = trained.transform
     dataset = ImageFolderDataset(args.data, transform, class_names=trained.class_names)
     loader = DataLoader(dataset, args.batch_size, num_workers=args.workers, collate_fn=collate_skipping)
     runtime = Runtime(select_device(args.device))

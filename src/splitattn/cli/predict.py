@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from ..data import eval_transform, load_rgb
+from ..data import load_rgb
 from ..deploy import deploy
 from ..training.inference import load_trained
 from ..training.runtime import select_device
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     trained = load_trained(args.checkpoint, args.model)
     device = select_device(args.device)
     model = None
-    transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct, trained.interpolation)
+    transform = trained.transform
     k = min(args.top_k, len(trained.class_names))
     for path in args.images:
         try:

@@ -16,13 +16,11 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader
 
-from ..data import ImageFolderDataset, collate_skipping, eval_transform
-from ..deploy import deploy
+from ..data import ImageFolderDataset, collate_skipping
 from ..quantize import KEEP_FLOAT_CHOICES, format_sensitivity, quantize, save_quantized, sensitivity
-from ..training.agreement import compare_precisions
+from ..training.agreement import compare_precisions, precision_variants
 from ..training.inference import load_trained
 from .calibration import calibration_batches
 
@@ -78,11 +76,9 @@ def run(args: argparse.Namespace) -> int:
           f"float ({args.keep_float}), calibrated on {quantized.info['calibration_images']} images "
           f"in {time.perf_counter() - started:.0f} s")
     if args.val:
-        transform = eval_transform(trained.image_size, trained.mean, trained.std, trained.crop_pct,
-                                   trained.interpolation)
-        dataset = ImageFolderDataset(args.val, transform, class_names=trained.class_names)
+        dataset = ImageFolderDataset(args.val, trained.transform, class_names=trained.class_names)
         loader = DataLoader(dataset, args.batch_size, collate_fn=collate_skipping)
-        models = {"float32": deploy(model), "bfloat16": deploy(model, dtype=torch.bfloat16), "int8": quantized}
+        models = {**precision_variants(model, calibration, keep_float=()), "int8": quantized}
         results = compare_precisions(models, loader)
         print(f"on {args.val} ({results[0].images} images):")
         for result in results:

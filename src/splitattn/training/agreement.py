@@ -7,11 +7,14 @@ is stricter than equal accuracy (two copies can be right equally often on differ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ..deploy import deploy
+from ..quantize import quantize
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,14 @@ def compare_precisions(models: Mapping[str, nn.Module], batches: Iterable[tuple[
         raise ValueError("no labelled images to compare the models on")
     return [PrecisionResult(label, 100.0 * correct[label] / labels_seen, 100.0 * agree[label] / labels_seen,
                             labels_seen) for label in models]
+
+
+def precision_variants(model: nn.Module, calibration: Sequence[torch.Tensor], compile: bool = True,
+                       keep_float: Sequence[str] = ("attention",)) -> dict[str, nn.Module]:
+    """``model`` deployed in float32 (first: the reference) and bfloat16, and quantized to int8 once per
+    ``keep_float`` choice (labelled ``int8`` for the first, ``int8 (keep_float=...)`` for the others)."""
+    variants = {"float32": deploy(model), "bfloat16": deploy(model, dtype=torch.bfloat16)}
+    for i, choice in enumerate(keep_float):
+        variants["int8" if i == 0 else f"int8 (keep_float={choice})"] = quantize(
+            model, calibration, keep_float=choice, compile=compile)
+    return variants

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..data import eval_transform
 from ..factory import create_model
 from ..interface import option
 from ..models.registry import input_cfg, split_name
@@ -27,6 +28,11 @@ class TrainedModel:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     config: dict  # the training run's settings, when the checkpoint records them
+
+    @property
+    def transform(self):
+        """The preprocessing of evaluation for this model: resize, centre crop, normalise."""
+        return eval_transform(self.image_size, self.mean, self.std, self.crop_pct, self.interpolation)
 
 
 def load_trained(checkpoint: str | Path, model_name: str | None = None, image_size: int | None = None,
