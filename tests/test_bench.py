@@ -103,3 +103,20 @@ def test_benchmark_summary_tables_condense_the_rows():
     deploy = rows[[row.candidate for row in rows].index("ours deploy")]
     assert f"{deploy.speedup_vs_timm:.2f}x / {deploy.speedup_vs_best_timm:.2f}x" in line
     assert f"{deploy.roof_fraction:.0%} ({deploy.roof_fraction * deploy.roof_gflops / 50:.0%} of matmul)" in line
+
+
+def test_benchmark_summary_states_each_speed_target_as_met_or_not():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from summary import targets_table
+    finally:
+        sys.path.pop(0)
+    speeds = {"ours int8": ("int8", 10.0), "openvino+int8": ("int8", 8.0), "ours deploy+bf16": ("bfloat16", 3.0),
+              "openvino": ("float32", 6.0), "ours deploy": ("float32", 5.0), "onnx": ("float32", 4.0)}
+    rows = [{"model": "resnest50", "batch_size": 16, "candidate": label, "precision": precision, "images_per_s": rate}
+            for label, (precision, rate) in speeds.items()]
+    line = targets_table(rows).splitlines()[-1].split(" | ")
+    assert line[2] == "1.25x met"
+    assert line[3] == "0.50x not met, openvino in float32"  # OpenVINO's default ran in float32: said so
+    assert line[4] == "0.83x not met"  # against the faster of onnxruntime and OpenVINO
+    assert line[5] == "- |"  # no deploy+compile row: no claim

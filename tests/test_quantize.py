@@ -94,6 +94,7 @@ def _family_model(name: str) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.filterwarnings("ignore:this CPU has no native bfloat16")  # tested below; the numbers are the same
 def test_bfloat16_deploy_is_within_its_tolerance_and_takes_float32(name, images, one_thread):
     model = _family_model(name)
     x = images[0]
@@ -105,6 +106,20 @@ def test_bfloat16_deploy_is_within_its_tolerance_and_takes_float32(name, images,
     error = relative_error(out, reference)
     assert 0 < error <= DEPLOY_TOLERANCES[torch.bfloat16]  # reduced, not unchanged, and within the stated bound
     assert relative_error(deploy(model)(x), reference) <= DEPLOY_TOLERANCES[torch.float32]
+
+
+def test_bfloat16_deploy_warns_only_where_the_cpu_would_emulate_it(monkeypatch, recwarn):
+    # by module path: `splitattn.deploy` the attribute is the function, the package is importlib's
+    cpu_features = importlib.import_module("splitattn.deploy.cpu_features")
+    model = _family_model("seresnet18")
+    monkeypatch.setattr(cpu_features, "native_bfloat16", lambda: False)
+    with pytest.warns(UserWarning, match=r"no native bfloat16 .* slower than float32"):
+        deploy(model, dtype=torch.bfloat16)
+    recwarn.clear()
+    monkeypatch.setattr(cpu_features, "native_bfloat16", lambda: True)
+    deploy(model, dtype=torch.bfloat16)
+    deploy(model)  # float32 never warns
+    assert not [w for w in recwarn if "native bfloat16" in str(w.message)]
 
 
 def test_deploy_refuses_a_dtype_it_cannot_compute_in():

@@ -18,11 +18,13 @@ In torch 2.14 the PT2E entry points live in ``torchao.quantization.pt2e`` (``pip
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
+import logging
 import platform
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -40,8 +42,9 @@ MAX_BATCH = 4096  # the dynamic batch dimension's upper bound in the exported gr
 def _torchao_pt2e() -> tuple[Any, Any]:
     """(quantize_pt2e module, x86_inductor_quantizer module), or a RuntimeError saying how to get them."""
     try:
-        pt2e = importlib.import_module("torchao.quantization.pt2e.quantize_pt2e")
-        x86 = importlib.import_module("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
+        with _quiet_compiler():  # torchao registers an Enum the way torch now deprecates, and says so
+            pt2e = importlib.import_module("torchao.quantization.pt2e.quantize_pt2e")
+            x86 = importlib.import_module("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
     except ImportError as error:
         raise RuntimeError("int8 quantization uses PyTorch's PT2E flow, which torch 2.14 keeps in torchao: "
                            "pip install 'splitattn[quantize]' (torchao>=0.18)") from error
@@ -140,8 +143,30 @@ class QuantizedModel(nn.Module):
             return self.graph(x)
         if self._runner is None:
             object.__setattr__(self, "_runner", FrozenInductorModel(self.graph))
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_compiler():
             return self._runner(x)
+
+
+# What compiling the int8 graph prints on every first call, none of it about the user's model: a
+# deprecation inside torchao's registration, inductor's own tensor-copy notice and its CUDA search.
+_COMPILER_NOTICES = ("To copy construct from a tensor",)
+_COMPILER_LOGGERS = ("torch.utils._pytree", "torch.utils.cpp_extension")
+
+
+@contextlib.contextmanager
+def _quiet_compiler() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _COMPILER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for message in _COMPILER_NOTICES:
+            warnings.filterwarnings("ignore", message=message)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def count_int8_layers(graph: nn.Module) -> int:
