@@ -22,6 +22,12 @@ TRAINING_COLUMNS = ("ours train", "ours train+channels_last", "ours train+ckpt_s
                     "official")
 
 
+def _markdown(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """A Markdown table: the header, its rule, one line per row of cells."""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(cells) + " |" for cells in body)])
+
+
 def _ratio(row: dict | None, key: str) -> str:
     return "-" if row is None or row.get(key) is None else f"{row[key]:.2f}x"
 
@@ -48,28 +54,28 @@ def _roof(row: dict, env: dict) -> str:
 
 def inference_table(rows: Sequence[dict], env: dict) -> str:
     head = ["model", "batch", "timm img/s", "timm channels-last", *INFERENCE_COLUMNS, "roof of deploy"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for (model, batch), group in _groups(rows).items():
         timm, timm_cl = group.get("timm"), group.get("timm channels_last")
         cells = [model, str(batch), f"{timm['images_per_s']:.1f}" if timm else "-", _ratio(timm_cl, "speedup_vs_timm")]
         cells += [_pair(group.get(label)) for label in INFERENCE_COLUMNS]
         cells.append(_roof(group["ours deploy"], env) if "ours deploy" in group else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return _markdown(head, body)
 
 
 def reduced_precision_table(rows: Sequence[dict]) -> str:
     """Ours in float32, bfloat16 and int8 beside the engines, x timm float32 eager; roofs per precision."""
     head = ["model", "batch", *PRECISION_COLUMNS, "roof of bf16", "roof of int8"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for (model, batch), group in _groups(rows).items():
         cells = [model, str(batch)] + [_ratio(group.get(label), "speedup_vs_timm") for label in PRECISION_COLUMNS]
         for label in ("ours deploy+bf16", "ours int8"):
             row = group.get(label)
             cells.append("-" if row is None or row.get("roof_fraction") is None else
                          f"{row['roof_fraction']:.0%} of {row['roof_gflops']:.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return _markdown(head, body)
 
 
 # The performance issue's speed targets: (name, our candidates, the peers to beat). Ours is the faster
@@ -94,7 +100,7 @@ def targets_table(rows: Sequence[dict]) -> str:
     CPU without native bf16), so a "met" against a different precision reads as what it is.
     """
     head = ["model", "batch", *(name for name, _, _ in SPEED_TARGETS)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for (model, batch), group in _groups(rows).items():
         cells = [model, str(batch)]
         for _, ours_labels, peer_labels in SPEED_TARGETS:
@@ -106,21 +112,19 @@ def targets_table(rows: Sequence[dict]) -> str:
             ran = f", {peer['candidate']} in {peer['precision']}" if peer.get("precision") != ours.get(
                 "precision") else ""
             cells.append(f"{ratio:.2f}x {'met' if ratio >= 1 else 'not met'}{ran}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return _markdown(head, body)
 
 
 def accuracy_table(rows: Sequence[dict]) -> str:
-    lines = ["| model | precision | top-1 | top-1 agreement with float32 | images |", "|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['model']} | {row['precision']} | {row['top1']:.2f}% | {row['agreement']:.2f}% | "
-                     f"{row['images']} |")
-    return "\n".join(lines)
+    return _markdown(("model", "precision", "top-1", "top-1 agreement with float32", "images"),
+                     [(row["model"], row["precision"], f"{row['top1']:.2f}%", f"{row['agreement']:.2f}%",
+                       str(row["images"])) for row in rows])
 
 
 def training_table(rows: Sequence[dict]) -> str:
     head = ["model", "timm img/s", "timm peak MiB", "timm channels-last", *TRAINING_COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for (model, _), group in _groups(rows).items():
         timm, timm_cl = group.get("timm"), group.get("timm channels_last")
         cells = [model, f"{timm['images_per_s']:.1f}" if timm else "-",
@@ -129,16 +133,15 @@ def training_table(rows: Sequence[dict]) -> str:
         for label in TRAINING_COLUMNS:
             row = group.get(label)
             cells.append("-" if row is None else f"{_pair(row)}, mem {_ratio(row, 'mem_vs_timm')}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return _markdown(head, body)
 
 
 def scaling_table(rows: Sequence[dict]) -> str:
-    lines = ["| model | px | GFLOPs / image | images/s | ms | roof |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['model']} | {row['img_size']} | {row['gflops_per_image']:.1f} | "
-                     f"{row['images_per_s']:.1f} | {row['median_ms']:.0f} | {row['roof_fraction']:.0%} |")
-    return "\n".join(lines)
+    return _markdown(("model", "px", "GFLOPs / image", "images/s", "ms", "roof"),
+                     [(row["model"], str(row["img_size"]), f"{row['gflops_per_image']:.1f}",
+                       f"{row['images_per_s']:.1f}", f"{row['median_ms']:.0f}", f"{row['roof_fraction']:.0%}")
+                      for row in rows])
 
 
 def summary(results: dict) -> str:
@@ -147,10 +150,8 @@ def summary(results: dict) -> str:
     if results.get("inference"):
         parts += ["Inference (each cell: x timm / x the faster timm layout):", "",
                   inference_table(results["inference"], env)]
-    if results.get("inference"):
         parts += ["", "Reduced precision (images/s x timm float32 eager; the roofs in GFLOP/s of each precision):",
                   "", reduced_precision_table(results["inference"])]
-    if results.get("inference"):
         parts += ["", "Speed targets (ours / the peer, images/s; met when at least 1.00x):", "",
                   targets_table(results["inference"])]
     if results.get("precision"):

@@ -82,5 +82,5 @@ def run(args: argparse.Namespace) -> int:
         results = compare_precisions(models, loader)
         print(f"on {args.val} ({results[0].images} images):")
         for result in results:
-            print("  " + result.line().replace("the first", "float32"))
+            print("  " + result.line(reference=results[0].label))
     return 0

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -190,21 +191,14 @@ def export_checked(
     return path, _check(run, model, inputs, tolerance_for(fmt, precision), label, ran_at)
 
 
-def export_model(
-    model: nn.Module,
-    path: str | Path,
-    fmt: str,
-    input_size: tuple[int, int, int],
-    check: bool = True,
-    exporter: str = "dynamo",
-    precision: str = "fp32",
-    calibration: Iterable[torch.Tensor] | None = None,
-) -> tuple[Path, float | None]:
+def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: tuple[int, int, int],
+                 **options: Any) -> tuple[Path, float | None]:
     """Export ``model`` in deploy mode to ``path`` as ``fmt``; returns (path, worst relative error or None).
 
-    The check runs the file at batch sizes 1 and 3 (the export itself traces batch 2), so a batch
-    dimension frozen by mistake fails here rather than in production. :func:`export_checked` does
-    the same and also returns the top-1 agreement.
+    Takes the options of :func:`export_checked` (``check``, ``exporter``, ``precision``,
+    ``calibration``), which returns the whole check, top-1 agreement included. The check runs the
+    file at batch sizes 1 and 3 (the export itself traces batch 2), so a batch dimension frozen by
+    mistake fails here rather than in production.
     """
-    path, result = export_checked(model, path, fmt, input_size, check, exporter, precision, calibration)
+    path, result = export_checked(model, path, fmt, input_size, **options)
     return path, None if result is None else result.error

@@ -107,6 +107,7 @@ class QuantizedModel(nn.Module):
         self.compiled = compiled
         # built on first use (compiling takes a while), not a submodule: no duplicate parameters
         object.__setattr__(self, "_runner", None)
+        self._compiled_shapes: set[tuple[int, ...]] = set()  # a new shape may recompile, and print
 
     @property
     def float_layers(self) -> list[str]:
@@ -143,8 +144,13 @@ class QuantizedModel(nn.Module):
             return self.graph(x)
         if self._runner is None:
             object.__setattr__(self, "_runner", FrozenInductorModel(self.graph))
-        with torch.no_grad(), _quiet_compiler():
-            return self._runner(x)
+        if x.shape in self._compiled_shapes:
+            with torch.no_grad():
+                return self._runner(x)
+        with torch.no_grad(), _quiet_compiler():  # only where it compiles: the filters are process-wide
+            out = self._runner(x)
+        self._compiled_shapes.add(tuple(x.shape))
+        return out
 
 
 # What compiling the int8 graph prints on every first call, none of it about the user's model: a

@@ -24,8 +24,9 @@ class PrecisionResult:
     agreement: float  # % of the images on which its top-1 class is the reference's
     images: int
 
-    def line(self) -> str:
-        return f"{self.label:<10} top-1 {self.top1:6.2f}%  agrees with the first on {self.agreement:6.2f}%"
+    def line(self, reference: str) -> str:
+        """One aligned line of a report; ``reference`` names the model the agreement is with."""
+        return f"{self.label:<10} top-1 {self.top1:6.2f}%  agrees with {reference} on {self.agreement:6.2f}%"
 
 
 def compare_precisions(models: Mapping[str, nn.Module], batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
