@@ -9,6 +9,8 @@ path a user's own ImageFolder takes.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from PIL import Image
 DIGITS_ENV = "SPLITATTN_DATA"
 VAL_FRACTION = 0.2
 UPSCALE = 32  # stored size; training resizes again as configured
+COMPLETE = ".complete"  # marks a finished folder
 
 
 def default_root() -> Path:
@@ -27,12 +30,31 @@ def default_root() -> Path:
 def prepare_digits(root: str | os.PathLike | None = None, seed: int = 0) -> Path:
     """Write the digits as ``root/{train,val}/<digit>/<index>.png`` once; return ``root``.
 
-    The split is stratified and fixed by ``seed`` (20% validation). A finished folder is marked
-    by a ``.complete`` file, so an interrupted write is redone rather than half used.
+    The split is stratified and fixed by ``seed`` (20% validation). The files are written into a
+    sibling folder that is renamed to ``root`` when complete, so a reader never sees half a data set:
+    not after an interrupted write, and not while another process (a second run started at the same
+    time) is writing it. Whichever writer renames first wins; the other discards its copy.
     """
     root = Path(root) if root is not None else default_root()
-    if (root / ".complete").is_file():
+    if (root / COMPLETE).is_file():
         return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        _write_digits(partial, seed)
+        if root.exists() and not (root / COMPLETE).is_file():
+            shutil.rmtree(root)  # left by an interrupted write of an earlier version, which wrote in place
+        try:
+            partial.rename(root)
+        except OSError:
+            if not (root / COMPLETE).is_file():  # not a concurrent writer that finished first
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return root
+
+
+def _write_digits(folder: Path, seed: int) -> None:
     from sklearn.datasets import load_digits  # only writing this data set needs scikit-learn (slow to import)
 
     digits = load_digits()
@@ -42,10 +64,9 @@ def prepare_digits(root: str | os.PathLike | None = None, seed: int = 0) -> Path
         indices = rng.permutation(np.flatnonzero(digits.target == label))
         n_val = round(len(indices) * VAL_FRACTION)
         for split, chosen in (("val", indices[:n_val]), ("train", indices[n_val:])):
-            folder = root / split / str(label)
-            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / split / str(label)
+            target.mkdir(parents=True, exist_ok=True)
             for index in chosen:
                 image = Image.fromarray(images[index], mode="L").resize((UPSCALE, UPSCALE), Image.BILINEAR)
-                image.save(folder / f"{index:04d}.png")
-    (root / ".complete").write_text("scikit-learn digits, 20% stratified validation split\n")
-    return root
+                image.save(target / f"{index:04d}.png")
+    (folder / COMPLETE).write_text("scikit-learn digits, 20% stratified validation split\n")
