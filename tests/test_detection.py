@@ -186,6 +186,7 @@ def test_malformed_coco_files_are_named(tmp_path, shapes):
         CocoDetectionDataset(tmp_path / "missing.json", train.images)
 
 
+@pytest.mark.long
 def test_training_finds_the_shapes(shapes, one_thread):
     """200 SGD steps from scratch on 48 images of 64 px; COCO mAP on 16 held-out images.
 

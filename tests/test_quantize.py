@@ -224,6 +224,7 @@ def test_sensitivity_finds_the_layer_with_outlier_weights(images, one_thread):
 
 
 @needs_torchao
+@pytest.mark.long
 def test_quantize_command_writes_an_int8_model_that_eval_reads(trained, digits, tmp_path, capsys, one_thread):
     output = tmp_path / "digits.int8.pt2"
     assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(digits / "train"), "--num-images",

@@ -68,6 +68,7 @@ def test_readme_blocks_are_found_and_labelled():
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the README's commands are bash")
+@pytest.mark.long
 def test_every_readme_command_runs_as_written_in_order(tmp_path):
     repo = tmp_path / "clone"
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout

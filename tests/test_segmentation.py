@@ -128,6 +128,7 @@ def test_miou():
     assert result["pixel_accuracy"] == pytest.approx(6 / 7)
 
 
+@pytest.mark.long
 def test_training_finds_the_shapes(shapes, one_thread):
     """200 SGD steps from scratch, output stride 8, 48 images of 64 px; mIoU on 16 held-out images.
 

@@ -66,6 +66,7 @@ def _wait_for_epochs(path: Path, count: int, process: subprocess.Popen, timeout:
     raise AssertionError("timed out waiting for the first epoch")
 
 
+@pytest.mark.long
 def test_quick_start_reaches_95_percent_on_digits(tmp_path, monkeypatch, capsys):
     """The README's first training command, with its default settings."""
     monkeypatch.setenv("SPLITATTN_DATA", str(tmp_path / "data"))

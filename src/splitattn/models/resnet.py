@@ -277,6 +277,10 @@ class ResNet(Trunk):
 
     def init_weights(self, zero_init_last: bool = True) -> None:
         """He init for convs, unit norms; optionally start every residual branch at zero."""
+        if next(self.parameters()).is_meta:
+            # Meta tensors hold no values to set, yet the init functions still run their reference
+            # decompositions on them: 0.4 s for ResNeSt-101, per model of the zoo table (built on meta).
+            return
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
