@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,17 +126,13 @@ PRESETS = {"digits": lambda model: {}, "imagenet": imagenet_recipe}
 ConfigT = TypeVar("ConfigT")
 
 
-def _field_kind(annotation: Any) -> tuple[str, bool]:
-    """(base type name, whether None is allowed) of a dataclass field's annotation, e.g. ``int | None``."""
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None) or str(annotation)
-    text = text.replace("typing.", "").strip()
-    optional = text.startswith("Optional[")
-    if optional:
-        text = text[len("Optional["):-1]
-    parts = [part.strip() for part in text.split("|")]
-    optional = optional or "None" in parts
-    base = next((part for part in parts if part != "None"), "")
-    return base.split("[", 1)[0], optional
+def _field_kind(annotation: Any) -> tuple[Any, bool]:
+    """(base type, whether None is allowed) of a resolved field annotation: ``int | None`` gives
+    ``(int, True)``, ``dict[str, Any]`` gives ``(dict, False)``."""
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    members = typing.get_args(annotation) if is_union else (annotation,)
+    base = next((member for member in members if member is not type(None)), type(None))
+    return typing.get_origin(base) or base, type(None) in members
 
 
 def _coerce(name: str, raw: Any, annotation: Any) -> Any:
@@ -146,31 +144,31 @@ def _coerce(name: str, raw: Any, annotation: Any) -> Any:
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as error:
-            if kind != "str":
+            if kind is not str:
                 raise ValueError(f"config {name}: cannot read {raw!r} ({str(error).splitlines()[0]})") from None
-        if kind == "str" and value is not None:
+        if kind is str and value is not None:
             return raw  # "0.1", "true", "2024": text for a text field, not a number
     if value is None:
         if not optional:
             raise ValueError(f"config {name} cannot be empty (null)")
         return None
-    if kind == "bool":
+    if kind is bool:
         if not isinstance(value, bool):
             raise ValueError(f"config {name} expects true/false, got {raw!r}")
         return value
-    if kind in ("int", "float"):
+    if kind in (int, float):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ValueError(f"config {name} expects a number, got {raw!r}")
-        if kind == "float":
+        if kind is float:
             return float(value)
         if not float(value).is_integer():
             raise ValueError(f"config {name} expects a whole number, got {raw!r}")
         return int(value)
-    if kind == "str":
+    if kind is str:
         if isinstance(value, (bool, list, dict)):
             raise ValueError(f"config {name} expects text, got {raw!r}")
         return str(value)
-    if kind == "dict" and not isinstance(value, dict):
+    if kind is dict and not isinstance(value, dict):
         raise ValueError(f"config {name} expects a mapping of key: value, got {raw!r}")
     return value
 
@@ -218,6 +216,7 @@ def build_config(
     closest known names, a required field (one without a default) that no layer gives is named.
     """
     fields = {f.name: f for f in dataclasses.fields(config_class) if f.init}
+    hints = typing.get_type_hints(config_class)  # the annotations as types, not the strings they are written as
     overrides = dict(overrides or {})
     loaded = _read_yaml(config_file) if config_file is not None else None
     layers: list[tuple[str, Mapping[str, Any]]] = [("defaults", defaults or {})]
@@ -237,7 +236,7 @@ def build_config(
             if name not in fields:
                 raise ValueError(_unknown(str(key), origin, list(fields)))
             if member:  # attn.radix=4: one entry of a mapping option, the others kept
-                if _field_kind(fields[name].type)[0] != "dict":
+                if _field_kind(hints[name])[0] is not dict:
                     raise ValueError(f"config {name} is not a mapping, so {key!r} (from {origin}) has no meaning; "
                                      f"give {name}=VALUE")
                 try:
@@ -246,7 +245,7 @@ def build_config(
                     raise ValueError(f"config {key}: cannot read {value!r} ({str(error).splitlines()[0]})") from None
                 values[name] = {**values.get(name, _default(fields[name])), member: entry}
             else:
-                values[name] = _coerce(name, value, fields[name].type)
+                values[name] = _coerce(name, value, hints[name])
     missing = [name for name, f in fields.items() if name not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
