@@ -23,7 +23,10 @@ TRAINING_COLUMNS = ("ours train", "ours train+channels_last", "ours train+ckpt_s
 
 
 def _markdown(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """A Markdown table: the header, its rule, one line per row of cells."""
+    """A Markdown table: the header, its rule, one line per row of cells. A column with no value in
+    any row (a candidate this results file did not run) is left out."""
+    keep = [i for i in range(len(head)) if not body or any(cells[i] != "-" for cells in body)]
+    head, body = [head[i] for i in keep], [[cells[i] for i in keep] for cells in body]
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                       *("| " + " | ".join(cells) + " |" for cells in body)])
 
@@ -144,25 +147,27 @@ def scaling_table(rows: Sequence[dict]) -> str:
                       for row in rows])
 
 
-def summary(results: dict) -> str:
-    env = results["environment"]
-    parts = []
+def tables(results: dict) -> dict[str, str]:
+    """Each table the results file has data for, by its title (the line the README puts above it)."""
+    env, found = results["environment"], {}
     if results.get("inference"):
-        parts += ["Inference (each cell: x timm / x the faster timm layout):", "",
-                  inference_table(results["inference"], env)]
-        parts += ["", "Reduced precision (images/s x timm float32 eager; the roofs in GFLOP/s of each precision):",
-                  "", reduced_precision_table(results["inference"])]
-        parts += ["", "Speed targets (ours / the peer, images/s; met when at least 1.00x):", "",
-                  targets_table(results["inference"])]
+        found["Inference (each cell: x timm / x the faster timm layout):"] = inference_table(results["inference"], env)
+        found["Reduced precision (images/s x timm float32 eager; the roofs in GFLOP/s of each precision):"] = \
+            reduced_precision_table(results["inference"])
+        found["Speed targets (ours / the peer, images/s; met when at least 1.00x):"] = \
+            targets_table(results["inference"])
     if results.get("precision"):
-        parts += ["", "Accuracy of reduced precision (digits validation images):", "",
-                  accuracy_table(results["precision"])]
+        found["Accuracy of reduced precision (digits validation images):"] = accuracy_table(results["precision"])
     if results.get("training"):
-        parts += ["", "Training step (x timm / x the faster timm layout, and peak memory x timm):", "",
-                  training_table(results["training"])]
+        found["Training step (x timm / x the faster timm layout, and peak memory x timm):"] = \
+            training_table(results["training"])
     if results.get("scaling"):
-        parts += ["", "Scaling (deploy mode, batch 1):", "", scaling_table(results["scaling"])]
-    return "\n".join(parts)
+        found["Scaling (deploy mode, batch 1):"] = scaling_table(results["scaling"])
+    return found
+
+
+def summary(results: dict) -> str:
+    return "\n\n".join(f"{title}\n\n{table}" for title, table in tables(results).items())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -21,6 +21,8 @@ from splitattn.bench import (
 from splitattn.bench.references import official_name, timm_name
 from splitattn.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_interleaved_times_and_summary():
     calls = []
@@ -105,18 +107,37 @@ def test_benchmark_summary_tables_condense_the_rows():
     assert f"{deploy.roof_fraction:.0%} ({deploy.roof_fraction * deploy.roof_gflops / 50:.0%} of matmul)" in line
 
 
-def test_benchmark_summary_states_each_speed_target_as_met_or_not():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+def _summary_module():
+    """benchmarks/summary.py, which is a script beside the suite, not part of the package."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        from summary import targets_table
+        import summary
     finally:
         sys.path.pop(0)
+    return summary
+
+
+def test_benchmark_summary_states_each_speed_target_as_met_or_not():
     speeds = {"ours int8": ("int8", 10.0), "openvino+int8": ("int8", 8.0), "ours deploy+bf16": ("bfloat16", 3.0),
               "openvino": ("float32", 6.0), "ours deploy": ("float32", 5.0), "onnx": ("float32", 4.0)}
     rows = [{"model": "resnest50", "batch_size": 16, "candidate": label, "precision": precision, "images_per_s": rate}
             for label, (precision, rate) in speeds.items()]
-    line = targets_table(rows).splitlines()[-1].split(" | ")
+    head, _, line = (row.split(" | ") for row in _summary_module().targets_table(rows).splitlines())
     assert line[2] == "1.25x met"
     assert line[3] == "0.50x not met, openvino in float32"  # OpenVINO's default ran in float32: said so
-    assert line[4] == "0.83x not met"  # against the faster of onnxruntime and OpenVINO
-    assert line[5] == "- |"  # no deploy+compile row: no claim
+    assert line[4] == "0.83x not met |"  # against the faster of onnxruntime and OpenVINO
+    assert len(head) == 5 and "compile" not in " ".join(head)  # no deploy+compile row: no column, no claim
+
+
+@pytest.mark.parametrize(("results", "titles"), [
+    ("results.json", ("Inference", "Training step", "Scaling")),
+    ("precision.json", ("Reduced precision", "Speed targets", "Accuracy of reduced precision")),
+])
+def test_readme_speed_tables_are_what_the_summary_makes_of_the_committed_results(results, titles):
+    """The README's tables are regenerated from benchmarks/*.json, never retyped: each is exactly
+    what ``python benchmarks/summary.py benchmarks/FILE`` prints (paste its output to update them)."""
+    readme = (ROOT / "README.md").read_text()
+    made = _summary_module().tables(json.loads((ROOT / "benchmarks" / results).read_text()))
+    for title in titles:
+        [table] = [table for heading, table in made.items() if heading.startswith(title)]
+        assert table in readme, f"README's {title!r} table differs from the summary of benchmarks/{results}"
