@@ -10,7 +10,14 @@ import torch
 from torch import nn
 
 import splitattn
-from splitattn.deploy import PackedConv2d, count_batchnorms, deploy, fold_batchnorms, fold_bn_into_conv
+from splitattn.deploy import (
+    FixedBatch,
+    PackedConv2d,
+    count_batchnorms,
+    deploy,
+    fold_batchnorms,
+    fold_bn_into_conv,
+)
 from splitattn.deploy.memory_format import probe_memory_format
 from splitattn.layers import DropBlock2d, DropPath
 
@@ -248,3 +255,17 @@ class _SlowInOneLayout(nn.Module):
 def test_memory_format_probe_picks_the_faster_layout(slow, chosen):
     x = torch.randn(2, 4, 8, 8)
     assert probe_memory_format(_SlowInOneLayout(slow).eval(), x) == chosen
+
+
+def test_fixed_batch_pads_a_smaller_batch_and_gives_each_image_its_own_output():
+    model = deploy(randomize_(splitattn.create_model("seresnet18", num_classes=10)).eval())
+    x = torch.randn(5, 3, 32, 32)
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[0]))
+    fixed = FixedBatch(model, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(fixed(x[:3]), model(x[:3]), rtol=1e-4, atol=1e-5)
+        assert fixed(x).shape == (5, 10)  # a larger batch runs as it is
+    assert seen == [4, 3, 5]  # padded to 4; then the unpadded reference; then 5
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        FixedBatch(model, 0)

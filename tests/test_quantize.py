@@ -22,7 +22,7 @@ from splitattn import create_model
 from splitattn.cli import main
 from splitattn.cli.calibration import calibration_batches
 from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform, prepare_digits
-from splitattn.deploy import DEPLOY_TOLERANCES, deploy, relative_error
+from splitattn.deploy import DEPLOY_TOLERANCES, FixedBatch, deploy, relative_error
 from splitattn.quantize import (
     QuantizedModel,
     attention_mlp_names,
@@ -169,6 +169,10 @@ def test_compiled_int8_matches_the_reference_graph_and_survives_save_and_load(tr
         compiled, reference = quantized(x), quantized.graph(x)
     assert relative_error(compiled, reference) < 0.02  # the kernels round a little differently
     assert torch.equal(compiled.argmax(1), reference.argmax(1))
+    with torch.no_grad():  # an evaluation's last, smaller batch is padded to the compiled size: no second compile
+        last = FixedBatch(quantized, len(x))(x[:3])
+    assert quantized._compiled_shapes == {tuple(x.shape)}
+    torch.testing.assert_close(last, compiled[:3], rtol=1e-4, atol=1e-4)  # each image on its own
     path = save_quantized(quantized, tmp_path / "model.int8.pt2", example=x)
     loaded = load_quantized(path, compile=False)
     assert isinstance(loaded, QuantizedModel) and loaded.float_layers == quantized.float_layers

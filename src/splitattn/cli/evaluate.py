@@ -12,6 +12,8 @@ import json
 from torch.utils.data import DataLoader
 
 from ..data import ImageFolderDataset, collate_skipping
+from ..deploy import FixedBatch
+from ..quantize import QuantizedModel
 from ..training.evaluate import evaluate
 from ..training.inference import load_trained
 from ..training.runtime import Runtime, select_device
@@ -44,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     dataset = ImageFolderDataset(args.data, transform, class_names=trained.class_names)
     loader = DataLoader(dataset, args.batch_size, num_workers=args.workers, collate_fn=collate_skipping)
     runtime = Runtime(select_device(args.device))
-    result = evaluate(trained.model.to(runtime.device), loader, runtime)
+    model = trained.model
+    if isinstance(model, QuantizedModel) and model.compiled:  # one compiled shape, not a second for the last batch
+        model = FixedBatch(model, args.batch_size)
+    result = evaluate(model.to(runtime.device), loader, runtime)
     result.update(model=trained.model_name, checkpoint=str(args.checkpoint), image_size=trained.image_size,
                   crop_pct=trained.crop_pct, interpolation=trained.interpolation)
     if args.json:

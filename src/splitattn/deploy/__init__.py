@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .fixed_batch import FixedBatch
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
 from .fuse import pack_and_fuse
 from .inductor import FrozenInductorModel
@@ -46,6 +47,7 @@ __all__ = [
     "DEPLOY_TOLERANCES",
     "FUSE_MODES",
     "MEMORY_FORMATS",
+    "FixedBatch",
     "PackedConv2d",
     "count_batchnorms",
     "deploy",
