@@ -74,7 +74,8 @@ def count(name: str, input_size: tuple[int, ...] | None = None) -> tuple[int, in
 
 def _drop_batch_norms(module: nn.Module) -> None:
     """Replace each batch norm by an identity: it has no MACs, but on the meta device its eval-mode
-    forward runs a Python decomposition that was half the time of the whole zoo table."""
+    forward runs a Python decomposition that was half the time of the whole zoo table. (Folding them
+    with ``deploy.fold_batchnorms`` gives the same counts, 45% slower: it computes new conv weights.)"""
     for name, child in module.named_children():
         if isinstance(child, nn.modules.batchnorm._BatchNorm):
             setattr(module, name, nn.Identity())
