@@ -43,6 +43,9 @@ def _recipe(config: dict[str, Any]) -> list[str]:
     augment = [name for name, on in (("mixup", config.get("mixup")), ("CutMix", config.get("cutmix")),
                                       ("AutoAugment", config.get("auto_augment")),
                                       ("RandAugment", config.get("rand_augment")),
+                                      ("TrivialAugment", config.get("trivial_augment")),
+                                      (f"random erasing (p={config.get('random_erasing')})",
+                                       config.get("random_erasing")),
                                       ("random resized crops", config.get("random_resized_crop")),
                                       ("horizontal flips", config.get("hflip"))) if on]
     lines.append(f"- Augmentation: {', '.join(augment) if augment else 'pad-and-crop only'}")

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from ..data.transforms import chosen_policy
 from ..models.registry import input_cfg
 
 
@@ -59,8 +60,10 @@ class TrainConfig:
     label_smoothing: float = 0.1
     mixup: float = 0.0
     cutmix: float = 0.0
-    auto_augment: bool = False
+    auto_augment: bool = False  # at most one of auto_augment, rand_augment, trivial_augment
     rand_augment: bool = False
+    trivial_augment: bool = False  # TrivialAugment (wide), as torchvision's recipes use
+    random_erasing: float = 0.0  # probability of erasing a rectangle of each image, after normalisation
     random_resized_crop: bool = False  # else pad-and-crop, which suits small images
     hflip: bool = False
     ema: bool = False
@@ -78,6 +81,11 @@ class TrainConfig:
     progress: bool = True
     log: str = "jsonl"  # "tensorboard": TensorBoard event files too, in RUN_DIR/tensorboard
     max_steps_per_epoch: int | None = None  # for smoke tests
+
+    def __post_init__(self) -> None:
+        # Refused when the config is built (command line, YAML, Python), before any data are read.
+        chosen_policy(self.random_erasing, auto_augment=self.auto_augment, rand_augment=self.rand_augment,
+                      trivial_augment=self.trivial_augment)
 
     def scaled_lr(self, world_size: int) -> float:
         """The paper's linear scaling rule: lr = 0.1 x global batch / 256, unless set explicitly."""

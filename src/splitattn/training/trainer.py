@@ -119,7 +119,8 @@ class Trainer:
         crop_pct = config.crop_pct or cfg.crop_pct
         train_set = ImageFolderDataset(train_dir, train_transform(
             config.image_size, cfg.mean, cfg.std, config.interpolation, config.random_resized_crop, config.hflip,
-            config.auto_augment, config.rand_augment))
+            auto_augment=config.auto_augment, rand_augment=config.rand_augment,
+            trivial_augment=config.trivial_augment, random_erasing=config.random_erasing))
         val_set = ImageFolderDataset(val_dir, eval_transform(config.image_size, cfg.mean, cfg.std, crop_pct,
                                                              config.interpolation), train_set.class_names)
         self.class_names = train_set.class_names
