@@ -78,6 +78,8 @@ def _from_repo(spec: str, pretrained: bool | str | os.PathLike, num_classes: int
     if config.tag is None:  # weights of the repository's own: none of the published numbers apply
         model.pretrained_cfg.update(tag=None, top1=None, top1_by=None, license=None, sources=())
     if config.label_names is not None and classes == config.num_classes:
+        if config.label_names != model.pretrained_cfg.get("label_names"):  # its own classes, not ImageNet's
+            model.pretrained_cfg.pop("label_synsets", None)
         model.pretrained_cfg["label_names"] = config.label_names
     if pretrained is True:
         state = unwrap_state_dict(load_checkpoint_file(repo.weights_file()))

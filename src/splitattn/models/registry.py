@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..layers import NO_ATTENTION, AttentionSpec, resolve_attention
+from .imagenet import imagenet_classes
 from .published import PublishedWeights
 from .resnet import ResNet
 
@@ -92,13 +93,19 @@ class ModelEntry:
                          f"(default {self.tags[0]})")
 
     def cfg_dict(self, tag: str | None = None) -> dict[str, Any]:
-        """``pretrained_cfg`` as the model carries it: input settings, and the weights' own numbers."""
+        """``pretrained_cfg`` as the model carries it: input settings, and the weights' own numbers.
+
+        Published weights are all ImageNet-1k's, so they also name their outputs: ``label_names``
+        ("tub") and ``label_synsets`` (``n04493381``), in output order, as timm's configs do.
+        """
         weights = self.weights_for(tag)
         cfg = asdict(self.cfg_for(tag)) | {"architecture": self.name, "tag": None, "top1": None,
                                            "top1_by": None, "license": None, "sources": ()}
         if weights is not None:
+            classes = imagenet_classes()
             cfg |= {"tag": weights.tag, "top1": weights.top1, "top1_by": weights.top1_by,
-                    "license": weights.license, "sources": tuple(s.url for s in weights.sources)}
+                    "license": weights.license, "sources": tuple(s.url for s in weights.sources),
+                    "label_names": list(classes.names), "label_synsets": list(classes.synsets)}
         return cfg
 
     @property
@@ -119,6 +126,9 @@ class ModelEntry:
         attn = resolve_attention(overrides.pop("attn_args", None), attn)
         model = ResNet(**{**self.architecture, **overrides, "attn": attn})
         model.pretrained_cfg = self.cfg_dict(tag)
+        if len(model.pretrained_cfg.get("label_names", ())) != model.num_classes:  # another head: other classes
+            model.pretrained_cfg.pop("label_names", None)
+            model.pretrained_cfg.pop("label_synsets", None)
         model.default_cfg = model.pretrained_cfg
         if attn != base:  # what rebuilds it (save_pretrained writes these): changed fields only, when it can
             changed = {f.name: getattr(attn, f.name) for f in dataclasses.fields(attn)
