@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     k = min(args.top_k, len(trained.class_names))
     loader = DataLoader(ImageFiles(files, trained.transform), args.batch_size, num_workers=args.workers,
                         collate_fn=collate_images)
-    predictions = predict_images(trained.model, loader, trained.class_names, k, device, args.batch_size)
+    predictions = predict_images(trained.model, loader, trained.class_names, k, device)
     if args.out is None:
         summary = write_all((JsonlWriter if args.json else TextWriter)(sys.stdout, k), predictions)
     else:

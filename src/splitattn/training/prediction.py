@@ -1,9 +1,10 @@
 """Top-k classes of many images, batch by batch, in deploy mode checked against eval mode.
 
 The model is deployed on the first batch that holds a readable image: that batch is both the
-shape the convs are packed for and the example ``deploy`` checks its output against (BNs folded,
-within 1e-4 of the eval-mode model), so a deployment that would change the answers fails before
-any prediction is written. In inference every image is computed on its own (no batch statistics),
+shape the convs are packed for (and the batch size deploy picks the memory format for: NCHW for
+one image on CPU, channels-last for batches) and the example ``deploy`` checks its output against
+(BNs folded, within 1e-4 of the eval-mode model), so a deployment that would change the answers
+fails before any prediction is written. In inference every image is computed on its own (no batch statistics),
 so an image gets the same probabilities in a batch as alone, up to float rounding.
 """
 
@@ -66,7 +67,6 @@ def predict_images(
     class_names: Sequence[str],
     top_k: int,
     device: torch.device,
-    batch_size: int = 1,
 ) -> Iterator[ImagePrediction]:
     """One :class:`ImagePrediction` per image of ``batches``, in their order, unreadable ones included.
 
@@ -77,7 +77,6 @@ def predict_images(
         class_names: the name of each output index.
         top_k: how many classes to list per image (at most ``len(class_names)``).
         device: where to run the model.
-        batch_size: the loader's batch size, which deploy picks the memory format for.
 
     Raises:
         ValueError: ``top_k`` outside 1..number of classes, or deploy mode disagreeing with eval mode.
@@ -90,8 +89,8 @@ def predict_images(
         scores: list[tuple[ClassScore, ...]] = []
         if len(batch.images):
             images = batch.images.to(device)
-            if deployed is None:
-                deployed = _inference_model(model, images, batch_size)
+            if deployed is None:  # packed and checked for the first batch's size (the loader's, mostly)
+                deployed = _inference_model(model, images, len(batch.paths))
             with torch.no_grad():
                 top = deployed(images).float().softmax(dim=1).topk(top_k, dim=1)
             scores = [tuple(ClassScore(class_names[i], i, p) for p, i in zip(values, indices, strict=True))
