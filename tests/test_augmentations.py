@@ -52,7 +52,8 @@ def test_random_erasing_with_p_1_changes_a_rectangle_of_every_image():
         rows, cols = changed.nonzero(as_tuple=True)
         box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
         assert changed.sum() >= 0.9 * box, "the erased pixels form one rectangle"
-        assert 0.02 * 32 * 32 <= box <= 0.34 * 32 * 32, "2% to a third of the image, as timm and torchvision"
+        # 2% to a third of the area, as in timm and torchvision (give or take the rounding of its sides)
+        assert 0.01 * 32 * 32 <= box <= 0.4 * 32 * 32
         torch.manual_seed(seed)
         assert torch.equal(train_transform(32, MEAN, STD, random_resized_crop=False, random_erasing=0.0)(image),
                            expected)
