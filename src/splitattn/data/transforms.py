@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -132,7 +133,8 @@ def eval_crop(size: int, crop_pct: float = 0.875, interpolation: str = "bilinear
     if not 0 < crop_pct <= 1:
         raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
     mode = interpolation_mode(interpolation)
-    return T.Compose([T.Resize(round(size / crop_pct), interpolation=mode, antialias=True), T.CenterCrop(size)])
+    # floor, as timm's validate.py: 256 px at 0.875 resizes to 292, not 293, or published top-1s are not reproduced
+    return T.Compose([T.Resize(math.floor(size / crop_pct), interpolation=mode, antialias=True), T.CenterCrop(size)])
 
 
 def batch_mix(num_classes: int, mixup: float, cutmix: float) -> T.Transform | None:

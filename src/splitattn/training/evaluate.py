@@ -1,6 +1,10 @@
-"""Top-1/top-5 evaluation, shared by training (each epoch) and ``splitattn eval``."""
+"""Top-1/top-5 evaluation: training's each epoch (:func:`evaluate`), and the predictions that
+``splitattn eval`` scores (:func:`predict_topk`: per image, so that ReaL's label sets, per-class
+tables and ImageNet-A/-R's class restriction are all computed from the same ranking)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -38,3 +42,41 @@ def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, amp: bool =
         raise ValueError("no readable images to evaluate")
     return {"loss": loss_sum / seen, "top1": 100.0 * correct1 / seen, "top5": 100.0 * correct5 / seen,
             "images": int(seen), "skipped": int(skipped)}
+
+
+@torch.no_grad()
+def predict_topk(model: nn.Module, loader: DataLoader, runtime: Runtime, k: int = 5,
+                 subset: torch.Tensor | None = None, amp: bool = False,
+                 progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The top-``k`` output indices of every readable sample of a loader of (images, positions, skipped).
+
+    Args:
+        model: the classifier, in eval mode on ``runtime.device``.
+        loader: batches of ``collate_keyed`` (images, their positions in the data set, unreadable count).
+        runtime: where to run.
+        k: predictions kept per sample (fewer when the model, or ``subset``, has fewer classes).
+        subset: output indices to choose among (ImageNet-A/-R's 200): the other logits are dropped
+            before the ranking, and the indices returned are still the model's.
+        amp: mixed precision.
+        progress: called with the number of samples of each batch done.
+
+    Returns:
+        the positions scored, their top-k indices (``[n, k]``) and how many images were unreadable.
+    """
+    model.eval()
+    positions, tops, skipped = [], [], 0
+    for images, keys, n_skipped in loader:
+        skipped += n_skipped
+        if len(keys):
+            with autocast(runtime.device, amp):
+                logits = model(images.to(runtime.device, non_blocking=True)).float()
+            if subset is not None:
+                logits = logits[:, subset.to(logits.device)]
+            top = logits.topk(min(k, logits.shape[1]), dim=1).indices.cpu()
+            tops.append(subset[top] if subset is not None else top)
+            positions.append(keys)
+        if progress is not None:
+            progress(len(keys) + n_skipped)
+    if not positions:
+        raise ValueError("no readable images to evaluate")
+    return torch.cat(positions), torch.cat(tops), skipped
