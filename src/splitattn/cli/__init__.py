@@ -24,13 +24,14 @@ COMMANDS = {
     "zoo": ("zoo", "table of every zoo model: parameters, GMACs, input size, published weights, top-1"),
     "explain": ("explain", "pictures of what the attention selects, and a Grad-CAM heat map, for one image"),
     "eval": ("evaluate", "top-1/top-5 of a checkpoint on an image folder"),
-    "predict": ("predict", "top-k classes of images, as text or JSON"),
+    "predict": ("predict", "top-k classes of images or folders of them: text, JSON, or a CSV/JSONL file"),
     "bench": ("bench", "throughput, latency, peak memory and roof fraction against timm"),
     "export": ("export", "export a model to ONNX, TorchScript or OpenVINO (fp32, bf16, int8), checked against PyTorch"),
     "quantize": ("quantize", "int8 model from calibration images, with per-layer sensitivity and accuracy vs float32"),
     "train-det": ("train_det", "fine-tune Faster/Mask R-CNN with a ResNeSt, SE or SK backbone on COCO-format data"),
     "train-seg": ("train_seg", "fine-tune DeepLabV3 with a ResNeSt, SE or SK backbone on mask folders or COCO data"),
     "download": ("download", "fetch published weights into the cache (for offline machines)"),
+    "write-shards": ("write_shards", "write an image folder (or the built-in digits) as WebDataset shards"),
     "push-to-hub": ("push_to_hub", "upload a trained model (run directory) to the Hugging Face Hub with a model card"),
 }
 

@@ -26,7 +26,10 @@ SWITCHES = ("resume", "amp", "ema", "deterministic", "grad_checkpointing", "chan
 
 # What each flag means; the default shown is the digits recipe's (TrainConfig), before any --preset.
 FLAG_HELP = {
-    "data": "'digits' (built in) or a directory with train/<class>/ and val/<class>/ image folders",
+    "data": "'digits' (built in), a directory with train/<class>/ and val/<class>/ image folders, WebDataset "
+            "shards (a directory with _info.json, 'shards/train-{000000..000127}.tar', pipe: commands; see "
+            "`splitattn write-shards`) or hf:NAME, a Hugging Face dataset (hf:PATH of a save_to_disk folder); "
+            "val_data=SOURCE, val_split=, image_column=, label_column=, hf_streaming=true, hf_options.KEY=VALUE",
     "model": "zoo name or name.tag",
     "epochs": "training epochs",
     "batch_size": "images per step and process",

@@ -2,7 +2,8 @@
 
 Problems that would stop a run are found before training starts (missing or empty directory, a
 class folder with no images). Problems that only spoil a few files (zero-byte, truncated or
-undecodable images) are skipped and counted, never a crash in the middle of an epoch.
+undecodable images) are skipped, counted and named (:mod:`.skips`), never a crash in the middle
+of an epoch.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from PIL import Image, ImageFile
 from torch.utils.data import Dataset
+
+from .skips import SkippedSample, Skips
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -22,8 +26,22 @@ class DataError(ValueError):
     """A data set that cannot be trained on; the message names the folder and what was expected."""
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Decode any image PIL reads as 8-bit RGB: grayscale, palette, CMYK; transparency onto white."""
+# What PIL raises for a file that is not a readable image: unknown format, truncated, corrupt.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def decode_problem(error: BaseException) -> str:
+    """One line for a skipped image: the decoder's message, or the error's type when it has none."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text or type(error).__name__
+
+
+def load_rgb(path: str | os.PathLike | BinaryIO) -> Image.Image:
+    """Decode any image PIL reads as 8-bit RGB: grayscale, palette, CMYK; transparency onto white.
+
+    Args:
+        path: an image file, or an open binary stream (``io.BytesIO`` of a shard member's bytes).
+    """
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey half-image
     with Image.open(path) as image:
         image.load()
@@ -38,8 +56,9 @@ class ImageFolderDataset(Dataset):
     """``root/<class>/<image>`` files with integer labels in sorted class order.
 
     ``class_names`` fixes the label order (pass the training set's to the validation set);
-    ``skipped_empty`` counts zero-byte files dropped while scanning. ``__getitem__`` returns
-    None for an unreadable image; :func:`collate_skipping` drops and counts those.
+    ``skipped_files`` names the zero-byte files dropped while scanning. ``__getitem__`` returns
+    a :class:`SkippedSample` (path and reason) for an unreadable image; :func:`collate_skipping`
+    drops those and passes their records on.
     """
 
     def __init__(
@@ -66,14 +85,14 @@ class ImageFolderDataset(Dataset):
             )
         self.class_names = list(class_names) if class_names is not None else found
         self.samples: list[tuple[Path, int]] = []
-        self.skipped_empty = 0
+        self.skipped_files: list[SkippedSample] = []
         empty_classes = []
         for label, name in enumerate(self.class_names):
             files = sorted(
                 p for p in (self.root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
             )
             nonempty = [p for p in files if p.stat().st_size > 0]
-            self.skipped_empty += len(files) - len(nonempty)
+            self.skipped_files += [SkippedSample(str(p), "zero-byte file") for p in files if p.stat().st_size == 0]
             if not nonempty:
                 empty_classes.append(name)
             self.samples.extend((p, label) for p in nonempty)
@@ -83,6 +102,11 @@ class ImageFolderDataset(Dataset):
                 f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
             )
 
+    @property
+    def skipped_empty(self) -> int:
+        """How many zero-byte files the scan dropped."""
+        return len(self.skipped_files)
+
     def __len__(self) -> int:
         return len(self.samples)
 
@@ -90,15 +114,16 @@ class ImageFolderDataset(Dataset):
         path, label = self.samples[index]
         try:
             image = load_rgb(path)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            return None
+        except DECODE_ERRORS as error:
+            return SkippedSample(str(path), decode_problem(error))
         return (self.transform(image) if self.transform is not None else image), label
 
 
-def collate_skipping(batch: list) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Stack the readable samples; also return how many were unreadable (None)."""
-    kept = [item for item in batch if item is not None]
-    skipped = len(batch) - len(kept)
+def collate_skipping(batch: list) -> tuple[torch.Tensor, torch.Tensor, Skips]:
+    """Stack the readable samples; also return the unreadable ones (each a :class:`SkippedSample`)
+    as :class:`Skips`: their count, which also names them."""
+    kept = [item for item in batch if not isinstance(item, SkippedSample)]
+    skipped = Skips(item for item in batch if isinstance(item, SkippedSample))
     if not kept:
         return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
     images = torch.stack([image for image, _ in kept])

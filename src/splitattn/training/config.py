@@ -29,9 +29,21 @@ class TrainConfig:
     """Everything a run depends on. Defaults train the built-in digits set in a few minutes on a CPU."""
 
     # data
-    data: str = "digits"  # "digits" (built in) or a directory with train/ and val/ class folders
+    # "digits" (built in), a directory with train/ and val/ class folders, WebDataset shards (a directory
+    # with _info.json, 'shards/train-{000000..000127}.tar', pipe: commands) or hf:NAME (splitattn.data.sources)
+    data: str = "digits"
     train_dir: str | None = None  # override the train/ sub-directory
     val_dir: str | None = None
+    val_data: str | None = None  # validation source of any kind; None: data's own validation split
+    train_split: str | None = None  # split of a shard set or Hugging Face dataset; None: "train"
+    val_split: str | None = None  # None: "validation" or "val"
+    image_column: str | None = None  # Hugging Face columns; None: the Image / ClassLabel feature
+    label_column: str | None = None
+    hf_streaming: bool = False  # stream a Hugging Face dataset instead of downloading it
+    hf_options: dict[str, Any] = field(default_factory=dict)  # datasets.load_dataset keywords: hf_options.data_dir=D
+    shard_info: str | None = None  # shards' _info.json when it is not beside them (pipe: shards)
+    num_classes: int | None = None  # for sources that do not name their classes
+    shuffle_buffer: int = 1000  # samples a stream mixes at a time
     image_size: int = 32
     crop_pct: float | None = 1.0  # eval resize = image_size / crop_pct; None: the model's default
     interpolation: str = "bilinear"

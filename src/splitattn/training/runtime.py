@@ -96,6 +96,15 @@ def all_reduce_sum(values: list[float], runtime: Runtime) -> list[float]:
     return tensor.tolist()
 
 
+def gather_lists(items: list, runtime: Runtime) -> list:
+    """Every process's ``items`` (picklable), concatenated in rank order, on every process."""
+    if not runtime.distributed:
+        return list(items)
+    gathered: list = [None] * runtime.world_size
+    dist.all_gather_object(gathered, list(items))
+    return [item for part in gathered for item in part]
+
+
 def barrier(runtime: Runtime) -> None:
     if runtime.distributed:
         dist.barrier()

@@ -8,9 +8,11 @@ many steps of that epoch were done, so a resumed run skips them and continues id
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,12 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, Subset
 
-from ..data import ImageFolderDataset, batch_mix, collate_skipping, eval_transform, prepare_digits, train_transform
+from ..data import batch_mix, collate_skipping, eval_transform, prepare_digits, train_transform
+from ..data.skips import SKIPPED_FILE, SkippedSample, SkipReport, describe_skips
+from ..data.source_options import SourceOptions
+from ..data.sources import DataSource, open_source
 from ..factory import create_model
 from ..interface import option, switch
 from ..layers import resolve_attention, set_drop_block_progress
@@ -45,6 +50,7 @@ from .runtime import (
     all_reduce_sum,
     autocast,
     barrier,
+    gather_lists,
     grad_scaler,
     ignore_stop_signals,
     seed_everything,
@@ -104,49 +110,76 @@ class Trainer:
             print(message, flush=True)
 
     def _build_data(self) -> None:
+        """Open the training and validation sources (any kind of :data:`splitattn.data.SOURCE_KINDS`),
+        check them, and build their loaders: an indexed source through ``DistributedSampler``, a
+        stream through its own share-out over ranks and workers, each rank taking the same steps."""
         config = self.config
-        if config.data == "digits":
+        if "digits" in (config.data, config.val_data):
             if self.runtime.local_rank == 0:  # one writer per machine; the others wait, then reuse it
                 prepare_digits()
             barrier(self.runtime)
-            root = prepare_digits()
-        else:
-            root = Path(config.data)
-        train_dir = Path(config.train_dir) if config.train_dir else root / "train"
-        val_dir = Path(config.val_dir) if config.val_dir else root / "val"
+        train_source, val_source = self._open_sources()
         cfg = input_cfg(config.model)
         self.mean, self.std = cfg.mean, cfg.std
         crop_pct = config.crop_pct or cfg.crop_pct
-        train_set = ImageFolderDataset(train_dir, train_transform(
+        train_tf = train_transform(
             config.image_size, cfg.mean, cfg.std, config.interpolation, config.random_resized_crop, config.hflip,
             auto_augment=config.auto_augment, rand_augment=config.rand_augment,
-            trivial_augment=config.trivial_augment, random_erasing=config.random_erasing))
-        val_set = ImageFolderDataset(val_dir, eval_transform(config.image_size, cfg.mean, cfg.std, crop_pct,
-                                                             config.interpolation), train_set.class_names)
-        self.class_names = train_set.class_names
-        for name, dataset in (("train", train_set), ("val", val_set)):
-            if dataset.skipped_empty:
-                self.log(f"{name}: skipped {dataset.skipped_empty} zero-byte image file(s) in {dataset.root}")
+            trivial_augment=config.trivial_augment, random_erasing=config.random_erasing)
+        val_tf = eval_transform(config.image_size, cfg.mean, cfg.std, crop_pct, config.interpolation)
+        self.class_names = train_source.class_names
+        train_set = train_source.dataset(train_tf, self.class_names, training=True, seed=config.seed)
+        val_set = val_source.dataset(val_tf, self.class_names, training=False, seed=config.seed)
+        self.skip_report = SkipReport()
+        self.epoch_skips: dict[str, list[SkippedSample]] = {"train": [], "val": []}  # this epoch's, this rank's
+        for name, source in (("train", train_source), ("val", val_source)):
+            if source.skipped_files:  # zero-byte files that a folder's scan left out
+                self.skip_report.add(name, source.skipped_files)
+                self.log(f"{name}: skipped {len(source.skipped_files)} zero-byte image file(s) in {source.where}: "
+                         f"{describe_skips(list(source.skipped_files))}")
         world, rank = self.runtime.world_size, self.runtime.rank
-        self.sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
         self.loader_generator = torch.Generator()
-        self.train_loader = DataLoader(train_set, config.batch_size, sampler=self.sampler,
-                                       num_workers=config.workers, collate_fn=collate_skipping, drop_last=True,
-                                       worker_init_fn=ignore_stop_signals,
-                                       generator=self.loader_generator, pin_memory=self.runtime.device.type == "cuda")
-        shard = Subset(val_set, range(rank, len(val_set), world))  # no padding: every image counted once
-        self.val_loader = DataLoader(shard, config.batch_size, shuffle=False, num_workers=config.workers,
+        loading = dict(num_workers=config.workers, collate_fn=collate_skipping, worker_init_fn=ignore_stop_signals,
+                       generator=self.loader_generator, pin_memory=self.runtime.device.type == "cuda")
+        if train_source.indexed:
+            self.reorder = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+            self.train_loader = DataLoader(train_set, config.batch_size, sampler=self.reorder, drop_last=True,
+                                           **loading)
+            steps = len(self.train_loader)
+        else:  # a stream orders and shares itself out from (seed, epoch)
+            train_set.configure(world, rank, config.workers)
+            self.reorder = train_set
+            self.train_loader = DataLoader(train_set, config.batch_size, drop_last=True, **loading)
+            steps = train_set.steps(config.batch_size)
+        if val_source.indexed:
+            val_set = Subset(val_set, range(rank, len(val_set), world))  # no padding: every image counted once
+        else:
+            val_set.configure(world, rank, config.workers)
+        self.val_loader = DataLoader(val_set, config.batch_size, shuffle=False, num_workers=config.workers,
                                      collate_fn=collate_skipping)
-        steps = len(self.train_loader)
         if steps == 0:
             raise ValueError(f"batch size {config.batch_size} x {world} process(es) is larger than the training "
-                             f"set ({len(train_set)} images): lower {option('batch_size')}")
+                             f"set ({train_source.describe()}): lower {option('batch_size')}")
         self.steps_per_epoch = min(steps, config.max_steps_per_epoch or steps)
-        self.log(f"data: {len(train_set)} train / {len(val_set)} val images, {len(self.class_names)} classes, "
-                 f"{config.image_size} px crops")
+        self.log(f"data: train {train_source.describe()} / val {val_source.describe()}, "
+                 f"{len(self.class_names)} classes, {config.image_size} px crops")
+        if not train_source.indexed:
+            self.log(f"train: {train_set.plan(config.batch_size)}")
         if config.data != "digits" and config.image_size == TrainConfig.image_size:
             self.log(f"note: {config.image_size} px is the default, sized for the built-in digits; photos usually "
                      f"want {option('image_size', '224')} (or the size `splitattn zoo` lists for the model)")
+
+    def _open_sources(self) -> tuple[DataSource, DataSource]:
+        """The training source and its validation source (``val_data``, or the data's own split)."""
+        config = self.config
+        options = SourceOptions(image_column=config.image_column, label_column=config.label_column,
+                                streaming=config.hf_streaming, hf_options=config.hf_options,
+                                shard_info=config.shard_info, num_classes=config.num_classes,
+                                shuffle_buffer=config.shuffle_buffer)
+        train = open_source(config.train_dir or config.data, "train", replace(options, split=config.train_split))
+        val = open_source(config.val_dir or config.val_data or config.data, "val",
+                          replace(options, split=config.val_split))
+        return train, val
 
     def _build_model(self) -> None:
         config, device = self.config, self.runtime.device
@@ -228,7 +261,7 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict[str, float] | None:
         config, runtime = self.config, self.runtime
         seed_everything(_epoch_seed(config, epoch, runtime.rank), config.deterministic)
-        self.sampler.set_epoch(epoch)
+        self.reorder.set_epoch(epoch)  # the sampler's, or the stream's, order and share-out
         self.loader_generator.manual_seed(_epoch_seed(config, epoch, runtime.rank))
         self.network.train()
         skip = self.resume_step if epoch == self.start_epoch else 0
@@ -244,6 +277,7 @@ class Trainer:
                     restore_rng(self.resume_rng)  # continue with the generators as they were at the save
                 continue
             skipped += n_skipped
+            self.epoch_skips["train"].extend(n_skipped.samples)
             too_small = all_reduce_sum([float(len(labels) < 2)], runtime)[0]
             if too_small:  # BN cannot train on fewer than two images; every rank skips together
                 self.scheduler.step()
@@ -303,7 +337,7 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, train_stats: dict[str, float]) -> dict[str, Any]:
         config = self.config
-        val = evaluate(self.network, self.val_loader, self.runtime, config.amp, config.channels_last)
+        val = evaluate(self.network, self._recording(self.val_loader), self.runtime, config.amp, config.channels_last)
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train_stats,
                                   "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
                                   "val_images": val["images"]}
@@ -311,8 +345,7 @@ class Trainer:
         if self.ema is not None:
             ema_val = evaluate(self.ema.module, self.val_loader, self.runtime, config.amp, config.channels_last)
             record["ema_val_top1"] = ema_val["top1"]
-        if record["skipped_images"]:
-            self.log(f"epoch {epoch + 1}: skipped {int(record['skipped_images'])} unreadable image(s)")
+        self._report_skips(epoch, record["skipped_images"])
         self.log(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, val loss "
                  f"{record['val_loss']:.4f}, val top-1 {record['val_top1']:.2f}%, top-5 {record['val_top5']:.2f}%, "
                  f"{record['images_per_sec']:.0f} img/s")
@@ -331,14 +364,42 @@ class Trainer:
         barrier(self.runtime)
         return record
 
+    def _recording(self, loader: DataLoader):
+        """The loader's batches, the skipped samples' records kept for :meth:`_report_skips`."""
+        for batch in loader:
+            self.epoch_skips["val"].extend(batch[2].samples)
+            yield batch
+
+    def _report_skips(self, epoch: int, count: float) -> None:
+        """Log how many samples this epoch skipped and name the ones not met before; all of them,
+        from every rank, go to the run directory's ``skipped.txt`` (split, key, reason)."""
+        new = []
+        for split, records in self.epoch_skips.items():
+            new += self.skip_report.add(split, gather_lists(records, self.runtime))
+            records.clear()
+        if count:
+            named = f": {describe_skips(new)}" if new else " (the same as before)"
+            self.log(f"epoch {epoch + 1}: skipped {int(count)} unreadable sample(s){named}; all in "
+                     f"{self.output / SKIPPED_FILE}")
+        if self.runtime.is_main and len(self.skip_report):
+            self.output.mkdir(parents=True, exist_ok=True)
+            self.skip_report.write(self.output / SKIPPED_FILE)
+
+    def _preview_samples(self) -> list[tuple[torch.Tensor, int]]:
+        """A few readable validation samples, spread over an indexed set (folders are sorted by
+        class), or the first ones of a stream."""
+        dataset = self.val_loader.dataset
+        if isinstance(dataset, IterableDataset):
+            return list(itertools.islice((s for s in dataset if not isinstance(s, SkippedSample)), PREVIEW_IMAGES))
+        picks = sorted({round(i * (len(dataset) - 1) / max(PREVIEW_IMAGES - 1, 1)) for i in range(PREVIEW_IMAGES)})
+        return [s for s in (dataset[i] for i in picks if i < len(dataset)) if not isinstance(s, SkippedSample)]
+
     def _log_epoch(self, record: dict[str, Any]) -> None:
         """Epoch metrics, the curves and a few validation images with the model's answers."""
         board, epoch = self.tensorboard, record["epoch"]
         board.scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, epoch)
         board.picture("curves", self.output / "curves.png", epoch)
-        dataset = self.val_loader.dataset  # spread over it: image folders are sorted by class
-        picks = sorted({round(i * (len(dataset) - 1) / max(PREVIEW_IMAGES - 1, 1)) for i in range(PREVIEW_IMAGES)})
-        samples = [s for s in (dataset[i] for i in picks if i < len(dataset)) if s is not None]
+        samples = self._preview_samples()
         if samples:
             images = torch.stack([image for image, _ in samples])
             self.model.eval()
