@@ -88,7 +88,11 @@ class ImageBatch:
 
 
 def collate_images(samples: list[tuple[str, torch.Tensor | None, str | None]]) -> ImageBatch:
-    """Stack the readable images of ``samples`` and keep every path with its error, in order."""
+    """Stack the readable images of ``samples`` and keep every path with its error, in order.
+
+    Args:
+        samples: what :class:`ImageFiles` returns, one per image (the DataLoader's ``collate_fn``).
+    """
     tensors = [tensor for _, tensor, _ in samples if tensor is not None]
     return ImageBatch(paths=[path for path, _, _ in samples], errors=[error for _, _, error in samples],
                       images=torch.stack(tensors) if tensors else torch.empty(0))

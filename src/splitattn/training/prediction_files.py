@@ -114,7 +114,12 @@ class PredictionSummary:
 
 
 def write_all(writer: PredictionWriter, predictions: Iterable[ImagePrediction]) -> PredictionSummary:
-    """Write every prediction with ``writer``; return the count and the unreadable images."""
+    """Write every prediction with ``writer``; return the count and the unreadable images.
+
+    Args:
+        writer: one of the writers, e.g. ``TextWriter(sys.stdout, top_k)``.
+        predictions: consumed as they are written, so a long run's results stream out.
+    """
     summary = PredictionSummary()
     for prediction in predictions:
         writer.write(prediction)
