@@ -88,7 +88,7 @@ def open_hf(name: str, role: str, options: SourceOptions) -> HFSplit:
                         f"is unknown; give {option('num_classes', 'N')}")
     data = data.cast_column(image_column, datasets.Image(decode=False))
     streaming = isinstance(data, datasets.IterableDataset)
-    num_samples = len(data) if not streaming else _stream_length(data, split)
+    num_samples = len(data) if not streaming else (_stream_length(data, split) or options.num_samples)
     return HFSplit(data, where, image_column, label_column, class_names, num_samples, streaming)
 
 
@@ -181,7 +181,8 @@ class HFStream(IterableDataset):
                  shuffle_buffer: int, seed: int, keyed: bool = False) -> None:
         if split.num_samples is None and training:
             raise DataError(f"{split.where}: the stream does not declare its length, so an epoch cannot be planned; "
-                            f"use the downloaded dataset ({option('hf_streaming', 'false')})")
+                            f"give {option('train_num_samples', 'N')}, or use the downloaded dataset "
+                            f"({option('hf_streaming', 'false')})")
         self.split, self.transform, self.training, self.keyed = split, transform, training, keyed
         self.remap = _label_map(split, class_names)
         self.shuffle_buffer, self.seed, self.epoch = shuffle_buffer, seed, 0

@@ -94,16 +94,16 @@ def shard_list(spec: str, role: str, split: str | None, given_info: str | None) 
         name = choose_split(list(splits), split, role, f"shard info {str(path)!r}")
         template, train_name = urls[0], _tar_name(urls[0])
         urls = [template.replace(train_name, Path(f).name) for f in splits[name].get("filenames", [])]
+    local_missing = [u for u in urls if not u.startswith("pipe:") and "://" not in u and not os.path.isfile(u)]
+    if local_missing:
+        raise DataError(f"shard file(s) {local_missing[:3]}{' ...' if len(local_missing) > 3 else ''} of "
+                        f"{spec!r} do not exist")
     lengths = _lengths(splits, path)
     missing_counts = [u for u in urls if _tar_name(u) not in lengths]
     if missing_counts:
         raise DataError(f"{str(path)!r} lists no sample count for shard(s) {missing_counts[:3]}"
                         f"{' ...' if len(missing_counts) > 3 else ''}: the counts split an epoch over processes "
                         f"and give its length; rewrite the info file (splitattn write-shards writes one)")
-    local_missing = [u for u in urls if not u.startswith("pipe:") and "://" not in u and not os.path.isfile(u)]
-    if local_missing:
-        raise DataError(f"shard file(s) {local_missing[:3]}{' ...' if len(local_missing) > 3 else ''} of "
-                        f"{spec!r} do not exist")
     names = info.get("class_names")
     return ShardList(tuple(urls), tuple(lengths[_tar_name(u)] for u in urls),
                      tuple(str(n) for n in names) if names else None, spec)

@@ -29,7 +29,8 @@ class SourceOptions:
     ``hf_options``: keyword arguments for ``datasets.load_dataset`` (``name``, ``data_dir``,
     ``revision``...). ``shard_info``: a shard set's info file when it is not ``_info.json``
     beside the shards. ``num_classes``: for sources that do not name their classes.
-    ``shuffle_buffer``: samples a stream mixes at a time.
+    ``shuffle_buffer``: samples a stream mixes at a time. ``num_samples``: the length of a
+    streamed dataset that does not declare it (timm's ``--train-num-samples``).
     """
 
     split: str | None = None
@@ -40,6 +41,7 @@ class SourceOptions:
     shard_info: str | None = None
     num_classes: int | None = None
     shuffle_buffer: int = 1000
+    num_samples: int | None = None
 
     def __post_init__(self) -> None:
         if self.shuffle_buffer < 1:

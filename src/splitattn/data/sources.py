@@ -121,7 +121,8 @@ class ShardSource:
 
     def describe(self) -> str:
         urls = self.shards.urls
-        return f"{self.num_samples} samples in {len(urls)} shards ({urls[0]}{' ...' if len(urls) > 1 else ''})"
+        shards = f"{len(urls)} shard{'s' if len(urls) > 1 else ''}"
+        return f"{self.num_samples} samples in {shards} ({urls[0]}{' ...' if len(urls) > 1 else ''})"
 
 
 def _claims_shards(spec: str) -> bool:

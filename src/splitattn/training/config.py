@@ -44,6 +44,7 @@ class TrainConfig:
     shard_info: str | None = None  # shards' _info.json when it is not beside them (pipe: shards)
     num_classes: int | None = None  # for sources that do not name their classes
     shuffle_buffer: int = 1000  # samples a stream mixes at a time
+    train_num_samples: int | None = None  # epoch length of a streamed dataset that does not declare it
     image_size: int = 32
     crop_pct: float | None = 1.0  # eval resize = image_size / crop_pct; None: the model's default
     interpolation: str = "bilinear"

@@ -176,7 +176,8 @@ class Trainer:
                                 streaming=config.hf_streaming, hf_options=config.hf_options,
                                 shard_info=config.shard_info, num_classes=config.num_classes,
                                 shuffle_buffer=config.shuffle_buffer)
-        train = open_source(config.train_dir or config.data, "train", replace(options, split=config.train_split))
+        train = open_source(config.train_dir or config.data, "train",
+                            replace(options, split=config.train_split, num_samples=config.train_num_samples))
         val = open_source(config.val_dir or config.val_data or config.data, "val",
                           replace(options, split=config.val_split))
         return train, val
