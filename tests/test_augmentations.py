@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2 as T
 
+from splitattn.cli import main as cli_main
 from splitattn.data import prepare_digits, train_transform
 from splitattn.training import Trainer
 from splitattn.training.config import build_config, save_config
@@ -94,7 +95,7 @@ def test_transform_refuses_what_the_config_refuses():
         train_transform(24, MEAN, STD, random_erasing=2.0)
 
 
-def test_the_imagenet_preset_keeps_the_papers_augmentation(tmp_path):
+def test_the_imagenet_preset_keeps_the_papers_augmentation(tmp_path, capsys):
     """The paper trains with AutoAugment and no random erasing; turning TrivialAugment on instead
     needs AutoAugment off, which the error says."""
     config = build_config("imagenet", overrides={"model": "resnest50d"})
@@ -106,6 +107,11 @@ def test_the_imagenet_preset_keeps_the_papers_augmentation(tmp_path):
     assert changed.trivial_augment and changed.random_erasing == 0.25
     save_config(changed, tmp_path / "config.yaml")  # a run's config.yaml reads back the same
     assert build_config(config_file=tmp_path / "config.yaml") == changed
+    # on the command line: exit status 2 and the reason, before a run directory exists
+    assert cli_main(["train", "--preset", "imagenet", "--model", "resnest50d", "trivial_augment=true",
+                     "--output", str(tmp_path / "run")]) == 2
+    assert "e.g. auto_augment=false" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_training_runs_with_trivial_augment_and_random_erasing(tmp_path):
