@@ -31,6 +31,7 @@ from splitattn.models.classes import UnknownClassError
 from splitattn.models.imagenet import CLASS_SUBSETS, class_subset, imagenet_classes
 from splitattn.models.published import PublishedWeights, WeightSource
 from splitattn.models.registry import _REGISTRY
+from splitattn.sharing import save_pretrained
 from splitattn.training.inference import load_trained
 from splitattn.weights import sha256_of
 
@@ -394,12 +395,26 @@ def test_a_fine_tuned_models_folder_may_hold_some_of_its_classes(images, tmp_pat
     torch.save({"model_name": "resnest14d", "class_names": ["cat", "dog", "fox"], "model": model.state_dict()},
                checkpoint)
     root = write_folders(tmp_path / "val", images, ["dog", "fox"] * (N_IMAGES // 2))
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG not an image")
     capsys.readouterr()
     assert cli_main(["eval", "--checkpoint", str(checkpoint), "--image-size", str(SIZE), "--data", str(root),
                      "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["layout"] == "names" and result["images"] == N_IMAGES
+    assert result["layout"] == "names" and result["images"] == N_IMAGES and result["skipped"] == 1
+    assert cli_main(["eval", "--checkpoint", str(checkpoint), "--image-size", str(SIZE), "--data", str(root)]) == 0
+    assert f"({N_IMAGES} images, 1 unreadable skipped)" in capsys.readouterr().out
     (root / "wolf").mkdir()
     images[0].save(root / "wolf" / "x.png")
     assert cli_main(["eval", "--checkpoint", str(checkpoint), "--image-size", str(SIZE), "--data", str(root)]) == 2
     assert "'wolf'" in capsys.readouterr().err
+
+
+def test_eval_pretrained_repository_needs_no_model_name(logits, images, weights_file, tmp_path, capsys):
+    synsets = imagenet_classes().synsets
+    root = write_folders(tmp_path / "val", images, [synsets[label] for label in placed(logits)])
+    save_pretrained(load_trained(weights_file, "resnest14d").model, tmp_path / "repo")
+    capsys.readouterr()
+    assert cli_main(["eval", "--pretrained", f"local-dir:{tmp_path / 'repo'}", "--data", str(root),
+                     "--image-size", str(SIZE), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["top1"], result["top5"], result["layout"]) == (50.0, 75.0, "synsets")

@@ -99,7 +99,10 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
                    interpolation or trained.get("interpolation") or cfg.interpolation)
 
 
-def load_published(model_name: str, pretrained: str | os.PathLike = PUBLISHED, image_size: int | None = None,
+WEIGHT_SUFFIXES = frozenset({".pth", ".pt", ".bin", ".safetensors", ".pt2", ".ckpt"})
+
+
+def load_published(model_name: str | None, pretrained: str | os.PathLike = PUBLISHED, image_size: int | None = None,
                    crop_pct: float | None = None, interpolation: str | None = None) -> TrainedModel:
     """A zoo model with published or given weights, fed as its weights tag says (no training run needed).
 
@@ -108,40 +111,43 @@ def load_published(model_name: str, pretrained: str | os.PathLike = PUBLISHED, i
             size, crop and interpolation are the preprocessing unless given here.
         pretrained: ``"published"`` (the tag's weights, fetched once into the cache), a file, a URL,
             or a repository (``hf-hub:org/repo``, ``local-dir:PATH``; its ``config.json`` then
-            names the architecture, which must be ``model_name``'s). A 1000-class file that records
-            no class names has the ImageNet-1k classes; a training checkpoint keeps its own.
+            names the architecture, which must be ``model_name``'s where that is given). A
+            1000-class file that records no class names has the ImageNet-1k classes; a training
+            checkpoint keeps its own.
         image_size, crop_pct, interpolation: override the preprocessing.
     """
-    base, tag = split_name(model_name)
     if is_repo_spec(os.fspath(pretrained)):
         trained = load_trained(pretrained, None, image_size, crop_pct, interpolation)
-        if split_name(trained.model_name)[0] != base:
-            raise ValueError(f"{os.fspath(pretrained)} holds a {trained.model_name!r}, not a {base!r}")
+        if model_name is not None and split_name(trained.model_name)[0] != split_name(model_name)[0]:
+            raise ValueError(f"{os.fspath(pretrained)} holds a {trained.model_name!r}, not a {model_name!r}")
         return trained
+    if model_name is None:
+        raise ValueError(f"{option('pretrained', os.fspath(pretrained))} needs the architecture: add "
+                         f"{option('model_name', 'NAME')} (a zoo name, e.g. resnest50)")
+    base, tag = split_name(model_name)
     path, _, origin = resolve_weights(base, pretrained, tag)
     trained = load_trained(path, model_name, image_size, crop_pct, interpolation)
     trained.model.pretrained_cfg["loaded_from"] = origin
     return trained
 
 
-def weights_spec(model: str | None, pretrained: str) -> tuple[str, str]:
+def weights_spec(model: str | None, pretrained: str) -> tuple[str | None, str]:
     """``(model_name, pretrained)`` for :func:`load_published` from the two flags a user gives.
 
     ``pretrained`` is ``published``, a ``name.tag`` of the zoo (then ``model`` may be left out), a
-    file, a URL or a repository; ``model`` is a zoo name, ``name.tag`` too.
+    file, a URL or a repository (whose ``config.json`` names the model); ``model`` is a zoo name,
+    ``name.tag`` too.
     """
     location = os.fspath(pretrained)
+    looks_like_a_file = "/" in location or os.sep in location or Path(location).suffix in WEIGHT_SUFFIXES
     named = (location != PUBLISHED and not Path(location).exists() and not is_url(location)
-             and not is_repo_spec(location) and split_name(location)[1] is not None)
+             and not is_repo_spec(location) and not looks_like_a_file and split_name(location)[1] is not None)
     if named:
         resolve_name(location)  # an unknown name or tag: a ValueError with the close ones
         if model is not None and split_name(model)[0] != split_name(location)[0]:
             raise ValueError(f"{option('model_name', model)} and {option('pretrained', location)} name two "
                              f"different models; give one of them")
         return location, PUBLISHED
-    if model is None:
-        raise ValueError(f"{option('pretrained', location)} needs the architecture: add "
-                         f"{option('model_name', 'NAME')} (a zoo name, e.g. resnest50)")
     return model, location
 
 
