@@ -16,7 +16,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data import ImageFiles, collate_images, find_images
-from ..training.inference import load_trained
 from ..training.prediction import predict_images
 from ..training.prediction_files import (
     OUTPUT_FORMATS,
@@ -28,21 +27,18 @@ from ..training.prediction_files import (
     write_predictions,
 )
 from ..training.runtime import select_device
+from .weights_args import add_weights_arguments, load_from_args
 
 UNREADABLE_SHOWN = 10  # unreadable images named on stderr; the output lists them all
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
-FLAGS_FOR = {"model_name": "--model", "pretrained": "--checkpoint"}
+FLAGS_FOR = {"model_name": "--model"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
                         help="image files, or folders walked recursively for image files (sorted)")
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint of splitattn train, weights file (.pth/.safetensors), or a model "
-                             "repository (hf-hub:org/repo, local-dir:PATH)")
-    parser.add_argument("--model", help="zoo name of the architecture (default: what the checkpoint records; "
-                                        "needed only for bare weight files)")
+    add_weights_arguments(parser)  # --checkpoint or --pretrained, and --model
     parser.add_argument("--top-k", type=int, default=5, help="how many classes to list per image")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--json", action="store_true", help="one JSON object per image (on stdout)")
@@ -67,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                              "(.jsonl for JSON lines)")
         output_format(args.out)  # an unknown suffix is refused before the model is loaded
     files = find_images(args.images)
-    trained = load_trained(args.checkpoint, args.model)
+    trained = load_from_args(args)
     device = select_device(args.device)
     k = min(args.top_k, len(trained.class_names))
     loader = DataLoader(ImageFiles(files, trained.transform), args.batch_size, num_workers=args.workers,
