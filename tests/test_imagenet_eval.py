@@ -270,7 +270,8 @@ def test_a_flat_folder_with_a_labels_csv(logits, images, weights_file, tmp_path,
         synset = info.index_to_label_name(label)
         name = info.index_to_description(label).split(", ")[0]
         unique = [info.index_to_description(j).split(", ")[0] for j in range(1000)].count(name) == 1
-        value = [synset, name if unique else synset, str(label)][i % 3]  # synsets, names, indices
+        # synsets (as the archive's LOC_val_solution.csv writes them, with boxes, too), names, indices
+        value = [synset, name if unique else synset, str(label), f"{synset} 12 30 140 95"][i % 4]
         rows.append([f"img{i:03d}" if i % 2 else f"img{i:03d}.png", value])  # with and without extension
     rows.append(["gone.png", "n01440764"])
     labels_csv = tmp_path / "labels.csv"

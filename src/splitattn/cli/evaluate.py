@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def subset_indices(trained: TrainedModel, name: str | None) -> torch.Tensor | None:
-    """The model's output indices of a named ImageNet class subset (None for none)."""
+    """The model's output indices of a named ImageNet class subset (None for none): the model must
+    have the ImageNet-1k classes, in any order, for the subset to mean anything."""
     if name is None:
         return None
     imagenet = imagenet_classes()
@@ -79,6 +80,7 @@ def subset_indices(trained: TrainedModel, name: str | None) -> torch.Tensor | No
 
 
 def check_in_subset(samples: EvalSet, subset: torch.Tensor | None, name: str | None, trained: TrainedModel) -> None:
+    """Refuse labels outside the subset: restricted logits could never be right for them (a wrong folder)."""
     if subset is None or samples.labels is None:
         return
     outside = sorted(set(samples.labels) - set(subset.tolist()))

@@ -28,7 +28,12 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_from_args(args: argparse.Namespace, image_size: int | None = None, crop_pct: float | None = None,
                    interpolation: str | None = None) -> TrainedModel:
-    """The model the flags of :func:`add_weights_arguments` name; explicit preprocessing wins."""
+    """The model the flags of :func:`add_weights_arguments` name; explicit preprocessing wins.
+
+    Args:
+        args: the parsed flags (``checkpoint``, ``pretrained``, ``model``).
+        image_size, crop_pct, interpolation: override the preprocessing the weights record.
+    """
     if args.pretrained is not None:
         model_name, pretrained = weights_spec(args.model, args.pretrained)
         return load_published(model_name, pretrained, image_size, crop_pct, interpolation)

@@ -135,6 +135,11 @@ def labels_from_csv(csv_path: str | os.PathLike, files: Sequence[str], classes: 
     no class is a header. A class field of several words whose first is a synset is read as that
     synset (the archive's ``LOC_val_solution.csv``: ``n01751748 1 2 3 4 ...``).
 
+    Args:
+        csv_path: the labels file.
+        files: the images found on disk, as paths relative to the data root.
+        classes: the model's classes, which every ``class`` field must name.
+
     Returns:
         the label of each of ``files``, and the CSV's files that are not on disk.
 
@@ -195,6 +200,11 @@ def real_label_sets(json_path: str | os.PathLike, files: Sequence[str], classes:
     The JSON is a list of 50,000 lists of class indices, entry ``i`` for
     ``ILSVRC2012_val_{i + 1:08d}.JPEG`` (an empty list: no class fits the image; such images
     are left out of the score).
+
+    Args:
+        json_path: ImageNet-ReaL's ``real.json``.
+        files: the images to label, as paths relative to the data root (any folders above them).
+        classes: the model's classes (the indices must be below their count).
 
     Raises:
         DataError: a file whose name carries no val number, a number beyond the list, or a JSON

@@ -23,14 +23,26 @@ from ..models.classes import ClassList
 
 
 def topk_accuracy(top: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """``{"top1": %, "top5": %}`` of predictions ``top`` (``[n, k]``) against one label per image."""
+    """``{"top1": %, "top5": %}`` of predictions against one label per image.
+
+    Args:
+        top: each image's predicted classes, best first (``[n, k]``).
+        labels: each image's class (``[n]``).
+        ks: the ranks to score.
+    """
     hits = top.eq(labels.unsqueeze(1))
     return {f"top{k}": 100.0 * float(hits[:, :k].any(dim=1).float().mean()) for k in ks}
 
 
 def real_accuracy(top: torch.Tensor, label_sets: Sequence[frozenset[int]],
                   ks: Sequence[int] = (1, 5)) -> dict[str, float | int]:
-    """ReaL top-k (%) over the images with a non-empty label set, their count, and how many had none."""
+    """ReaL top-k (%) over the images with a non-empty label set, their count, and how many had none.
+
+    Args:
+        top: each image's predicted classes, best first (``[n, k]``).
+        label_sets: each image's ReaL classes (empty: no class fits; the image is left out).
+        ks: the ranks to score.
+    """
     scored = [(row, labels) for row, labels in zip(top.tolist(), label_sets, strict=True) if labels]
     if not scored:
         raise ValueError("no image to score: every ImageNet-ReaL label set of these images is empty")
@@ -44,6 +56,11 @@ def per_class(top1: torch.Tensor, labels: torch.Tensor, classes: ClassList) -> l
 
     The most confused class is the wrong top-1 prediction made most often for the class's images
     (ties: the lower index); empty where every image is right.
+
+    Args:
+        top1: each image's predicted class (``[n]``).
+        labels: each image's class (``[n]``).
+        classes: the model's classes, for names and synsets.
     """
     rows = []
     for label in sorted(set(labels.tolist())):
@@ -61,7 +78,12 @@ def per_class(top1: torch.Tensor, labels: torch.Tensor, classes: ClassList) -> l
 
 
 def write_per_class(rows: list[dict[str, object]], path: str | os.PathLike) -> Path:
-    """The rows of :func:`per_class` as a CSV with a header (top-1 to two decimals)."""
+    """The rows of :func:`per_class` as a CSV with a header (top-1 to two decimals).
+
+    Args:
+        rows: what :func:`per_class` returns.
+        path: the CSV to write (its folder is created).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:

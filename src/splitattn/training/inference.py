@@ -137,6 +137,14 @@ def weights_spec(model: str | None, pretrained: str) -> tuple[str | None, str]:
     ``pretrained`` is ``published``, a ``name.tag`` of the zoo (then ``model`` may be left out), a
     file, a URL or a repository (whose ``config.json`` names the model); ``model`` is a zoo name,
     ``name.tag`` too.
+
+    Args:
+        model: the ``--model`` given, or None.
+        pretrained: the ``--pretrained`` given.
+
+    Raises:
+        ValueError: an unknown ``name.tag`` (with close names), or a model and a ``name.tag`` that
+            name two different architectures.
     """
     location = os.fspath(pretrained)
     looks_like_a_file = "/" in location or os.sep in location or Path(location).suffix in WEIGHT_SUFFIXES
