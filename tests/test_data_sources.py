@@ -18,7 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
-from splitattn.data import DataError, open_eval_source, open_source, write_shards
+from splitattn.cli import main as cli_main
+from splitattn.data import DataError, open_eval_source, open_source
 from splitattn.data.partition import epoch_order, split_epoch
 from splitattn.data.shard_info import INFO_FILE, write_info
 from splitattn.data.skips import SKIPPED_FILE
@@ -59,7 +60,7 @@ def folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def shards(folder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("shards")
-    write_shards(folder, out, per_shard=50)
+    assert cli_main(["write-shards", str(folder), str(out), "--per-shard", "50"]) == 0
     return out
 
 
@@ -161,8 +162,33 @@ def test_a_stream_repeats_its_epoch_exactly_and_reshuffles_the_next(tmp_path):
     assert len(keys[0]) == sum(UNEVEN)
 
 
+def test_a_run_on_shards_stopped_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """For a stream, --resume replays the epoch from its start and skips the steps already done."""
+    _write_uneven_shards(tmp_path / "shards")
+    options = dict(image_size=16, deterministic=True, shuffle_buffer=20)
+    runtime = Runtime(torch.device("cpu"))
+    Trainer(_config(tmp_path / "whole", str(tmp_path / "shards"), **options), runtime).fit()
+    step = Trainer._step
+
+    def stop_after_three(self, images, labels):
+        result = step(self, images, labels)
+        self.stop_signals.requested = self.scheduler.last_epoch == 3  # as a SIGTERM would after step 3
+        return result
+
+    monkeypatch.setattr(Trainer, "_step", stop_after_three)
+    assert Trainer(_config(tmp_path / "cut", str(tmp_path / "shards"), **options), runtime).fit()["stopped"]
+    monkeypatch.setattr(Trainer, "_step", step)
+    Trainer(_config(tmp_path / "cut", str(tmp_path / "shards"), resume=True, **options), runtime).fit()
+    whole = torch.load(tmp_path / "whole" / "run" / "last.pth", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "cut" / "run" / "last.pth", weights_only=False)
+    assert resumed["epoch"] == 1 and resumed["step_in_epoch"] == 0
+    assert all(torch.equal(whole[name], resumed["model"][name]) for name in whole)
+
+
 # ---------------------------------------------------------------------------- end to end
 def test_shards_written_from_a_folder_train_and_evaluate(folder, shards, tmp_path, capsys):
+    assert sorted(p.name for p in shards.iterdir()) == [INFO_FILE, "train-000000.tar", "train-000001.tar",
+                                                          "train-000002.tar", "val-000000.tar"]
     info = json.loads((shards / INFO_FILE).read_text())
     assert info["splits"]["train"]["shard_lengths"] == [50, 50, 20]
     assert info["class_names"] == list(CLASSES)

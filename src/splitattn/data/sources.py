@@ -84,7 +84,8 @@ class FolderSource:
     skipped_files: list[SkippedSample]
     indexed: bool = True
 
-    def dataset(self, transform, class_names, training, seed, keyed=False):
+    def dataset(self, transform: Callable | None, class_names: Sequence[str], training: bool, seed: int,
+                keyed: bool = False) -> Dataset:
         folder = ImageFolderDataset(self.root, transform, class_names)
         return _Keyed(folder) if keyed else folder
 
@@ -115,7 +116,8 @@ class ShardSource:
     indexed: bool = False
     skipped_files: tuple = ()
 
-    def dataset(self, transform, class_names, training, seed, keyed=False):
+    def dataset(self, transform: Callable | None, class_names: Sequence[str], training: bool, seed: int,
+                keyed: bool = False) -> ShardStream:
         return ShardStream(self.shards, transform, class_names, self.class_names, training, self.shuffle_buffer,
                            seed, keyed)
 
@@ -146,7 +148,8 @@ class HFSource:
     indexed: bool
     skipped_files: tuple = ()
 
-    def dataset(self, transform, class_names, training, seed, keyed=False):
+    def dataset(self, transform: Callable | None, class_names: Sequence[str], training: bool, seed: int,
+                keyed: bool = False) -> HFImages | HFStream:
         if self.indexed:
             return HFImages(self.split, transform, class_names, keyed)
         return HFStream(self.split, transform, class_names, training, self.shuffle_buffer, seed, keyed)
@@ -207,10 +210,12 @@ class EvalSource:
     def num_samples(self) -> int | None:
         return self.source.num_samples
 
-    def dataset(self, transform: Callable | None):
+    def dataset(self, transform: Callable | None, workers: int = 0, world: int = 1, rank: int = 0) -> Any:
+        """What a DataLoader with ``workers`` loader processes reads (``rank`` of ``world`` evaluating
+        processes: a stream reads its share; an indexed set is shared with a ``Subset``, as training does)."""
         data = self.source.dataset(transform, self.class_names, training=False, seed=0, keyed=True)
-        if hasattr(data, "configure"):
-            data.configure(1, 0, 0)
+        if isinstance(data, IterableDataset):
+            data.configure(world, rank, workers)
         return data
 
     def samples(self) -> Iterator[LabelledImage | SkippedSample]:
