@@ -172,6 +172,9 @@ def test_models_with_published_weights_name_their_classes_and_other_heads_do_not
     cfg = create_model("resnest14d").pretrained_cfg
     assert cfg["label_names"][876] == "tub" and cfg["label_synsets"][876] == "n04493381"
     assert "label_names" not in create_model("resnest14d", num_classes=10).pretrained_cfg
+    model = create_model("resnest14d")
+    model.reset_classifier(10)
+    assert "label_names" not in model.pretrained_cfg and "label_synsets" not in model.pretrained_cfg
 
 
 def test_a_bare_1000_class_file_gets_imagenet_classes_and_timms_preprocessing(net, images, weights_file):

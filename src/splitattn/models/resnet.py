@@ -319,3 +319,7 @@ class ResNet(Trunk):
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        cfg = getattr(self, "pretrained_cfg", None)
+        if isinstance(cfg, dict) and len(cfg.get("label_names", ())) != num_classes:  # the old head's class names
+            cfg.pop("label_names", None)
+            cfg.pop("label_synsets", None)
