@@ -17,14 +17,16 @@ unknown dataset or split, missing package) raises here, before the first step.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from PIL import Image
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset, Subset
 
+from ..interface import option
 from .digits import prepare_digits
 from .folder import DataError, ImageFolderDataset
 from .hf import HFImages, HFStream, open_hf
@@ -75,18 +77,25 @@ class _Keyed(Dataset):
         return item if isinstance(item, SkippedSample) else (*item, str(self.folder.samples[index][0]))
 
 
-@dataclass
 class FolderSource:
-    root: Path
-    where: str
-    class_names: list[str]
-    num_samples: int
-    skipped_files: list[SkippedSample]
-    indexed: bool = True
+    """A scanned class folder; scanned once (an ImageNet folder takes a while), rescanned only to
+    label it in another class order."""
+
+    indexed = True
+
+    def __init__(self, folder: ImageFolderDataset) -> None:
+        self.folder = folder
+        self.root, self.where = folder.root, str(folder.root)
+        self.class_names, self.num_samples = folder.class_names, len(folder)
+        self.skipped_files = folder.skipped_files
 
     def dataset(self, transform: Callable | None, class_names: Sequence[str], training: bool, seed: int,
                 keyed: bool = False) -> Dataset:
-        folder = ImageFolderDataset(self.root, transform, class_names)
+        if list(class_names) == self.class_names:
+            folder = copy.copy(self.folder)
+            folder.transform = transform
+        else:
+            folder = ImageFolderDataset(self.root, transform, class_names)
         return _Keyed(folder) if keyed else folder
 
     def describe(self) -> str:
@@ -100,9 +109,9 @@ def open_folder(spec: str, role: str, options: SourceOptions) -> FolderSource:
     split_dir = next((root / n for n in names if (root / n).is_dir()), None)
     if split_dir is None and (root / "train").is_dir():
         raise DataError(f"data directory {str(root)!r} has train/ but no {'/ or '.join(names)}/ for {role}: "
-                        f"expected {root}/{names[0]}/<class>/<image>, or give another source with val_data=...")
-    folder = ImageFolderDataset(split_dir or root)
-    return FolderSource(folder.root, str(folder.root), folder.class_names, len(folder), folder.skipped_files)
+                        f"expected {root}/{names[0]}/<class>/<image>, or give another source with "
+                        f"{option('val_data', 'SOURCE')}")
+    return FolderSource(ImageFolderDataset(split_dir or root))
 
 
 # ------------------------------------------------------------------------------------ shards
@@ -216,6 +225,8 @@ class EvalSource:
         data = self.source.dataset(transform, self.class_names, training=False, seed=0, keyed=True)
         if isinstance(data, IterableDataset):
             data.configure(world, rank, workers)
+        elif world > 1:
+            data = Subset(data, range(rank, len(data), world))
         return data
 
     def samples(self) -> Iterator[LabelledImage | SkippedSample]:
