@@ -13,8 +13,10 @@ over processes. Then:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..data import prepare_digits, write_shards
+from ..data.shard_info import INFO_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
     for split in write_shards(root, args.out, args.per_shard, tuple(args.splits), args.seed):
         pattern = (f"{split.name}-{{000000..{len(split.files) - 1:06d}}}.tar" if len(split.files) > 1
                    else split.files[0])
-        print(f"{split.name}: {sum(split.lengths)} samples in {len(split.files)} shards: {args.out}/{pattern}")
-    print(f"info: {args.out}/_info.json")
+        print(f"{split.name}: {sum(split.lengths)} samples in {len(split.files)} shards: {Path(args.out) / pattern}")
+    print(f"info: {Path(args.out) / INFO_FILE}")
     return 0
