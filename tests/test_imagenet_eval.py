@@ -422,3 +422,16 @@ def test_eval_pretrained_repository_needs_no_model_name(logits, images, weights_
                      "--image-size", str(SIZE), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["top1"], result["top5"], result["layout"]) == (50.0, 75.0, "synsets")
+
+
+def test_a_timm_style_config_naming_classes_by_synset_predicts_names(weights_file, images, tmp_path, capsys):
+    repo = save_pretrained(load_trained(weights_file, "resnest14d").model, tmp_path / "repo")
+    config = json.loads((repo / "config.json").read_text())
+    config["label_names"] = ImageNetInfo().label_names()  # timm's push_to_hf_hub writes the synsets here
+    (repo / "config.json").write_text(json.dumps(config))
+    images[0].save(tmp_path / "photo.png")
+    capsys.readouterr()
+    assert cli_main(["predict", str(tmp_path / "photo.png"), "--checkpoint", f"local-dir:{repo}", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"][0]
+    assert top["class"] == imagenet_classes().names[top["index"]]
+    assert create_model(f"local-dir:{repo}").pretrained_cfg["label_synsets"][876] == "n04493381"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .models import ResNet, ResNetFeatures
+from .models.imagenet import imagenet_classes
 from .models.registry import resolve_name
 from .weights import Repo, is_repo_spec, load_checkpoint_file, load_pretrained, load_state, unwrap_state_dict
 from .weights.repo_config import RepoConfig
@@ -77,10 +78,14 @@ def _from_repo(spec: str, pretrained: bool | str | os.PathLike, num_classes: int
     model.pretrained_cfg.update(config.input_cfg)
     if config.tag is None:  # weights of the repository's own: none of the published numbers apply
         model.pretrained_cfg.update(tag=None, top1=None, top1_by=None, license=None, sources=())
+    imagenet = imagenet_classes()
     if config.label_names is not None and classes == config.num_classes:
-        if config.label_names != model.pretrained_cfg.get("label_names"):  # its own classes, not ImageNet's
-            model.pretrained_cfg.pop("label_synsets", None)
-        model.pretrained_cfg["label_names"] = config.label_names
+        if config.label_names == list(imagenet.synsets):  # timm's configs name ImageNet's classes by synset
+            model.pretrained_cfg.update(label_names=list(imagenet.names), label_synsets=list(imagenet.synsets))
+        else:
+            if config.label_names != model.pretrained_cfg.get("label_names"):  # its own classes, not ImageNet's
+                model.pretrained_cfg.pop("label_synsets", None)
+            model.pretrained_cfg["label_names"] = config.label_names
     if pretrained is True:
         state = unwrap_state_dict(load_checkpoint_file(repo.weights_file()))
         load_state(model, entry.name, state, spec, config.layout)
