@@ -136,14 +136,14 @@ def test_unreadable_images_are_listed_and_the_run_finishes(checkpoint, photos, t
         rows = {Path(row["image"]).name: row for row in csv.DictReader(handle)}
     assert list(rows) == ["a.png", "empty.jpg", "truncated.png", "notes.txt"]
     assert rows["a.png"]["error"] == "" and rows["a.png"]["class_1"] in CLASSES
-    assert rows["empty.jpg"]["error"] == "empty file (0 bytes)" and rows["empty.jpg"]["class_1"] == ""
+    assert rows["empty.jpg"]["error"] == "zero-byte file" and rows["empty.jpg"]["class_1"] == ""
     assert rows["truncated.png"]["error"] and rows["notes.txt"]["error"].startswith("UnidentifiedImageError")
     # on stdout as well: text names the reason, JSON lines carry an "error" field
     assert cli_main(["predict", str(broken / "empty.jpg"), "--checkpoint", str(checkpoint)]) == 1
-    assert "unreadable: empty file (0 bytes)" in capsys.readouterr().out
+    assert "unreadable: zero-byte file" in capsys.readouterr().out
     assert cli_main(["predict", str(broken / "empty.jpg"), "--checkpoint", str(checkpoint), "--json"]) == 1
     assert json.loads(capsys.readouterr().out) == {"image": str(broken / "empty.jpg"), "predictions": [],
-                                                   "error": "empty file (0 bytes)"}
+                                                   "error": "zero-byte file"}
 
 
 def test_text_output_lists_the_top_classes(checkpoint, photos, capsys):

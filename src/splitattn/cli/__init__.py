@@ -23,7 +23,8 @@ COMMANDS = {
     "summary": ("summary", "layer-by-layer table of a model: shapes, parameters and MACs"),
     "zoo": ("zoo", "table of every zoo model: parameters, GMACs, input size, published weights, top-1"),
     "explain": ("explain", "pictures of what the attention selects, and a Grad-CAM heat map, for one image"),
-    "eval": ("evaluate", "top-1/top-5 of a checkpoint on an image folder"),
+    "eval": ("evaluate", "top-1/top-5 of a checkpoint or published weights on a folder, shards or a dataset "
+                         "(ImageNet, -V2, -A, -R, -Sketch, ReaL)"),
     "predict": ("predict", "top-k classes of images or folders of them: text, JSON, or a CSV/JSONL file"),
     "bench": ("bench", "throughput, latency, peak memory and roof fraction against timm"),
     "export": ("export", "export a model to ONNX, TorchScript or OpenVINO (fp32, bf16, int8), checked against PyTorch"),

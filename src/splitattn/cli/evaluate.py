@@ -1,4 +1,4 @@
-"""Evaluate a model on an image folder: top-1 and top-5 with the model's own preprocessing.
+"""Evaluate a model on a folder, shards or a dataset: top-1 and top-5 with the model's own preprocessing.
 
 The model is a checkpoint (``--checkpoint``: a training run's, a weights file, a repository) or
 published weights (``--model resnest50 --pretrained published``, a tag, a file, a URL). Images are
@@ -6,7 +6,10 @@ resized to image_size / crop_pct and centre-cropped with the interpolation of th
 (or what the training run used); flags override. The folder's labels come from the names of its
 class folders, whichever the model knows: its own class names, ImageNet synsets (val, Sketch, -A,
 -R) or class indices (ImageNet-V2), any subset of the classes; or from --labels (a CSV of
-file,class) for any other layout, and --real-labels for ImageNet-ReaL. The protocol is timm's
+file,class) for any other layout, and --real-labels for ImageNet-ReaL. WebDataset shards and
+Hugging Face datasets (``--data 'val-{000000..000009}.tar'``, ``hf:NAME``) are labelled the same
+way, from the class names their info file or ``ClassLabel`` gives (or bare indices).
+Unreadable images are skipped, counted and named (the first few on stderr, all in --json). The protocol is timm's
 validate.py: --class-subset restricts the logits to ImageNet-A/-R's 200 classes before ranking,
 and with --real-labels top-1/top-5 are ReaL's (images with no label left out).
 """
@@ -21,30 +24,41 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data.eval_set import EvalSet, KeyedImages, collate_keyed, scan_eval_set
-from ..data.folder import DataError
+from ..data import DataError, EvalSource, SourceOptions, open_eval_source
 from ..data.label_layouts import FOLDER_LAYOUTS
+from ..data.skips import describe_skips
 from ..deploy import FixedBatch
 from ..models.imagenet import CLASS_SUBSETS, class_subset, imagenet_classes
 from ..quantize import QuantizedModel
 from ..training.eval_scores import per_class, real_accuracy, topk_accuracy, write_per_class
-from ..training.evaluate import predict_topk
+from ..training.evaluate import Ranked, predict_topk
 from ..training.inference import TrainedModel
 from ..training.runtime import Runtime, select_device
 from .weights_args import add_weights_arguments, load_from_args
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
-FLAGS_FOR = {"model_name": "--model"}
+FLAGS_FOR = {"model_name": "--model", "labels_csv": "--labels", "real_labels": "--real-labels",
+             "val_split": "--split"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_weights_arguments(parser)
     parser.add_argument("--data", required=True,
                         help="image folder: DIR/<class>/<image>, or images anywhere below DIR with --labels or "
-                             "--real-labels")
+                             "--real-labels; WebDataset shards ('val-{000000..000009}.tar', a DIR with "
+                             "_info.json); a Hugging Face dataset (hf:NAME, or a save_to_disk folder)")
     parser.add_argument("--layout", default="auto", choices=("auto", *FOLDER_LAYOUTS),
-                        help="how the class folders are named (default: the first that names every folder: the "
-                             "model's class names, ImageNet synsets, class indices)")
+                        help="how the class folders (or the classes of shards or a dataset) are named (default: "
+                             "the first that names every one: the model's class names, ImageNet synsets, class "
+                             "indices)")
+    parser.add_argument("--split", help="the split of shards (their _info.json) or a dataset to read (default: "
+                                        "validation, or val); of a folder: DIR/SPLIT")
+    parser.add_argument("--image-column", help="a Hugging Face dataset's image column (default: its Image feature)")
+    parser.add_argument("--label-column",
+                        help="a Hugging Face dataset's label column (default: its ClassLabel feature)")
+    parser.add_argument("--shard-info", metavar="JSON",
+                        help="the shards' info file, when it is not _info.json beside them")
+    parser.add_argument("--streaming", action="store_true", help="stream the Hugging Face dataset")
     parser.add_argument("--labels", metavar="CSV",
                         help="labels from a CSV of file,class (file: path under --data, with or without extension; "
                              "class: synset, name or index; header optional) instead of the folders")
@@ -79,44 +93,49 @@ def subset_indices(trained: TrainedModel, name: str | None) -> torch.Tensor | No
     return torch.tensor(sorted(classes.index_of(imagenet.synsets[i]) for i in class_subset(name)))
 
 
-def check_in_subset(samples: EvalSet, subset: torch.Tensor | None, name: str | None, trained: TrainedModel) -> None:
+def check_in_subset(source: EvalSource, subset: torch.Tensor | None, name: str | None,
+                    trained: TrainedModel) -> None:
     """Refuse labels outside the subset: restricted logits could never be right for them (a wrong folder)."""
-    if subset is None or samples.labels is None:
+    if subset is None or source.classes_held is None:
         return
-    outside = sorted(set(samples.labels) - set(subset.tolist()))
+    outside = sorted(source.classes_held - set(subset.tolist()))
     if outside:
         shown = ", ".join(trained.classes.describe(i) for i in outside[:5])
-        raise DataError(f"{len(outside)} class(es) of {samples.root} are not among the 200 of --class-subset {name}: "
-                        f"{shown}{' ...' if len(outside) > 5 else ''}; is this the right folder or subset?")
+        raise DataError(f"{len(outside)} class(es) of {source.source.where} are not among the 200 of --class-subset "
+                        f"{name}: {shown}{' ...' if len(outside) > 5 else ''}; is this the right folder or subset?")
 
 
 def run(args: argparse.Namespace) -> int:
     trained = load_from_args(args, args.image_size, args.crop_pct, args.interpolation)
     subset = subset_indices(trained, args.class_subset)
-    samples = scan_eval_set(args.data, trained.classes, args.layout, args.labels, args.real_labels)
-    check_in_subset(samples, subset, args.class_subset, trained)
-    if args.per_class and samples.labels is None:
+    options = SourceOptions(split=args.split, image_column=args.image_column, label_column=args.label_column,
+                            streaming=args.streaming, shard_info=args.shard_info)
+    source = open_eval_source(args.data, trained.classes, options, args.layout, args.labels, args.real_labels)
+    check_in_subset(source, subset, args.class_subset, trained)
+    if args.per_class and source.classes_held is None:
         raise ValueError("--per-class needs one label per image: class folders or --labels")
-    if samples.not_on_disk:
-        print(f"note: {len(samples.not_on_disk)} file(s) of {args.labels} are not under {args.data}, e.g. "
-              f"{', '.join(samples.not_on_disk[:3])}; scoring the {len(samples.files)} that are", file=sys.stderr)
-    loader = DataLoader(KeyedImages(samples.root, samples.files, trained.transform), args.batch_size,
-                        num_workers=args.workers, collate_fn=collate_keyed)
+    if source.not_on_disk:
+        print(f"note: {len(source.not_on_disk)} file(s) of {args.labels} are not under {args.data}, e.g. "
+              f"{', '.join(source.not_on_disk[:3])}; scoring the {source.num_samples} that are", file=sys.stderr)
+    loader = DataLoader(source.dataset(trained.transform, args.workers), args.batch_size,
+                        num_workers=args.workers, collate_fn=source.collate)
     runtime = Runtime(select_device(args.device))
     model = trained.model
     if isinstance(model, QuantizedModel) and model.compiled:  # one compiled shape, not a second for the last batch
         model = FixedBatch(model, args.batch_size)
-    with tqdm(total=len(samples.files), unit="img", disable=None, file=sys.stderr, leave=False) as bar:
-        positions, top, unreadable = predict_topk(model.to(runtime.device), loader, runtime, subset=subset,
-                                                  progress=bar.update)
-    result = score(samples, positions, top)
-    result.update(skipped=unreadable + samples.empty_files, model=trained.model_name,
+    with tqdm(total=source.num_samples, unit="img", disable=None, file=sys.stderr, leave=False) as bar:
+        ranked = predict_topk(model.to(runtime.device), loader, runtime, subset=subset, progress=bar.update)
+    unreadable = [*source.source.skipped_files, *ranked.skipped]
+    result = score(source, ranked)
+    result.update(skipped=len(unreadable), model=trained.model_name,
                   checkpoint=str(args.checkpoint or args.pretrained), image_size=trained.image_size,
-                  crop_pct=trained.crop_pct, interpolation=trained.interpolation, layout=samples.layout,
-                  class_subset=args.class_subset, not_on_disk=len(samples.not_on_disk))
+                  crop_pct=trained.crop_pct, interpolation=trained.interpolation, layout=source.layout,
+                  class_subset=args.class_subset, not_on_disk=len(source.not_on_disk),
+                  unreadable=[{"image": record.key, "reason": record.reason} for record in unreadable])
     if args.per_class:
-        labels = torch.tensor(samples.labels)[positions]
-        write_per_class(per_class(top[:, 0], labels, trained.classes), args.per_class)
+        write_per_class(per_class(ranked.top[:, 0], ranked.labels, trained.classes), args.per_class)
+    if unreadable:
+        print(f"skipped {len(unreadable)} unreadable image(s): {describe_skips(unreadable)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:
@@ -131,14 +150,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def score(samples: EvalSet, positions: torch.Tensor, top: torch.Tensor) -> dict:
-    """top-1/top-5 and the image count: ReaL's when the set has label sets (then the folder's as
+def score(source: EvalSource, ranked: Ranked) -> dict:
+    """top-1/top-5 and the image count: ReaL's when the source has label sets (then the folder's as
     ``original_top1``/``original_top5``), else against the one label per image."""
     result: dict = {}
-    if samples.labels is not None:
-        result.update(topk_accuracy(top, torch.tensor(samples.labels)[positions]), images=len(positions))
-    if samples.label_sets is not None:
-        real = real_accuracy(top, [samples.label_sets[i] for i in positions.tolist()])
+    if source.classes_held is not None:
+        result.update(topk_accuracy(ranked.top, ranked.labels), images=len(ranked.keys))
+    if source.label_sets is not None:
+        real = real_accuracy(ranked.top, [source.label_sets[key] for key in ranked.keys])
         if result:
             result = {"original_top1": result["top1"], "original_top5": result["top5"]}
         result.update(real)

@@ -15,7 +15,7 @@ import sys
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data import ImageFiles, collate_images, find_images
+from ..data import ImageFiles, collate_keyed, find_images
 from ..training.prediction import predict_images
 from ..training.prediction_files import (
     OUTPUT_FORMATS,
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     k = min(args.top_k, len(trained.class_names))
     loader = DataLoader(ImageFiles(files, trained.transform), args.batch_size, num_workers=args.workers,
-                        collate_fn=collate_images)
+                        collate_fn=collate_keyed)
     predictions = predict_images(trained.model, loader, trained.class_names, k, device)
     if args.out is None:
         summary = write_all((JsonlWriter if args.json else TextWriter)(sys.stdout, k), predictions)

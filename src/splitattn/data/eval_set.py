@@ -3,52 +3,65 @@
 Training's :class:`~splitattn.data.ImageFolderDataset` needs the folder to hold exactly the
 training classes. Evaluation must also take a val folder of a subset of them, ImageNet's synset
 folders for a model whose outputs are named "tench", V2's numbered folders, a flat folder labelled
-by a CSV, and ReaL's label sets, which are looked up by file name. So each sample here is yielded
-with its position (:class:`KeyedImages`), and its labels live beside it in :class:`EvalSet`, where
-any label source can fill them in.
+by a CSV, and ReaL's label sets, which are looked up by file name. So each image here is known by its path
+under the root, and its labels live beside it in :class:`EvalSet`, where
+any label source can fill them in. An :class:`EvalSet` is a data source like the others
+(:class:`~splitattn.data.sources.DataSource`), read through :class:`~splitattn.data.ImageFiles`
+and evaluated through :class:`~splitattn.data.EvalSource` as shards and datasets are.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from PIL import Image
-from torch.utils.data import Dataset
-
 from ..models.classes import ClassList
-from .folder import IMAGE_EXTENSIONS, DataError, load_rgb
+from .decode import ZERO_BYTES
+from .errors import DataError
+from .image_files import IMAGE_EXTENSIONS, NO_LABEL, ImageFiles, image_files_under
 from .label_layouts import folder_labels, labels_from_csv, real_label_sets
+from .skips import SkippedSample
 
 
 @dataclass
 class EvalSet:
-    """The images to score, their paths under ``root`` (``files``) and what they are.
+    """The images to score, their paths under ``root`` (``files``, also their keys) and what they are.
 
-    ``labels`` holds one class index per image (None: the layout gives none, as a flat folder with
-    only ReaL labels); ``label_sets`` ImageNet-ReaL's set per image where given. ``layout`` says
-    where the labels came from; ``not_on_disk`` lists labelled files that are missing;
-    ``empty_files`` counts zero-byte files left out.
+    ``labels`` holds one output index of the model per image (None: the layout gives none, as a
+    flat folder with only ReaL labels); ``label_sets`` ImageNet-ReaL's set per image key where given.
+    ``layout`` says where the labels came from; ``not_on_disk`` lists labelled files that are
+    missing; ``skipped_files`` names the zero-byte files left out. ``class_names`` are the model's.
     """
 
     root: Path
     files: list[str]
     labels: list[int] | None
     layout: str
-    label_sets: list[frozenset[int]] | None = None
+    class_names: list[str]
+    label_sets: Mapping[str, frozenset[int]] | None = None
     not_on_disk: list[str] = field(default_factory=list)
-    empty_files: int = 0
+    skipped_files: list[SkippedSample] = field(default_factory=list)
+    indexed = True
 
+    @property
+    def where(self) -> str:
+        return os.fspath(self.root)
 
-def _images_under(root: Path) -> tuple[list[str], int]:
-    """Image files under ``root`` (relative posix paths, sorted) and how many zero-byte ones were left out."""
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    kept = [p for p in found if p.stat().st_size > 0]
-    return [p.relative_to(root).as_posix() for p in kept], len(found) - len(kept)
+    @property
+    def num_samples(self) -> int:
+        return len(self.files)
+
+    def dataset(self, transform: Callable | None, class_names: Sequence[str] | None = None, training: bool = False,
+                seed: int = 0, keyed: bool = True) -> ImageFiles:
+        """The images as ``(image, label, key)`` (a :class:`~splitattn.data.DataSource`'s signature;
+        labels are already the model's, so ``class_names``, ``training`` and ``seed`` change nothing)."""
+        labels = self.labels if self.labels is not None else [NO_LABEL] * len(self.files)
+        return ImageFiles([self.root / f for f in self.files], transform, labels, self.files)
+
+    def describe(self) -> str:
+        return f"{len(self.files)} images under {self.root} ({self.layout})"
 
 
 def scan_eval_set(root: str | os.PathLike, classes: ClassList, layout: str = "auto",
@@ -73,7 +86,8 @@ def scan_eval_set(root: str | os.PathLike, classes: ClassList, layout: str = "au
     if not root.is_dir():
         raise DataError(f"data directory {os.fspath(root)!r} " + ("is not a directory" if root.exists()
                                                                   else "does not exist"))
-    files, empty = _images_under(root)
+    found, empty = image_files_under(root)
+    files = [p.relative_to(root).as_posix() for p in found]
     if not files:
         raise DataError(f"no images under {os.fspath(root)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     labels: list[int] | None = None
@@ -95,34 +109,8 @@ def scan_eval_set(root: str | os.PathLike, classes: ClassList, layout: str = "au
                             f"file,class or ImageNet-ReaL's JSON, or put them in {root}/<class>/<image>")
         else:
             used = "real"
-    label_sets = real_label_sets(real_labels, files, classes) if real_labels is not None else None
-    return EvalSet(root=root, files=files, labels=labels, layout=used, label_sets=label_sets,
-                   not_on_disk=missing, empty_files=empty)
-
-
-class KeyedImages(Dataset):
-    """``files`` under ``root`` as (image, position); None for an image that cannot be read."""
-
-    def __init__(self, root: str | os.PathLike, files: Sequence[str], transform: Callable | None = None) -> None:
-        self.root = Path(root)
-        self.files = list(files)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int):
-        try:
-            image = load_rgb(self.root / self.files[index])
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            return None
-        return (self.transform(image) if self.transform is not None else image), index
-
-
-def collate_keyed(batch: list) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Stack the readable samples with their positions; also return how many were unreadable."""
-    kept = [item for item in batch if item is not None]
-    if not kept:
-        return torch.empty(0), torch.empty(0, dtype=torch.long), len(batch)
-    return (torch.stack([image for image, _ in kept]), torch.tensor([i for _, i in kept], dtype=torch.long),
-            len(batch) - len(kept))
+    label_sets = (dict(zip(files, real_label_sets(real_labels, files, classes), strict=True))
+                  if real_labels is not None else None)
+    return EvalSet(root=root, files=files, labels=labels, layout=used, class_names=list(classes.names),
+                   label_sets=label_sets, not_on_disk=missing,
+                   skipped_files=[SkippedSample(str(p), ZERO_BYTES) for p in empty])

@@ -11,45 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
-import torch
-from PIL import Image, ImageFile
 from torch.utils.data import Dataset
 
-from .skips import SkippedSample, Skips
+from .batches import collate_skipping
+from .decode import DECODE_ERRORS, ZERO_BYTES, decode_problem, load_rgb, read_or_skip
+from .errors import DataError
+from .image_files import IMAGE_EXTENSIONS, image_files_under
+from .skips import SkippedSample
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-
-
-class DataError(ValueError):
-    """A data set that cannot be trained on; the message names the folder and what was expected."""
-
-
-# What PIL raises for a file that is not a readable image: unknown format, truncated, corrupt.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-def decode_problem(error: BaseException) -> str:
-    """One line for a skipped image: the decoder's message, or the error's type when it has none."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text or type(error).__name__
-
-
-def load_rgb(path: str | os.PathLike | BinaryIO) -> Image.Image:
-    """Decode any image PIL reads as 8-bit RGB: grayscale, palette, CMYK; transparency onto white.
-
-    Args:
-        path: an image file, or an open binary stream (``io.BytesIO`` of a shard member's bytes).
-    """
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey half-image
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return Image.alpha_composite(background, rgba).convert("RGB")
-        return image.convert("RGB")
+# Where they were first written; imported from here by code outside the package's data layer.
+__all__ = ["DECODE_ERRORS", "IMAGE_EXTENSIONS", "DataError", "ImageFolderDataset", "collate_skipping",
+           "decode_problem", "load_rgb"]
 
 
 class ImageFolderDataset(Dataset):
@@ -88,11 +61,8 @@ class ImageFolderDataset(Dataset):
         self.skipped_files: list[SkippedSample] = []
         empty_classes = []
         for label, name in enumerate(self.class_names):
-            files = sorted(
-                p for p in (self.root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-            )
-            nonempty = [p for p in files if p.stat().st_size > 0]
-            self.skipped_files += [SkippedSample(str(p), "zero-byte file") for p in files if p.stat().st_size == 0]
+            nonempty, empty = image_files_under(self.root / name)
+            self.skipped_files += [SkippedSample(str(p), ZERO_BYTES) for p in empty]
             if not nonempty:
                 empty_classes.append(name)
             self.samples.extend((p, label) for p in nonempty)
@@ -112,20 +82,5 @@ class ImageFolderDataset(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        try:
-            image = load_rgb(path)
-        except DECODE_ERRORS as error:
-            return SkippedSample(str(path), decode_problem(error))
-        return (self.transform(image) if self.transform is not None else image), label
-
-
-def collate_skipping(batch: list) -> tuple[torch.Tensor, torch.Tensor, Skips]:
-    """Stack the readable samples; also return the unreadable ones (each a :class:`SkippedSample`)
-    as :class:`Skips`: their count, which also names them."""
-    kept = [item for item in batch if not isinstance(item, SkippedSample)]
-    skipped = Skips(item for item in batch if isinstance(item, SkippedSample))
-    if not kept:
-        return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
-    images = torch.stack([image for image, _ in kept])
-    labels = torch.tensor([label for _, label in kept], dtype=torch.long)
-    return images, labels, skipped
+        image = read_or_skip(path, self.transform)
+        return image if isinstance(image, SkippedSample) else (image, label)

@@ -25,7 +25,8 @@ from typing import Any
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from ..interface import option
-from .folder import DECODE_ERRORS, DataError, decode_problem, load_rgb
+from .decode import DECODE_ERRORS, decode_problem, load_rgb
+from .errors import DataError
 from .optional import require
 from .skips import SkippedSample
 from .source_options import SourceOptions, choose_split

@@ -84,14 +84,15 @@ FOLDER_LAYOUTS: dict[str, FolderLayout] = {layout.name: layout for layout in (By
 
 
 def folder_labels(folders: Sequence[str], classes: ClassList, layout: str = "auto",
-                  root: str | os.PathLike = ".") -> tuple[str, dict[str, int]]:
+                  root: str | os.PathLike = ".", what: str = "class folder(s)") -> tuple[str, dict[str, int]]:
     """The layout of ``folders`` and the output index of each.
 
     Args:
         folders: the class folder names found in ``root``.
         classes: the model's classes.
         layout: a key of :data:`FOLDER_LAYOUTS`, or ``"auto"``: the first that knows every folder.
-        root: the data directory, for messages.
+        root: the data directory (or the source the names come from), for messages.
+        what: what the names are, for messages (a shard set's or dataset's "class(es)").
 
     Raises:
         DataError: folders the layout does not know, named with close matches; with ``"auto"``,
@@ -115,7 +116,7 @@ def folder_labels(folders: Sequence[str], classes: ClassList, layout: str = "aut
         hints.append(f"{folder!r} (did you mean {close[0]!r}?)" if close else repr(folder))
     more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
     tried = "; ".join(c.description for c in candidates)
-    raise DataError(f"{len(unknown)} class folder(s) in {os.fspath(root)!r} are not classes of the model: "
+    raise DataError(f"{len(unknown)} {what} in {os.fspath(root)!r} are not classes of the model: "
                     f"{', '.join(hints)}{more}. Expected {tried} ({len(classes)} classes); for another layout "
                     f"give a labels CSV of file,class")
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .folder import DECODE_ERRORS, DataError, decode_problem, load_rgb
+from .decode import DECODE_ERRORS, decode_problem, load_rgb
+from .errors import DataError
 from .optional import require
 from .partition import EpochSplit, Piece, epoch_order, split_epoch
 from .shard_info import ShardList

@@ -18,17 +18,17 @@ unknown dataset or split, missing package) raises here, before the first step.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-from PIL import Image
-from torch.utils.data import Dataset, IterableDataset, Subset
+from torch.utils.data import Dataset
 
 from ..interface import option
 from .digits import prepare_digits
-from .folder import DataError, ImageFolderDataset
+from .errors import DataError
+from .folder import ImageFolderDataset
 from .hf import HFImages, HFStream, open_hf
 from .shard_info import INFO_FILE, ShardList, shard_class_names, shard_list
 from .shards import ShardStream
@@ -198,60 +198,3 @@ def open_source(spec: str, role: str = "train", options: SourceOptions | None = 
     if role not in DEFAULT_SPLITS:
         raise ValueError(f"role must be one of {list(DEFAULT_SPLITS)}, got {role!r}")
     return source_kind(spec).open(spec, role, options or SourceOptions())
-
-
-class LabelledImage(NamedTuple):
-    image: Image.Image
-    label: int
-    key: str
-
-
-@dataclass
-class EvalSource:
-    """An evaluation source for ``splitattn eval --data``: ``class_names`` in the model's order,
-    ``dataset(transform)`` for a DataLoader (items (tensor, label, key) or :class:`SkippedSample`,
-    collated by :func:`collate_skipping`), ``samples()`` to iterate without a loader."""
-
-    source: DataSource
-    class_names: list[str]
-
-    @property
-    def num_samples(self) -> int | None:
-        return self.source.num_samples
-
-    def dataset(self, transform: Callable | None, workers: int = 0, world: int = 1, rank: int = 0) -> Any:
-        """What a DataLoader with ``workers`` loader processes reads (``rank`` of ``world`` evaluating
-        processes: a stream reads its share; an indexed set is shared with a ``Subset``, as training does)."""
-        data = self.source.dataset(transform, self.class_names, training=False, seed=0, keyed=True)
-        if isinstance(data, IterableDataset):
-            data.configure(world, rank, workers)
-        elif world > 1:
-            data = Subset(data, range(rank, len(data), world))
-        return data
-
-    def samples(self) -> Iterator[LabelledImage | SkippedSample]:
-        """Each sample once, in the source's order: a :class:`LabelledImage`, or the skipped record."""
-        data = self.dataset(None)
-        items = iter(data) if isinstance(data, IterableDataset) else (data[i] for i in range(len(data)))
-        for item in items:
-            yield item if isinstance(item, SkippedSample) else LabelledImage(*item)
-
-
-def open_eval_source(spec: str, class_names: Sequence[str] | None = None,
-                     options: SourceOptions | None = None) -> EvalSource:
-    """A source to evaluate a model on, its labels in the model's class order.
-
-    Args:
-        spec: as for :func:`open_source`; a folder, shard set or dataset gives its validation split
-            (a class folder, shard pattern or ``split=`` given is read as it is).
-        class_names: the model's classes; the source's labels are matched to them by name, and a
-            class the model does not know is an error naming it. None: the source's own.
-        options: as for :func:`open_source`.
-    """
-    source = open_source(spec, "val", options)
-    names = list(class_names) if class_names is not None else source.class_names
-    unknown = sorted(set(source.class_names) - set(names))
-    if unknown:
-        raise DataError(f"{source.where} holds classes the model does not know: {unknown[:10]}"
-                        f"{' ...' if len(unknown) > 10 else ''}")
-    return EvalSource(source, names)

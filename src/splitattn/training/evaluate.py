@@ -4,13 +4,15 @@ tables and ImageNet-A/-R's class restriction are all computed from the same rank
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..data import KeyedBatch, SkippedSample
 from .metrics import topk_correct
 from .runtime import Runtime, all_reduce_sum, autocast
 
@@ -44,15 +46,25 @@ def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, amp: bool =
             "images": int(seen), "skipped": int(skipped)}
 
 
+@dataclass
+class Ranked:
+    """What :func:`predict_topk` found: per readable sample its key, label and top-k outputs; the rest named."""
+
+    keys: list[str]
+    labels: torch.Tensor  # (n,) the model's output index, NO_LABEL where nothing labels the sample
+    top: torch.Tensor  # (n, k)
+    skipped: list[SkippedSample]
+
+
 @torch.no_grad()
-def predict_topk(model: nn.Module, loader: DataLoader, runtime: Runtime, k: int = 5,
+def predict_topk(model: nn.Module, loader: Iterable[KeyedBatch], runtime: Runtime, k: int = 5,
                  subset: torch.Tensor | None = None, amp: bool = False,
-                 progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """The top-``k`` output indices of every readable sample of a loader of (images, positions, skipped).
+                 progress: Callable[[int], None] | None = None) -> Ranked:
+    """The top-``k`` output indices of every readable sample of a loader of :class:`~splitattn.data.KeyedBatch` es.
 
     Args:
         model: the classifier, in eval mode on ``runtime.device``.
-        loader: batches of ``collate_keyed`` (images, their positions in the data set, unreadable count).
+        loader: batches of ``collate_keyed`` (e.g. :attr:`~splitattn.data.EvalSource.collate`).
         runtime: where to run.
         k: predictions kept per sample (fewer when the model, or ``subset``, has fewer classes).
         subset: output indices to choose among (ImageNet-A/-R's 200): the other logits are dropped
@@ -60,23 +72,25 @@ def predict_topk(model: nn.Module, loader: DataLoader, runtime: Runtime, k: int 
         amp: mixed precision.
         progress: called with the number of samples of each batch done.
 
-    Returns:
-        the positions scored, their top-k indices (``[n, k]``) and how many images were unreadable.
+    Raises:
+        ValueError: no readable sample at all.
     """
     model.eval()
-    positions, tops, skipped = [], [], 0
-    for images, keys, n_skipped in loader:
-        skipped += n_skipped
-        if len(keys):
+    keys: list[str] = []
+    labels, tops, skipped = [], [], []
+    for batch in loader:
+        skipped.extend(batch.skipped.samples)
+        if batch.keys:
             with autocast(runtime.device, amp):
-                logits = model(images.to(runtime.device, non_blocking=True)).float()
+                logits = model(batch.images.to(runtime.device, non_blocking=True)).float()
             if subset is not None:
                 logits = logits[:, subset.to(logits.device)]
             top = logits.topk(min(k, logits.shape[1]), dim=1).indices.cpu()
             tops.append(subset[top] if subset is not None else top)
-            positions.append(keys)
+            keys.extend(batch.keys)
+            labels.append(batch.labels)
         if progress is not None:
-            progress(len(keys) + n_skipped)
-    if not positions:
-        raise ValueError("no readable images to evaluate")
-    return torch.cat(positions), torch.cat(tops), skipped
+            progress(len(batch.read))
+    if not keys:
+        raise ValueError("no readable images to evaluate" + (f" ({len(skipped)} unreadable)" if skipped else ""))
+    return Ranked(keys, torch.cat(labels), torch.cat(tops), skipped)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import ImageBatch
+from ..data import KeyedBatch
 from ..deploy import FixedBatch, deploy
 from ..quantize import QuantizedModel
 
@@ -63,7 +63,7 @@ def _inference_model(model: nn.Module, example: torch.Tensor, batch_size: int) -
 
 def predict_images(
     model: nn.Module,
-    batches: Iterable[ImageBatch],
+    batches: Iterable[KeyedBatch],
     class_names: Sequence[str],
     top_k: int,
     device: torch.device,
@@ -72,8 +72,9 @@ def predict_images(
 
     Args:
         model: the classifier in eval mode (it is deployed in place on the first readable batch).
-        batches: :class:`~splitattn.data.ImageBatch` es, e.g. a DataLoader over
-            :class:`~splitattn.data.ImageFiles` with ``collate_fn=collate_images``.
+        batches: :class:`~splitattn.data.KeyedBatch` es, e.g. a DataLoader over
+            :class:`~splitattn.data.ImageFiles` with ``collate_fn=collate_keyed``; an image is
+            named by its key, an unreadable one with its skipped record's reason.
         class_names: the name of each output index.
         top_k: how many classes to list per image (at most ``len(class_names)``).
         device: where to run the model.
@@ -90,11 +91,15 @@ def predict_images(
         if len(batch.images):
             images = batch.images.to(device)
             if deployed is None:  # packed and checked for the first batch's size (the loader's, mostly)
-                deployed = _inference_model(model, images, len(batch.paths))
+                deployed = _inference_model(model, images, len(batch.read))
             with torch.no_grad():
                 top = deployed(images).float().softmax(dim=1).topk(top_k, dim=1)
             scores = [tuple(ClassScore(class_names[i], i, p) for p, i in zip(values, indices, strict=True))
                       for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
-        readable = iter(scores)
-        for path, error in zip(batch.paths, batch.errors, strict=True):
-            yield ImagePrediction(path, error=error) if error is not None else ImagePrediction(path, next(readable))
+        readable, skipped = iter(zip(batch.keys, scores, strict=True)), iter(batch.skipped.samples)
+        for read in batch.read:
+            if read:
+                yield ImagePrediction(*next(readable))
+            else:
+                record = next(skipped)
+                yield ImagePrediction(record.key, error=record.reason)
