@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from .folder import DataError
+from .. import optional
+from .errors import DataError
 
 
 class MissingExtra(DataError):
@@ -20,8 +20,4 @@ def require(module: str, purpose: str, extra: str) -> ModuleType:
         purpose: what the user asked for, for the message (``--data 'shards/train-{0..9}.tar'``).
         extra: the package extra that installs it (``webdataset``, ``hf``).
     """
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise MissingExtra(f"{purpose} needs the optional package {module!r}: pip install 'splitattn[{extra}]'"
-                           ) from error
+    return optional.require(module, purpose, extra, MissingExtra)

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..optional import require
 from .compare import worst_relative_error
-from .optional import require
 
 EXPORTERS = ("dynamo", "legacy")
 

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..optional import require
 from .compare import worst_relative_error
-from .optional import require
 
 PRECISIONS = ("fp32", "bf16", "int8")
 # OpenVINO's name of the inference precision each of ours is compiled with.
