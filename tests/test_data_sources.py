@@ -229,7 +229,7 @@ RANK_KEYS = """
 import json, os, sys
 from torch.utils.data import DataLoader
 from splitattn.data import open_source
-from splitattn.data.folder import collate_skipping
+from splitattn.data import collate_skipping
 
 rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 source = open_source(sys.argv[1])

@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import eval_transform, load_rgb
-from ..data.folder import IMAGE_EXTENSIONS
+from ..data import IMAGE_EXTENSIONS, eval_transform, load_rgb
 
 DEFAULT_COUNT = 64
 DEFAULT_BATCH_SIZE = 8

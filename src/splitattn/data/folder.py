@@ -14,15 +14,10 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from .batches import collate_skipping
-from .decode import DECODE_ERRORS, ZERO_BYTES, decode_problem, load_rgb, read_or_skip
+from .decode import ZERO_BYTES, read_or_skip
 from .errors import DataError
 from .image_files import IMAGE_EXTENSIONS, image_files_under
 from .skips import SkippedSample
-
-# Where they were first written; imported from here by code outside the package's data layer.
-__all__ = ["DECODE_ERRORS", "IMAGE_EXTENSIONS", "DataError", "ImageFolderDataset", "collate_skipping",
-           "decode_problem", "load_rgb"]
 
 
 class ImageFolderDataset(Dataset):
@@ -30,7 +25,7 @@ class ImageFolderDataset(Dataset):
 
     ``class_names`` fixes the label order (pass the training set's to the validation set);
     ``skipped_files`` names the zero-byte files dropped while scanning. ``__getitem__`` returns
-    a :class:`SkippedSample` (path and reason) for an unreadable image; :func:`collate_skipping`
+    a :class:`SkippedSample` (path and reason) for an unreadable image; :func:`~splitattn.data.collate_skipping`
     drops those and passes their records on.
     """
 

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from ..models.classes import ClassList
-from .folder import DataError
+from .errors import DataError
 
 
 class FolderLayout(Protocol):

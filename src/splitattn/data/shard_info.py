@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..interface import option
-from .folder import DataError
+from .errors import DataError
 from .source_options import DEFAULT_SPLITS, choose_split
 
 INFO_FILE = "_info.json"

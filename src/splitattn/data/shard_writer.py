@@ -15,7 +15,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .folder import DECODE_ERRORS, DataError, ImageFolderDataset, load_rgb
+from .decode import DECODE_ERRORS, load_rgb
+from .errors import DataError
+from .folder import ImageFolderDataset
 from .optional import require
 from .shard_info import INFO_FILE, write_info
 

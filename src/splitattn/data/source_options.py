@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..interface import option
-from .folder import DataError
+from .errors import DataError
 
 ROLES = ("train", "val")
 DEFAULT_SPLITS = {"train": ("train",), "val": ("validation", "val")}  # tried in order when no split is named

@@ -21,8 +21,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ..data import DataError, load_rgb
-from ..data.folder import IMAGE_EXTENSIONS
+from ..data import IMAGE_EXTENSIONS, DataError, load_rgb
 from ..dense.coco import LabelMap, annotation_mask, read_coco_file
 
 IGNORE_INDEX = 255
