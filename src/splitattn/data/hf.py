@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from ..interface import option
 from .decode import DECODE_ERRORS, decode_problem, load_rgb
 from .errors import DataError
+from .label_layouts import labels_by_name
 from .optional import require
 from .skips import SkippedSample
 from .source_options import SourceOptions, choose_split
@@ -118,15 +119,6 @@ def _column(features: Any, wanted: str | None, kind: type, usual: Sequence[str],
     return found
 
 
-def _label_map(split: HFSplit, class_names: Sequence[str]) -> list[int]:
-    """Dataset label -> our label, matched by class name (a validation split may order them differently)."""
-    unknown = sorted(set(split.class_names) - set(class_names))
-    if unknown:
-        raise DataError(f"{split.where} holds classes the training set does not: {unknown[:10]}")
-    target = {name: i for i, name in enumerate(class_names)}
-    return [target[name] for name in split.class_names]
-
-
 def _sample(split: HFSplit, row: dict, key: str, transform: Callable | None, remap: list[int]):
     """(image, label) of one row, or a :class:`SkippedSample` saying what was wrong with it."""
     label, picture = row.get(split.label_column), row.get(split.image_column)
@@ -156,7 +148,7 @@ class HFImages(Dataset):
     def __init__(self, split: HFSplit, transform: Callable | None, class_names: Sequence[str],
                  keyed: bool = False) -> None:
         self.split, self.transform, self.keyed = split, transform, keyed
-        self.remap = _label_map(split, class_names)
+        self.remap = labels_by_name(split.class_names, class_names, split.where)
 
     def __len__(self) -> int:
         return len(self.split.data)
@@ -185,7 +177,7 @@ class HFStream(IterableDataset):
                             f"give {option('train_num_samples', 'N')}, or use the downloaded dataset "
                             f"({option('hf_streaming', 'false')})")
         self.split, self.transform, self.training, self.keyed = split, transform, training, keyed
-        self.remap = _label_map(split, class_names)
+        self.remap = labels_by_name(split.class_names, class_names, split.where)
         self.shuffle_buffer, self.seed, self.epoch = shuffle_buffer, seed, 0
         self.world, self.rank, self.workers = 1, 0, 1
 

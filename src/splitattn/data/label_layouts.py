@@ -121,6 +121,26 @@ def folder_labels(folders: Sequence[str], classes: ClassList, layout: str = "aut
                     f"give a labels CSV of file,class")
 
 
+def labels_by_name(source_names: Sequence[str], class_names: Sequence[str], where: str) -> list[int]:
+    """Source label -> label in ``class_names``, matched by name: a validation split may order its
+    classes otherwise than the training set, or hold only some of them.
+
+    Args:
+        source_names: the classes the source's labels refer to, in its order.
+        class_names: the labels wanted (the training set's classes).
+        where: the source, for the message.
+
+    Raises:
+        DataError: classes of the source that ``class_names`` lacks, named.
+    """
+    unknown = sorted(set(source_names) - set(class_names))
+    if unknown:
+        raise DataError(f"{where} holds classes the training set does not: {unknown[:10]}"
+                        f"{' ...' if len(unknown) > 10 else ''}")
+    target = {name: i for i, name in enumerate(class_names)}
+    return [target[name] for name in source_names]
+
+
 def _file_keys(relative: str) -> list[str]:
     """The names a labels file may use for an image: its path under the root, with or without extension."""
     path = PurePosixPath(relative)

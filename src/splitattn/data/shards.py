@@ -21,7 +21,7 @@ from typing import Any
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .decode import DECODE_ERRORS, decode_problem, load_rgb
-from .errors import DataError
+from .label_layouts import labels_by_name
 from .optional import require
 from .partition import EpochSplit, Piece, epoch_order, split_epoch
 from .shard_info import ShardList
@@ -85,11 +85,7 @@ class ShardStream(IterableDataset):
         self.shards, self.keyed = shards, keyed
         self.transform = transform
         self.class_names = list(class_names)
-        unknown = sorted(set(source_class_names) - set(class_names))
-        if unknown:
-            raise DataError(f"shards {shards.where!r} hold classes the training set does not: {unknown[:10]}")
-        target = {name: i for i, name in enumerate(class_names)}
-        self.remap = [target[name] for name in source_class_names]  # shard label -> our label
+        self.remap = labels_by_name(source_class_names, class_names, f"shards {shards.where!r}")  # shard -> ours
         self.class_index = {name: i for i, name in enumerate(source_class_names)}
         self.shuffle = self.pad = training
         self.shuffle_buffer, self.seed = shuffle_buffer, seed
