@@ -8,10 +8,10 @@ class folders, whichever the model knows: its own class names, ImageNet synsets 
 -R) or class indices (ImageNet-V2), any subset of the classes; or from --labels (a CSV of
 file,class) for any other layout, and --real-labels for ImageNet-ReaL. WebDataset shards and
 Hugging Face datasets (``--data 'val-{000000..000009}.tar'``, ``hf:NAME``) are labelled the same
-way, from the class names their info file or ``ClassLabel`` gives (or bare indices).
-Unreadable images are skipped, counted and named (the first few on stderr, all in --json). The protocol is timm's
-validate.py: --class-subset restricts the logits to ImageNet-A/-R's 200 classes before ranking,
-and with --real-labels top-1/top-5 are ReaL's (images with no label left out).
+way, from the class names their info file or ``ClassLabel`` gives (or bare indices). The
+protocol is timm's validate.py: --class-subset restricts the logits to ImageNet-A/-R's 200
+classes before ranking, and with --real-labels top-1/top-5 are ReaL's (images with no label left
+out). Unreadable images are skipped, counted and named (the first few on stderr, all in --json).
 """
 
 from __future__ import annotations
