@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     for split in write_shards(root, args.out, args.per_shard, tuple(args.splits), args.seed):
         pattern = (f"{split.name}-{{000000..{len(split.files) - 1:06d}}}.tar" if len(split.files) > 1
                    else split.files[0])
-        print(f"{split.name}: {sum(split.lengths)} samples in {len(split.files)} shards: {Path(args.out) / pattern}")
+        shards = f"{len(split.files)} shard{'s' if len(split.files) > 1 else ''}"
+        print(f"{split.name}: {sum(split.lengths)} samples in {shards}: {Path(args.out) / pattern}")
     print(f"info: {Path(args.out) / INFO_FILE}")
     return 0
