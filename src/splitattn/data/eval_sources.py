@@ -28,10 +28,12 @@ from .eval_set import scan_eval_set
 from .label_layouts import folder_labels
 from .skips import SkippedSample
 from .source_options import SourceOptions
-from .sources import DataSource, open_source, source_kind
+from .sources import VAL_FOLDERS, DataSource, open_source, source_kind
 
 
 class LabelledImage(NamedTuple):
+    """One sample of :meth:`EvalSource.samples`: the decoded image, the model's label, the sample's key."""
+
     image: Image.Image
     label: int
     key: str
@@ -106,8 +108,8 @@ def _eval_folder(spec: str, options: SourceOptions, request: EvalRequest) -> Eva
     root = prepare_digits() if spec == "digits" else Path(spec)
     if options.split:
         root = root / options.split
-    elif (root / "train").is_dir() and (root / "val").is_dir():
-        root = root / "val"
+    elif (root / "train").is_dir():
+        root = next((root / name for name in VAL_FOLDERS if (root / name).is_dir()), root)
     classes = request.classes
     if classes is None:  # the folder's own classes
         classes = ClassList(tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
@@ -128,7 +130,7 @@ def _eval_named(spec: str, options: SourceOptions, request: EvalRequest) -> Eval
     if request.classes is not None and options.num_classes is None:  # unnamed classes are the model's outputs
         options = replace(options, num_classes=len(request.classes))
     source = open_source(spec, "val", options)
-    classes = request.classes or ClassList(tuple(source.class_names))
+    classes = request.classes if request.classes is not None else ClassList(tuple(source.class_names))
     used, by_name = folder_labels(source.class_names, classes, request.layout, source.where, "class(es)")
     label_map = tuple(by_name[name] for name in source.class_names)
     return EvalSource(source, list(classes.names), label_map, used, frozenset(label_map))

@@ -102,10 +102,13 @@ class FolderSource:
         return f"{self.num_samples} images in {len(self.class_names)} class folders at {self.root}"
 
 
+VAL_FOLDERS = ("val", "validation")  # a folder's validation split, beside train/
+
+
 def open_folder(spec: str, role: str, options: SourceOptions) -> FolderSource:
     """``spec/<split>`` when it exists (``train``, ``val`` or the split named), else ``spec`` itself."""
     root = prepare_digits() if spec == "digits" else Path(spec)
-    names = (options.split,) if options.split else {"train": ("train",), "val": ("val", "validation")}[role]
+    names = (options.split,) if options.split else {"train": ("train",), "val": VAL_FOLDERS}[role]
     split_dir = next((root / n for n in names if (root / n).is_dir()), None)
     if split_dir is None and (root / "train").is_dir():
         raise DataError(f"data directory {str(root)!r} has train/ but no {'/ or '.join(names)}/ for {role}: "
