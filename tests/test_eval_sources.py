@@ -118,11 +118,18 @@ def test_synset_named_shards_are_scored_by_synset(imagenet_weights, tmp_path, ca
     names = imagenet_classes().names
     assert sorted(row["class"] for row in rows) == sorted(names[10:13])  # not outputs 0, 1, 2 (tench ...)
     assert rows == table
-    # --layout names cannot read synsets: refused, naming them
+    # classes named by their words, as Hugging Face's imagenet-1k names them: the same scores
+    imagenet = imagenet_classes()
+    info["class_names"] = [imagenet.lemmas[imagenet.index_of(synset)] for synset in SYNSETS]
+    (tmp_path / "shards" / "_info.json").write_text(json.dumps(info))
+    by_words, word_rows = _evaluate(capsys, *model, "--data", str(tmp_path / "shards"), tmp_path=tmp_path)
+    assert by_words["layout"] == "lemmas" and _scores(by_words) == _scores(on_folder) and word_rows == table
+    # --layout synsets cannot read words: refused, naming them
     capsys.readouterr()
     assert cli_main(["eval", *model, "--data", str(tmp_path / "shards"), "--image-size", SIZE,
-                     "--layout", "names"]) == 2
-    assert "n01530575" in capsys.readouterr().err
+                     "--layout", "synsets"]) == 2
+    error = capsys.readouterr().err
+    assert info["class_names"][0] in error and "labels CSV" not in error  # a CSV labels folders only
 
 
 def test_index_named_shards_and_the_split_flag(imagenet_weights, tmp_path, capsys):

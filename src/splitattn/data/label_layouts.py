@@ -5,7 +5,9 @@ table :data:`FOLDER_LAYOUTS`:
 
 - ``names``: class folders named by the model's own class names (a fine-tuned model's folders);
 - ``synsets``: folders named by WordNet id (ImageNet's val set, ImageNet-Sketch, -A, -R);
-- ``indices``: folders named by output index (ImageNet-V2's ``0`` ... ``999``).
+- ``indices``: folders named by output index (ImageNet-V2's ``0`` ... ``999``);
+- ``lemmas``: classes named by all their WordNet words, "tench, Tinca tinca" (the ``ClassLabel``
+  names of Hugging Face's ``imagenet-1k``).
 
 Labels come from the folder's *name*, never its position among the folders, so a folder holding
 any subset of the classes is scored correctly. Anything else (the original archive's flat val
@@ -78,13 +80,29 @@ class ByIndex:
         return int(folder) if folder.isdigit() and int(folder) < len(classes) else None
 
 
+@dataclass(frozen=True)
+class ByLemmas:
+    name: str = "lemmas"
+    description: str = "classes named by all their words ('tench, Tinca tinca'), as Hugging Face's imagenet-1k"
+
+    def keys(self, classes: ClassList) -> Sequence[str]:
+        return classes.lemmas or ()
+
+    def label(self, folder: str, classes: ClassList) -> int | None:
+        lemmas = classes.lemmas or ()
+        return lemmas.index(folder) if folder in lemmas and lemmas.count(folder) == 1 else None
+
+
+FOLDERS = "class folder(s)"  # what folder_labels names by default; other sources name "class(es)"
+
 # Tried in this order when the layout is not given: a model's own names first (a fine-tuned model whose
 # classes are called "3" means its folder "3", not output 3).
-FOLDER_LAYOUTS: dict[str, FolderLayout] = {layout.name: layout for layout in (ByName(), BySynset(), ByIndex())}
+FOLDER_LAYOUTS: dict[str, FolderLayout] = {
+    layout.name: layout for layout in (ByName(), BySynset(), ByIndex(), ByLemmas())}
 
 
 def folder_labels(folders: Sequence[str], classes: ClassList, layout: str = "auto",
-                  root: str | os.PathLike = ".", what: str = "class folder(s)") -> tuple[str, dict[str, int]]:
+                  root: str | os.PathLike = ".", what: str = FOLDERS) -> tuple[str, dict[str, int]]:
     """The layout of ``folders`` and the output index of each.
 
     Args:
@@ -116,9 +134,9 @@ def folder_labels(folders: Sequence[str], classes: ClassList, layout: str = "aut
         hints.append(f"{folder!r} (did you mean {close[0]!r}?)" if close else repr(folder))
     more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
     tried = "; ".join(c.description for c in candidates)
+    other = "; for another layout give a labels CSV of file,class" if what == FOLDERS else ""
     raise DataError(f"{len(unknown)} {what} in {os.fspath(root)!r} are not classes of the model: "
-                    f"{', '.join(hints)}{more}. Expected {tried} ({len(classes)} classes); for another layout "
-                    f"give a labels CSV of file,class")
+                    f"{', '.join(hints)}{more}. Expected {tried} ({len(classes)} classes){other}")
 
 
 def labels_by_name(source_names: Sequence[str], class_names: Sequence[str], where: str) -> list[int]:

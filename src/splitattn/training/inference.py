@@ -37,9 +37,13 @@ class TrainedModel:
 
     @property
     def classes(self) -> ClassList:
-        """The classes as one lookup by name, synset or index (what evaluation's label files resolve against)."""
+        """The classes as one lookup by name, synset or index (what evaluation's label files resolve against),
+        with ImageNet's lemmas where the classes are ImageNet's (a dataset may name them so)."""
         synsets = tuple(self.class_synsets) if self.class_synsets is not None else None
-        return ClassList(tuple(self.class_names), synsets)
+        imagenet = imagenet_classes()
+        lemma_of = dict(zip(imagenet.synsets, imagenet.lemmas or imagenet.names, strict=True))
+        lemmas = tuple(lemma_of[s] for s in synsets) if synsets and all(s in lemma_of for s in synsets) else None
+        return ClassList(tuple(self.class_names), synsets, lemmas)
 
     @property
     def transform(self):
