@@ -45,27 +45,20 @@ class FolderLayout(Protocol):
 
 
 @dataclass(frozen=True)
-class ByName:
-    name: str = "names"
-    description: str = "folders named by the model's class names"
+class ByClassKey:
+    """Folders named by one of the model's lists of class keys (``ClassList.names``, ``.synsets``,
+    ``.lemmas``); a key two classes share ("crane") labels neither."""
+
+    name: str
+    description: str
+    field: str  # the ClassList attribute
 
     def keys(self, classes: ClassList) -> Sequence[str]:
-        return classes.names
+        return getattr(classes, self.field) or ()
 
     def label(self, folder: str, classes: ClassList) -> int | None:
-        return classes.names.index(folder) if folder in classes.names and classes.names.count(folder) == 1 else None
-
-
-@dataclass(frozen=True)
-class BySynset:
-    name: str = "synsets"
-    description: str = "folders named by WordNet synset (n01440764), as ImageNet's val set and -Sketch/-A/-R"
-
-    def keys(self, classes: ClassList) -> Sequence[str]:
-        return classes.synsets or ()
-
-    def label(self, folder: str, classes: ClassList) -> int | None:
-        return classes.synsets.index(folder) if classes.synsets and folder in classes.synsets else None
+        keys = self.keys(classes)
+        return keys.index(folder) if folder in keys and keys.count(folder) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -80,25 +73,18 @@ class ByIndex:
         return int(folder) if folder.isdigit() and int(folder) < len(classes) else None
 
 
-@dataclass(frozen=True)
-class ByLemmas:
-    name: str = "lemmas"
-    description: str = "classes named by all their words ('tench, Tinca tinca'), as Hugging Face's imagenet-1k"
-
-    def keys(self, classes: ClassList) -> Sequence[str]:
-        return classes.lemmas or ()
-
-    def label(self, folder: str, classes: ClassList) -> int | None:
-        lemmas = classes.lemmas or ()
-        return lemmas.index(folder) if folder in lemmas and lemmas.count(folder) == 1 else None
-
-
 FOLDERS = "class folder(s)"  # what folder_labels names by default; other sources name "class(es)"
 
 # Tried in this order when the layout is not given: a model's own names first (a fine-tuned model whose
 # classes are called "3" means its folder "3", not output 3).
 FOLDER_LAYOUTS: dict[str, FolderLayout] = {
-    layout.name: layout for layout in (ByName(), BySynset(), ByIndex(), ByLemmas())}
+    layout.name: layout for layout in (
+        ByClassKey("names", "folders named by the model's class names", "names"),
+        ByClassKey("synsets", "folders named by WordNet synset (n01440764), as ImageNet's val set and -Sketch/-A/-R",
+                   "synsets"),
+        ByIndex(),
+        ByClassKey("lemmas", "classes named by all their words ('tench, Tinca tinca'), as Hugging Face's "
+                             "imagenet-1k", "lemmas"))}
 
 
 def folder_labels(folders: Sequence[str], classes: ClassList, layout: str = "auto",
