@@ -188,6 +188,15 @@ def test_train_seg_precedence_defaults_yaml_overrides_flags(tmp_path, monkeypatc
     assert (swapped.masks, swapped.annotations) == (None, "a.json")
 
 
+def test_key_value_pairs_may_stand_on_both_sides_of_a_flag(monkeypatch, capsys):
+    config = _resolved_seg(monkeypatch, "--images", "imgs", "lr=0.02", "--masks", "m", "steps=9", "--batch-size", "6",
+                           "aux_loss=true")
+    assert (config.lr, config.steps, config.aux_loss, config.batch_size) == (0.02, 9, True, 6)
+    with pytest.raises(SystemExit):  # anything else left over is still refused, and named
+        main(["train-seg", "--images", "imgs", "lr=0.02", "--masks", "m", "--bogus", "steps=9"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
 def test_train_seg_refuses_unknown_and_mistyped_options(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(train_seg_command, "train_segmenter", lambda config: pytest.fail("should not train"))
     base = ["train-seg", "--images", "imgs", "--masks", "m"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -58,7 +59,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(only=command if command in COMMANDS else "").parse_args(argv)
+    parser = build_parser(only=command if command in COMMANDS else "")
+    args, extra = parser.parse_known_args(argv)
+    # argparse gathers a positional list once: KEY=VALUE pairs written on both sides of a flag
+    # (`train hf_options.x=1 --epochs 1 mixup=0`) would leave the second group "unrecognized".
+    if extra and hasattr(args, "overrides") and all(re.match(r"[A-Za-z_][\w.-]*=", a) for a in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     module = command_module(args.command)
     try:
         with command_line(getattr(module, "FLAGS_FOR", None)):
