@@ -213,8 +213,8 @@ def test_forward_always_returns_logits_and_the_backbone_its_maps():
 
 
 # The package's layers, lowest first: a module may import only from its own layer and those before it.
-LAYERS = ["interface", "optional", "layers", "models", "weights", "factory", "deploy", "quantize", "export", "data",
-          "training", "inspect", "bench", "dense", "detection", "segmentation", "sharing", "cli"]
+LAYERS = ["errors", "interface", "optional", "layers", "models", "weights", "factory", "deploy", "quantize",
+          "export", "data", "training", "inspect", "bench", "dense", "detection", "segmentation", "sharing", "cli"]
 
 
 def _imports(path: Path) -> set[str]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from .errors import MissingPackageError
 
-def require(module: str, purpose: str, extra: str, error: type[Exception] = RuntimeError) -> ModuleType:
+
+def require(module: str, purpose: str, extra: str, error: type[Exception] = MissingPackageError) -> ModuleType:
     """``module`` imported, or ``error`` naming what needs it and the install command.
 
     Args:

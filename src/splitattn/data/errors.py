@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import SplitattnError
 
-class DataError(ValueError):
+
+class DataError(SplitattnError):
     """A data set that cannot be trained or evaluated on; the message names it and what was expected."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from types import ModuleType
 
 from .. import optional
+from ..errors import MissingPackageError
 from .errors import DataError
 
 
-class MissingExtra(DataError):
+class MissingExtra(DataError, MissingPackageError):
     """A data source needs a package that is not installed; the message names the extra to install."""
 
 

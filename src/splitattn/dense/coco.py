@@ -21,8 +21,10 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from ..data.errors import DataError
 
-class CocoFormatError(ValueError):
+
+class CocoFormatError(DataError):
     """An annotation file that is not valid COCO; the message names the file and the entry."""
 
 

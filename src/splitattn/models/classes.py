@@ -11,8 +11,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from ..errors import SplitattnError
 
-class UnknownClassError(ValueError):
+
+class UnknownClassError(SplitattnError):
     """A class given by name, synset or index that the model does not have; the message says which it has."""
 
 

@@ -14,11 +14,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save_file as save_safetensors
 
+from ..errors import SplitattnError
+
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".tar", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SplitattnError):
     """A weight file that cannot (or must not) be loaded; the message names the file and why."""
 
 

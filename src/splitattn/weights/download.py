@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import SplitattnError
 from ..interface import option
 from ..models.published import hash_from_filename
 from .checkpoint_io import CheckpointError, atomic_write
@@ -23,7 +24,7 @@ DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 1 << 20
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(SplitattnError, RuntimeError):
     """The weights could not be fetched; the message says where to put the file by hand."""
 
 
