@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -80,18 +81,8 @@ def eca_model_name():
     _REGISTRY.pop(name)
 
 
-def _randomize(model: nn.Module) -> nn.Module:
-    torch.manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.3, 0.3)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.2, 0.2)
-    return model
-
-
 def test_a_new_kind_builds_trains_deploys_summarises_and_explains(eca_model_name, tmp_path):
+    from .reference import randomize_  # here, not at the top: it skips without timm, the other tests need none
     model = splitattn.create_model(eca_model_name, num_classes=5, zero_init_last=False)
     assert isinstance(model.layer2[0].se, EcaGate) and model.layer2[0].se.conv.kernel_size == (5,)
 
@@ -104,7 +95,7 @@ def test_a_new_kind_builds_trains_deploys_summarises_and_explains(eca_model_name
     assert not torch.equal(model.layer3[0].se.conv.weight, before)
 
     # deploy: every BN folded, gated blocks fused, outputs within 1e-4 of eval mode (deploy checks)
-    model = _randomize(model).eval()
+    model = randomize_(model)  # random BN statistics, so that folding them changes the weights; eval mode
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
@@ -215,29 +206,76 @@ def test_forward_always_returns_logits_and_the_backbone_its_maps():
 # The package's layers, lowest first: a module may import only from its own layer and those before it.
 LAYERS = ["errors", "interface", "optional", "layers", "models", "weights", "factory", "deploy", "quantize",
           "export", "data", "training", "inspect", "bench", "dense", "detection", "segmentation", "sharing", "cli"]
+TOP = ("__init__", "__main__")  # the public API and ``python -m splitattn`` sit above every layer
+
+
+def _units() -> set[str]:
+    """Every unit of the package as it is on disk: each module and sub-package of ``splitattn``."""
+    return {p.stem for p in SRC.glob("*.py") if p.stem not in TOP} | {p.name for p in SRC.iterdir()
+                                                                      if (p / "__init__.py").is_file()}
+
+
+def _unit_of(parts: list[str], names: list[str]) -> set[str]:
+    """The units an import of ``splitattn.<parts>`` names, ``names`` being what ``from ... import`` takes.
+
+    ``from splitattn import models`` (or ``from .. import models``) imports the unit ``models``;
+    ``from splitattn import create_model`` imports the package's ``__init__``, which sits on top.
+    """
+    if parts:
+        return {parts[0]}
+    units = _units()
+    return {name if name in units else "__init__" for name in names}
 
 
 def _imports(path: Path) -> set[str]:
-    """The package-level units (``models``, ``weights`` ...) a source file imports, relatively."""
-    package = path.relative_to(SRC).parts[:-1]
-    found = set()
+    """The package-level units (``models``, ``weights`` ...) a source file imports: relatively, or
+    absolutely through ``splitattn.``, at the top of the file or inside a function."""
+    package = list(path.relative_to(SRC).parts[:-1])
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = list(package[: len(package) - (node.level - 1)])
-            target = base + (node.module.split(".") if node.module else [a.name for a in node.names][:1])
-            if target:
-                found.add(target[0])
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                root, *parts = alias.name.split(".")
+                if root == "splitattn":
+                    found |= _unit_of(parts, ["__init__"])
+        elif isinstance(node, ast.ImportFrom):
+            names = [alias.name for alias in node.names]
+            module = node.module.split(".") if node.module else []
+            if node.level:
+                if node.level - 1 > len(package):
+                    raise AssertionError(f"{path}: relative import above the package (level {node.level})")
+                found |= _unit_of(package[: len(package) - (node.level - 1)] + module, names)
+            elif module[:1] == ["splitattn"]:
+                found |= _unit_of(module[1:], names)
     return found
 
 
+def test_the_import_graph_tools_see_every_kind_of_import(tmp_path, monkeypatch):
+    """The reader below finds relative, absolute and lazy imports, and ``splitattn``'s own API."""
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
+    for unit in ("models", "layers", "cli"):
+        (tmp_path / unit).mkdir()
+        (tmp_path / unit / "__init__.py").write_text("")
+    (tmp_path / "interface.py").write_text("")
+    probe = tmp_path / "models" / "zoo.py"
+    probe.write_text("from ..layers import conv\nfrom . import registry\nimport splitattn.cli.train\n"
+                     "from splitattn import interface, create_model\n"
+                     "def lazy():\n    from splitattn.layers.pooling import spatial_mean\n")
+    assert _units() == {"models", "layers", "cli", "interface"}
+    assert _imports(probe) == {"layers", "models", "cli", "interface", "__init__"}
+
+
 def test_the_import_graph_only_points_down():
-    for path in SRC.rglob("*.py"):
+    units = _units()
+    assert units - set(LAYERS) == set(), "units missing from LAYERS: place each in its layer"
+    assert set(LAYERS) - units == set(), "LAYERS names units the package does not have"
+    for path in sorted(SRC.rglob("*.py")):
         parts = path.relative_to(SRC).parts
         unit = parts[0].removesuffix(".py")
-        if unit not in LAYERS:
-            continue  # __init__ (the public API) and __main__ sit on top
-        for target in _imports(path) - {unit}:
-            assert target in LAYERS, f"{path}: imports unknown unit {target}"
+        if unit in TOP:
+            continue
+        for target in sorted(_imports(path) - {unit}):
+            assert target not in TOP, f"{path.relative_to(SRC)} imports splitattn's public API ({target}), the top"
             assert LAYERS.index(target) < LAYERS.index(unit), f"{path.relative_to(SRC)} imports up into {target}/"
 
 
