@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..deploy import deploy
+from ..errors import SplitattnError
 from ..factory import create_model
 from .references import reference_builders
 
@@ -51,11 +52,11 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise SplitattnError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.img_size < 32:
-            raise ValueError(f"img_size must be >= 32, got {self.img_size}")
+            raise SplitattnError(f"img_size must be >= 32, got {self.img_size}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+            raise SplitattnError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -122,7 +123,8 @@ def _engine_candidate(variant: str, model: nn.Module, config: BenchConfig, x: to
 
 def _float32_cpu_only(config: BenchConfig, variant: str) -> None:
     if config.device != "cpu" or config.dtype != "float32":
-        raise ValueError(f"the {variant!r} candidate starts from the float32 CPU model (it sets its own precision); "
+        raise SplitattnError(f"the {variant!r} candidate starts from the float32 CPU model (it sets its own "
+                             "precision); "
                          f"run it with dtype float32 on cpu, not {config.dtype} on {config.device}")
 
 
@@ -136,7 +138,7 @@ def inference_candidates(
     """Our model in each requested inference variant, then each installed reference (eval mode)."""
     unknown = set(variants) - set(INFERENCE_VARIANTS)
     if unknown:
-        raise ValueError(f"unknown inference variants {sorted(unknown)}; expected some of {INFERENCE_VARIANTS}")
+        raise SplitattnError(f"unknown inference variants {sorted(unknown)}; expected some of {INFERENCE_VARIANTS}")
     x = config.example()
     model = create_model(config.model).eval()
     candidates = []
@@ -210,9 +212,9 @@ def training_candidates(config: BenchConfig, variants: tuple[str, ...], referenc
     """One SGD step (forward, cross-entropy, backward, update) of ours per variant and of each reference."""
     unknown = set(variants) - set(TRAINING_VARIANTS)
     if unknown:
-        raise ValueError(f"unknown training variants {sorted(unknown)}; expected some of {TRAINING_VARIANTS}")
+        raise SplitattnError(f"unknown training variants {sorted(unknown)}; expected some of {TRAINING_VARIANTS}")
     if config.batch_size < 2:
-        raise ValueError(
+        raise SplitattnError(
             f"training needs batch_size >= 2 (got {config.batch_size}): the attention BatchNorms see one "
             "value per channel per image and cannot normalise a batch of one"
         )

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import SplitattnError
 from .timing import interleaved_times
 
 Probe = tuple[Callable[[], object], int]  # (zero-argument unit of work, its FLOPs)
@@ -73,11 +74,11 @@ def roof_probes(device: torch.device, dtype: torch.dtype = torch.float32, precis
     or for ``precision`` (``"bfloat16"``; ``"int8"``: the int8 convolution, CPU only)."""
     if precision == "int8":
         if device.type != "cpu":
-            raise ValueError("the int8 roof probe runs oneDNN's CPU kernels; its device must be cpu")
+            raise SplitattnError("the int8 roof probe runs oneDNN's CPU kernels; its device must be cpu")
         return {"conv3x3 int8": int8_conv_probe()}
     if precision is not None:
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+            raise SplitattnError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         dtype = getattr(torch, precision)
     suffix = "" if dtype == torch.float32 else f" {str(dtype).removeprefix('torch.')}"
     return {"matmul" + suffix: matmul_probe(device, dtype), "conv3x3" + suffix: conv_probe(device, dtype)}

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..errors import SplitattnError
 from ..factory import create_model
 from .candidates import (
     INFERENCE_VARIANTS,
@@ -58,7 +59,7 @@ class BenchRow:
 
 def _candidates(config: BenchConfig, mode: str, variants: tuple[str, ...] | None, references: bool) -> list[Candidate]:
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise SplitattnError(f"mode must be one of {MODES}, got {mode!r}")
     if mode == "inference":
         return inference_candidates(config, variants or ("eager", "deploy"), references)
     return training_candidates(config, variants or ("train",), references)

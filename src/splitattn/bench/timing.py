@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import SplitattnError
+
 
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so that a timer measures the work and not its launch."""
@@ -22,7 +24,7 @@ def interleaved_times(
 ) -> dict[str, list[float]]:
     """Seconds per call of each function, measured in turns; ``warmup`` untimed rounds first."""
     if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise SplitattnError(f"repeats must be >= 1, got {repeats}")
     times: dict[str, list[float]] = {name: [] for name in fns}
     for round_index in range(warmup + repeats):
         for name, fn in fns.items():

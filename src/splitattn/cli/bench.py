@@ -23,6 +23,7 @@ from ..bench import (
     run_config,
     write_json,
 )
+from ..errors import SplitattnError
 from ..models import get_model_entry
 
 
@@ -53,7 +54,7 @@ def _split_variants(variants: list[str] | None, mode: str) -> tuple[str, ...] | 
     chosen = tuple(v for v in variants if v in known)
     unknown = [v for v in variants if v not in INFERENCE_VARIANTS + TRAINING_VARIANTS]
     if unknown:
-        raise ValueError(f"unknown variants {unknown}; expected {INFERENCE_VARIANTS} or {TRAINING_VARIANTS}")
+        raise SplitattnError(f"unknown variants {unknown}; expected {INFERENCE_VARIANTS} or {TRAINING_VARIANTS}")
     return chosen or None
 
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         get_model_entry(name)  # unknown names fail before any timing starts
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            raise SplitattnError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     roof, probes = roof_rate(device, DTYPES[args.dtype])

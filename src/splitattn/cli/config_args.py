@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Iterable
 from typing import Any
 
+from ..errors import SplitattnError
+
 
 def add_config_arguments(parser: argparse.ArgumentParser, example: str, config_help: str) -> None:
     """The positional ``KEY=VALUE`` overrides (``example`` shows a few) and ``--config FILE``."""
@@ -25,7 +27,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+            raise SplitattnError(f"expected KEY=VALUE, got {pair!r}")
         overrides[key] = value
     return overrides
 

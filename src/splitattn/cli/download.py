@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import SplitattnError
 from ..models.registry import resolve_name
 from ..weights import fetch_published
 
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     for name in args.names:
         entry, weights = resolve_name(name)
         if weights is None:
-            raise ValueError(f"{entry.name!r} has no published weights; `splitattn zoo --weights` lists those that do")
+            raise SplitattnError(f"{entry.name!r} has no published weights; `splitattn zoo --weights` lists "
+                                 "those that do")
         for tagged in entry.weights if args.all_tags else (weights,):
             fetched = fetch_published(entry.name, tagged)
             print(f"{entry.name}.{tagged.tag}: {fetched.path} (from {fetched.source.url})")

@@ -28,6 +28,7 @@ from ..data import DataError, EvalSource, SourceOptions, open_eval_source
 from ..data.label_layouts import FOLDER_LAYOUTS
 from ..data.skips import describe_skips
 from ..deploy import FixedBatch
+from ..errors import SplitattnError
 from ..models.imagenet import CLASS_SUBSETS, class_subset, imagenet_classes
 from ..quantize import QuantizedModel
 from ..training.eval_scores import per_class, real_accuracy, topk_accuracy, write_per_class
@@ -87,7 +88,7 @@ def subset_indices(trained: TrainedModel, name: str | None) -> torch.Tensor | No
         return None
     imagenet = imagenet_classes()
     if trained.class_synsets is None or set(trained.class_synsets) != set(imagenet.synsets):
-        raise ValueError(f"--class-subset {name} selects ImageNet-1k classes, but {trained.model_name}'s "
+        raise SplitattnError(f"--class-subset {name} selects ImageNet-1k classes, but {trained.model_name}'s "
                          f"{len(trained.class_names)} classes are not ImageNet-1k's")
     classes = trained.classes
     return torch.tensor(sorted(classes.index_of(imagenet.synsets[i]) for i in class_subset(name)))
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_eval_source(args.data, trained.classes, options, args.layout, args.labels, args.real_labels)
     check_in_subset(source, subset, args.class_subset, trained)
     if args.per_class and source.classes_held is None:
-        raise ValueError("--per-class needs one label per image: class folders or --labels")
+        raise SplitattnError("--per-class needs one label per image: class folders or --labels")
     if source.not_on_disk:
         print(f"note: {len(source.not_on_disk)} file(s) of {args.labels} are not under {args.data}, e.g. "
               f"{', '.join(source.not_on_disk[:3])}; scoring the {source.num_samples} that are", file=sys.stderr)

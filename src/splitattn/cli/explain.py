@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import SplitattnError
 from ..factory import create_model
 from ..inspect.explain import explain_image
 from ..inspect.images import open_image
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             print("note: no --checkpoint or --pretrained, so the network is untrained and so are its pictures",
                   file=sys.stderr)
     else:
-        raise ValueError("name the model to explain: --checkpoint FILE (a trained model), or --model NAME with "
+        raise SplitattnError("name the model to explain: --checkpoint FILE (a trained model), or --model NAME with "
                          "--pretrained for its published weights")
     result = explain_image(model, args.image, args.out)
     for path in result.files:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import SplitattnError
 from ..export import EXPORTERS, FORMAT_PRECISIONS, FORMATS, PRECISIONS, SUFFIXES, export_checked
 from .calibration import DEFAULT_BATCH_SIZE, DEFAULT_COUNT
 
@@ -56,13 +57,14 @@ def _validate(args: argparse.Namespace) -> None:
     """The flag combinations that cannot work, refused before the model is built or any image read."""
     if args.precision not in FORMAT_PRECISIONS[args.fmt]:
         supported = "; ".join(f"{fmt}: {', '.join(p)}" for fmt, p in FORMAT_PRECISIONS.items())
-        raise ValueError(f"--format {args.fmt} does not support --precision {args.precision} (supported: {supported})")
+        raise SplitattnError(f"--format {args.fmt} does not support --precision {args.precision} (supported: "
+                             f"{supported})")
     if args.precision == "int8" and args.calibration is None:
-        raise ValueError("--precision int8 needs --calibration FOLDER: images the quantization ranges are set on")
+        raise SplitattnError("--precision int8 needs --calibration FOLDER: images the quantization ranges are set on")
     if args.precision == "fp32" and args.calibration is not None:
-        raise ValueError("--calibration is used by --precision int8 (and bf16's check); fp32 takes none")
+        raise SplitattnError("--calibration is used by --precision int8 (and bf16's check); fp32 takes none")
     if args.img_size is not None and args.img_size < 32:
-        raise ValueError(f"--img-size must be >= 32, got {args.img_size}")
+        raise SplitattnError(f"--img-size must be >= 32, got {args.img_size}")
 
 
 def run(args: argparse.Namespace) -> int:

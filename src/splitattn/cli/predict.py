@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data import ImageFiles, collate_keyed, find_images
+from ..errors import SplitattnError
 from ..training.prediction import predict_images
 from ..training.prediction_files import (
     OUTPUT_FORMATS,
@@ -52,14 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
-        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+        raise SplitattnError(f"--top-k must be >= 1, got {args.top_k}")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise SplitattnError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.workers < 0:
-        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+        raise SplitattnError(f"--workers must be >= 0, got {args.workers}")
     if args.out is not None:
         if args.json:
-            raise ValueError("--json prints to stdout; with --out the file's suffix sets the format "
+            raise SplitattnError("--json prints to stdout; with --out the file's suffix sets the format "
                              "(.jsonl for JSON lines)")
         output_format(args.out)  # an unknown suffix is refused before the model is loaded
     files = find_images(args.images)

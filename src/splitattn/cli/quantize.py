@@ -19,6 +19,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from ..data import ImageFolderDataset, collate_skipping
+from ..errors import SplitattnError
 from ..quantize import KEEP_FLOAT_CHOICES, format_sensitivity, quantize, save_quantized, sensitivity
 from ..training.agreement import compare_precisions, precision_variants
 from ..training.inference import load_trained
@@ -60,7 +61,7 @@ def _default_output(checkpoint: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     if args.num_images < 1:
-        raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
+        raise SplitattnError(f"--num-images must be >= 1, got {args.num_images}")
     trained = load_trained(args.checkpoint, args.model)
     model = trained.model.float().cpu().eval()
     calibration = calibration_batches(args.calibration, model, count=args.num_images, batch_size=args.batch_size)

@@ -21,6 +21,7 @@ import yaml
 
 from ..detection.models import DETECTOR_SIZES
 from ..detection.train import ARCHITECTURES, DetectionConfig, train_detector
+from ..errors import SplitattnError
 from .recipe_args import add_recipe_arguments, field_defaults, resolve_config, run_training, with_default
 
 OUTPUT = "runs/detection"
@@ -58,11 +59,11 @@ def parse_model_args(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise ValueError(f"--model-arg expects KEY=VALUE with a Python argument name, got {pair!r}")
+            raise SplitattnError(f"--model-arg expects KEY=VALUE with a Python argument name, got {pair!r}")
         try:
             parsed[key] = yaml.safe_load(value)
         except yaml.YAMLError as error:
-            raise ValueError(f"--model-arg {key}: cannot read {value!r} ({error})") from None
+            raise SplitattnError(f"--model-arg {key}: cannot read {value!r} ({error})") from None
     return parsed
 
 

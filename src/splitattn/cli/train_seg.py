@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import SplitattnError
 from ..segmentation.train import SegmentationConfig, train_segmenter
 from .recipe_args import add_recipe_arguments, field_defaults, resolve_config, run_training, with_default
 
@@ -49,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
     labels = {"masks": args.masks, "annotations": args.annotations}
     config = resolve_config(args, SegmentationConfig, OUTPUT, flags=labels)
     if config.val_images and not (config.val_masks or config.val_annotations):
-        raise ValueError("--val-images needs --val-masks or --val-annotations")
+        raise SplitattnError("--val-images needs --val-masks or --val-annotations")
     return run_training("train-seg", lambda: train_segmenter(config))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import SplitattnError
 from ..inspect import FORMATS, format_rows, weights_rows, zoo_rows
 
 
@@ -26,6 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     rows = weights_rows(args.pattern) if args.weights else zoo_rows(args.pattern)
     if not rows:
-        raise ValueError(f"no model matching {args.pattern!r} has published weights")
+        raise SplitattnError(f"no model matching {args.pattern!r} has published weights")
     print(format_rows(rows, args.format))
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..models.imagenet import class_subset, imagenet_classes
+from .errors import DataError
 
 # The files the original archive's validation images are named by, 1-based (what ReaL's JSON indexes).
 VAL_NAME = "ILSVRC2012_val_{:08d}.JPEG"
@@ -30,7 +31,7 @@ def sample_synsets(count: int) -> list[int]:
     """``count`` ImageNet-1k classes held by both ImageNet-A and ImageNet-R, spread over the 1,000."""
     shared = sorted(set(class_subset("imagenet-a")) & set(class_subset("imagenet-r")))
     if not 1 <= count <= len(shared):
-        raise ValueError(f"count must be between 1 and {len(shared)} (the classes ImageNet-A and -R share), "
+        raise DataError(f"count must be between 1 and {len(shared)} (the classes ImageNet-A and -R share), "
                          f"got {count}")
     return [shared[round(i * (len(shared) - 1) / max(count - 1, 1))] for i in range(count)]
 
@@ -51,7 +52,7 @@ def write_imagenet_sample(root: str | Path, classes: int = 4, per_class: int = 3
         seed: seed of the noise.
     """
     if per_class < 1 or size < 8:
-        raise ValueError(f"need per_class >= 1 and size >= 8, got per_class={per_class}, size={size}")
+        raise DataError(f"need per_class >= 1 and size >= 8, got per_class={per_class}, size={size}")
     root = Path(root)
     imagenet = imagenet_classes()
     rng = np.random.default_rng(seed)

@@ -105,7 +105,7 @@ def folder_labels(folders: Sequence[str], classes: ClassList, layout: str = "aut
     if layout != "auto" and layout not in FOLDER_LAYOUTS:
         close = difflib.get_close_matches(layout, FOLDER_LAYOUTS, n=2, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown label layout {layout!r}.{hint} Known: auto, {', '.join(FOLDER_LAYOUTS)}")
+        raise DataError(f"unknown label layout {layout!r}.{hint} Known: auto, {', '.join(FOLDER_LAYOUTS)}")
     candidates = list(FOLDER_LAYOUTS.values()) if layout == "auto" else [FOLDER_LAYOUTS[layout]]
     for candidate in candidates:
         labels = {folder: candidate.label(folder, classes) for folder in folders}

@@ -17,6 +17,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import DataError
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -71,7 +73,7 @@ def split_epoch(lengths: Sequence[int], order: Sequence[int], world: int, worker
     """
     total = sum(lengths)
     if total == 0:
-        raise ValueError("the stream has no samples")
+        raise DataError("the stream has no samples")
     per_rank = math.ceil(total / world) if pad else None
     ranks = []
     for rank in range(world):

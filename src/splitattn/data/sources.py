@@ -199,5 +199,5 @@ def open_source(spec: str, role: str = "train", options: SourceOptions | None = 
         options: split, columns, streaming and the other per-kind options.
     """
     if role not in DEFAULT_SPLITS:
-        raise ValueError(f"role must be one of {list(DEFAULT_SPLITS)}, got {role!r}")
+        raise DataError(f"role must be one of {list(DEFAULT_SPLITS)}, got {role!r}")
     return source_kind(spec).open(spec, role, options or SourceOptions())

@@ -10,6 +10,8 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
+from .errors import DataError
+
 INTERPOLATIONS = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
                   "nearest": InterpolationMode.NEAREST}
 
@@ -51,14 +53,14 @@ def chosen_policy(random_erasing: float = 0.0, **switches: bool) -> AugmentPolic
     options = [policy.option for policy in AUGMENT_POLICIES]
     unknown = sorted(set(switches) - set(options))
     if unknown:
-        raise ValueError(f"unknown augmentation option(s) {unknown}; expected {', '.join(options)}")
+        raise DataError(f"unknown augmentation option(s) {unknown}; expected {', '.join(options)}")
     on = [policy for policy in AUGMENT_POLICIES if switches.get(policy.option)]
     if len(on) > 1:
         names = " and ".join(f"{policy.option}=true" for policy in on)
-        raise ValueError(f"at most one of {', '.join(options)} can be on, got {names}; turn the others off "
+        raise DataError(f"at most one of {', '.join(options)} can be on, got {names}; turn the others off "
                          f"(e.g. {on[0].option}=false)")
     if isinstance(random_erasing, bool) or not 0.0 <= random_erasing <= 1.0:
-        raise ValueError(f"random_erasing is a probability and must be in [0, 1], got {random_erasing!r}")
+        raise DataError(f"random_erasing is a probability and must be in [0, 1], got {random_erasing!r}")
     return on[0] if on else None
 
 
@@ -66,7 +68,7 @@ def interpolation_mode(name: str) -> InterpolationMode:
     try:
         return INTERPOLATIONS[name]
     except KeyError:
-        raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {name!r}") from None
+        raise DataError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {name!r}") from None
 
 
 def train_transform(
@@ -131,7 +133,7 @@ def eval_transform(
 def eval_crop(size: int, crop_pct: float = 0.875, interpolation: str = "bilinear") -> T.Compose:
     """The geometry of :func:`eval_transform` alone, for whoever also needs the crop as pixels."""
     if not 0 < crop_pct <= 1:
-        raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
+        raise DataError(f"crop_pct must be in (0, 1], got {crop_pct}")
     mode = interpolation_mode(interpolation)
     # floor, as timm's validate.py: 256 px at 0.875 resizes to 292, not 293, or published top-1s are not reproduced
     return T.Compose([T.Resize(math.floor(size / crop_pct), interpolation=mode, antialias=True), T.CenterCrop(size)])

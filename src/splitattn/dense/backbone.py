@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from torchvision.ops import FrozenBatchNorm2d
 
+from ..errors import SplitattnError
 from ..factory import create_model
 from ..models import ResNetFeatures, list_models
 
@@ -31,7 +32,7 @@ def check_backbone_name(name: str) -> None:
     if name not in names:
         close = difflib.get_close_matches(str(name), names, n=5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown backbone {name!r}{hint}; expected a splitattn zoo name such as "
+        raise SplitattnError(f"unknown backbone {name!r}{hint}; expected a splitattn zoo name such as "
                          "resnest50, seresnet50 or skresnet18 (see splitattn.list_models())")
 
 
@@ -41,7 +42,7 @@ def set_trainable_layers(backbone: ResNetFeatures, trainable_layers: int) -> Res
     Same rule as torchvision's ``resnet_fpn_backbone``: with 5 the stem BN ``bn1`` trains too.
     """
     if not 0 <= trainable_layers <= MAX_TRAINABLE_LAYERS:
-        raise ValueError(f"trainable_layers must be in 0..{MAX_TRAINABLE_LAYERS}, got {trainable_layers}")
+        raise SplitattnError(f"trainable_layers must be in 0..{MAX_TRAINABLE_LAYERS}, got {trainable_layers}")
     prefixes = list(STAGES_BY_DEPTH[:trainable_layers])
     if trainable_layers == MAX_TRAINABLE_LAYERS:
         prefixes.append("bn1")
@@ -63,7 +64,7 @@ def resolve_training_defaults(pretrained: Pretrained, trainable_layers: int | No
     if trainable_layers is None:
         trainable_layers = 3 if is_trained else MAX_TRAINABLE_LAYERS
     if frozen_bn and not is_trained:
-        raise ValueError("frozen_bn=True needs pretrained_backbone: a randomly initialised backbone with frozen "
+        raise SplitattnError("frozen_bn=True needs pretrained_backbone: a randomly initialised backbone with frozen "
                          "BatchNorm statistics cannot learn them; pass pretrained_backbone=True or a weights file")
     return trainable_layers, frozen_bn
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..errors import SplitattnError
 from ..interface import option, switch
 from ..training.checkpoint import restore_rng, restore_training_state, save_training_state
 from ..training.optim import warmup_cosine
@@ -79,7 +80,7 @@ def resolve_warmup(steps: int, warmup_steps: int | None) -> int:
     if warmup_steps is None:
         return default_warmup(steps)
     if not 0 <= warmup_steps < steps:
-        raise ValueError(f"{option('warmup_steps', str(warmup_steps))} must be at least 0 and shorter than the run "
+        raise SplitattnError(f"{option('warmup_steps', str(warmup_steps))} must be at least 0 and shorter than the run "
                          f"({option('steps', str(steps))}), so that the learning rate decays to 0 by the end; give "
                          f"fewer warm-up steps, or none for the default (a tenth of the run, at most "
                          f"{MAX_DEFAULT_WARMUP}: {default_warmup(steps)} here)")
@@ -125,8 +126,8 @@ class PassBatches(Iterator):
         self._iterator = iter(self.loader)
         for done in range(skip):
             if next(self._iterator, None) is None:
-                raise ValueError(f"cannot continue at batch {skip} of pass {self.pass_index + 1} over the data: a pass "
-                                 f"now has {done} batches (did the data set or the batch size change?)")
+                raise SplitattnError(f"cannot continue at batch {skip} of pass {self.pass_index + 1} over the data: "
+                                     f"a pass now has {done} batches (did the data set or the batch size change?)")
         if self._rng is not None:
             restore_rng(self._rng)
             self._rng = None
@@ -139,7 +140,7 @@ class PassBatches(Iterator):
                 batch = next(self._iterator)
             except StopIteration:
                 if self.in_pass == 0:
-                    raise ValueError("the training data loader yields no batches (is the data set smaller than a "
+                    raise SplitattnError("the training data loader yields no batches (is the data set smaller than a "
                                      "batch?)") from None
                 self.pass_index, self.in_pass = self.pass_index + 1, 0
                 self._begin(0)
@@ -204,7 +205,7 @@ def fit(
     naming the step, before the weights change; the file on disk is the last good state.
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise SplitattnError(f"steps must be >= 1, got {steps}")
     scaler = grad_scaler(device, amp)
     start_step, position, rng = 0, (0, 0), None
     if state is not None:

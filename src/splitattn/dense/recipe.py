@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import ConfigError
 from ..interface import option
 from ..training.checkpoint import LAST, load_checkpoint, remove_partial_writes
 from ..training.config import save_config
@@ -84,16 +85,16 @@ class DenseRecipe:
 def check_recipe(recipe: DenseRecipe) -> None:
     """Refuse settings that cannot work before any data are read or any model is built."""
     if recipe.steps < 1:
-        raise ValueError(f"steps must be >= 1, got {recipe.steps}")
+        raise ConfigError(f"steps must be >= 1, got {recipe.steps}")
     resolve_warmup(recipe.steps, recipe.warmup_steps)
     check_optimizer(recipe.optimizer)
     for name in ("checkpoint_every", "log_every"):
         if getattr(recipe, name) < 0:
-            raise ValueError(f"{option(name)} must be >= 0 (0: never), got {getattr(recipe, name)}")
+            raise ConfigError(f"{option(name)} must be >= 0 (0: never), got {getattr(recipe, name)}")
     if check_log(recipe.log) and not recipe.output:
-        raise ValueError("log='tensorboard' needs an output directory to write the event files into")
+        raise ConfigError("log='tensorboard' needs an output directory to write the event files into")
     if recipe.resume and not recipe.output:
-        raise ValueError(f"{option('resume')} needs {option('output')}, the directory of the run to continue")
+        raise ConfigError(f"{option('resume')} needs {option('output')}, the directory of the run to continue")
 
 
 def recipe_loader(recipe: DenseRecipe, dataset: Dataset, *, drop_last: bool,
@@ -116,7 +117,7 @@ def open_board(recipe: DenseRecipe, purge_step: int | None = None) -> TensorBoar
     if not check_log(recipe.log):
         return None
     if not recipe.output:
-        raise ValueError("log='tensorboard' needs an output directory to write the event files into")
+        raise ConfigError("log='tensorboard' needs an output directory to write the event files into")
     return TensorBoardLog(recipe.output, purge_step=purge_step)
 
 
@@ -153,13 +154,13 @@ def resume_state(recipe: DenseRecipe, extra: dict[str, Any], log: Callable[[str]
         return None
     state = load_checkpoint(path)
     if not {"step", "optimizer", "data_position", "config"} <= set(state):
-        raise ValueError(f"cannot resume from {path}: it holds no training state (weights only, written by another "
+        raise ConfigError(f"cannot resume from {path}: it holds no training state (weights only, written by another "
                          f"program or an older splitattn); start a new run in another output directory")
     may_change = type(recipe).RESUME_MAY_CHANGE
     saved, current = _compared(state["config"], may_change), _compared(asdict(recipe), may_change)
     differ = [k for k in dict.fromkeys([*current, *saved]) if current.get(k, "(unset)") != saved.get(k, "(unset)")]
     if differ:
-        raise ValueError(
+        raise ConfigError(
             f"cannot resume from {path}: it was trained with "
             + ", ".join(f"{k}={saved.get(k, '(unset)')!r}" for k in differ) + ", while this run asks for "
             + ", ".join(f"{k}={current.get(k, '(unset)')!r}" for k in differ)
@@ -168,7 +169,7 @@ def resume_state(recipe: DenseRecipe, extra: dict[str, Any], log: Callable[[str]
             + " may change), or start a new run in another output directory")
     for key, value in extra.items():
         if key in state and state[key] != value:
-            raise ValueError(f"cannot resume from {path}: it was trained with {key} {state[key]}, but the training "
+            raise ConfigError(f"cannot resume from {path}: it was trained with {key} {state[key]}, but the training "
                              f"data now give {value}")
     if state["step"] >= recipe.steps:
         log(f"resume: {path} has finished all {recipe.steps} steps already; nothing to train (its results are in "

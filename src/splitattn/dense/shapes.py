@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import SplitattnError
+
 CATEGORIES = ({"id": 1, "name": "square"}, {"id": 2, "name": "circle"}, {"id": 3, "name": "triangle"})
 CIRCLE_VERTICES = 32
 PLACEMENT_TRIES = 50
@@ -46,7 +48,7 @@ def shape_polygon(kind: str, cx: float, cy: float, size: float) -> list[tuple[fl
                  cy + half * math.sin(2 * math.pi * i / CIRCLE_VERTICES)) for i in range(CIRCLE_VERTICES)]
     if kind == "triangle":
         return [(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)]
-    raise ValueError(f"unknown shape {kind!r}; expected one of {[c['name'] for c in CATEGORIES]}")
+    raise SplitattnError(f"unknown shape {kind!r}; expected one of {[c['name'] for c in CATEGORIES]}")
 
 
 def _overlaps(box: tuple[float, float, float, float], boxes: list[tuple[float, float, float, float]]) -> bool:
@@ -98,7 +100,7 @@ def make_shapes_dataset(
 ) -> ShapesDataset:
     """Write ``num_images`` images with COCO annotations and label masks under ``root``."""
     if num_images < 1 or image_size < 2 * max_size or not 4 <= min_size <= max_size:
-        raise ValueError(f"need num_images >= 1, 4 <= min_size <= max_size and image_size >= 2 * max_size; got "
+        raise SplitattnError(f"need num_images >= 1, 4 <= min_size <= max_size and image_size >= 2 * max_size; got "
                          f"num_images={num_images}, min_size={min_size}, max_size={max_size}, image_size={image_size}")
     root = Path(root)
     images_dir, masks_dir = root / "images", root / "masks"

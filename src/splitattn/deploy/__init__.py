@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import OutputMismatchError, SplitattnError
 from .fixed_batch import FixedBatch
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
 from .fuse import pack_and_fuse
@@ -72,7 +73,7 @@ def _compile(model: nn.Module, mode: str | None, example: torch.Tensor | None) -
     if mode == "inductor":
         return FrozenInductorModel(model)
     if example is None:
-        raise ValueError("compile='jit' traces the model and needs an example input (example_input=...)")
+        raise SplitattnError("compile='jit' traces the model and needs an example input (example_input=...)")
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's deprecation notices and the input-check TracerWarning
         traced = torch.jit.trace(model, example, check_trace=False)
@@ -86,12 +87,12 @@ def _use_onednn(model: nn.Module, fuse: str, compile: str | None) -> bool:
     reason = onednn_unavailable_reason(param.device, param.dtype)
     if fuse == "onednn":
         if compile is not None:
-            raise ValueError(
+            raise SplitattnError(
                 f"fuse='onednn' is for eager mode: compilers cannot trace oneDNN's packed weights, and "
                 f"compile={compile!r} packs and fuses by itself (use fuse='none' or 'auto')"
             )
         if reason is not None:
-            raise ValueError(f"fuse='onednn' is not possible: {reason}")
+            raise SplitattnError(f"fuse='onednn' is not possible: {reason}")
         return True
     return compile is None and reason is None
 
@@ -123,7 +124,7 @@ def _compute_in(model: nn.Module, dtype: torch.dtype) -> None:
 def _default_example(model: nn.Module, batch_size: int) -> torch.Tensor:
     in_chans = getattr(model, "in_chans", None)
     if in_chans is None:
-        raise ValueError(
+        raise SplitattnError(
             f"{type(model).__name__} does not say how many input channels it takes (no in_chans); "
             "pass example_input=... so deploy can pack its convs for that shape"
         )
@@ -182,13 +183,13 @@ def deploy(
             and returns float32; ``example_input`` checks it within ``DEPLOY_TOLERANCES[dtype]``.
     """
     if compile not in COMPILE_MODES:
-        raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
+        raise SplitattnError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
     if fuse not in FUSE_MODES:
-        raise ValueError(f"fuse must be one of {FUSE_MODES}, got {fuse!r}")
+        raise SplitattnError(f"fuse must be one of {FUSE_MODES}, got {fuse!r}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise SplitattnError(f"batch_size must be >= 1, got {batch_size}")
     if dtype is not None and dtype not in DEPLOY_TOLERANCES:
-        raise ValueError(f"dtype must be one of {[str(d) for d in DEPLOY_TOLERANCES]} (or None), got {dtype}")
+        raise SplitattnError(f"dtype must be one of {[str(d) for d in DEPLOY_TOLERANCES]} (or None), got {dtype}")
     reference = None
     if example_input is not None:
         with torch.no_grad():
@@ -217,7 +218,7 @@ def deploy(
             error = relative_error(deployed(example_input), reference)
         tolerance = DEPLOY_TOLERANCES.get(compute_dtype, DEPLOY_TOLERANCE)
         if error > tolerance:
-            raise ValueError(f"deployed model differs from eval mode by {error:.2e} relative (> {tolerance} for "
+            raise OutputMismatchError(f"deployed model differs from eval mode by {error:.2e} relative (> {tolerance} for "
                              f"{compute_dtype})")
     example = None if example_input is None else example_input.contiguous(memory_format=fmt)
     return _compile(deployed, compile, example)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
+
 
 class FixedBatch(nn.Module):
     """``model`` called with batches of exactly ``batch_size`` images: a smaller batch is padded
@@ -21,7 +23,7 @@ class FixedBatch(nn.Module):
     def __init__(self, model: nn.Module, batch_size: int) -> None:
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise SplitattnError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model
         self.batch_size = batch_size
 

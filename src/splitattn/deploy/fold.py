@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
+
 # Which conv feeds which BN is never guessed from the order modules were registered in (that is
 # not execution order in general). It is read from two places only: the ``deploy_chains`` a module
 # class declares (blocks, the stem, every attention layer: see splitattn.layers.Chain), and plain
@@ -26,15 +28,15 @@ from torch import nn
 def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new conv equal to ``bn(conv(x))`` with ``bn`` in eval mode; the inputs are left untouched."""
     if not isinstance(conv, nn.Conv2d):
-        raise ValueError(f"expected an nn.Conv2d to fold into, got {type(conv).__name__}")
+        raise SplitattnError(f"expected an nn.Conv2d to fold into, got {type(conv).__name__}")
     if not isinstance(bn, nn.BatchNorm2d):
-        raise ValueError(f"expected an nn.BatchNorm2d to fold, got {type(bn).__name__}")
+        raise SplitattnError(f"expected an nn.BatchNorm2d to fold, got {type(bn).__name__}")
     if bn.num_features != conv.out_channels:
-        raise ValueError(
+        raise SplitattnError(
             f"BatchNorm2d has {bn.num_features} features but the conv has {conv.out_channels} output channels"
         )
     if bn.running_mean is None or bn.running_var is None:
-        raise ValueError("cannot fold a BatchNorm2d without running statistics (track_running_stats=False)")
+        raise SplitattnError("cannot fold a BatchNorm2d without running statistics (track_running_stats=False)")
     scale = torch.rsqrt(bn.running_var.double() + bn.eps)
     if bn.weight is not None:
         scale = scale * bn.weight.double()
@@ -102,7 +104,7 @@ def fold_batchnorms(model: nn.Module) -> int:
     which is what eval mode computes, while a training-mode BN normalises by batch statistics.
     """
     if model.training:
-        raise ValueError("fold_batchnorms needs a model in eval mode (call model.eval() first)")
+        raise SplitattnError("fold_batchnorms needs a model in eval mode (call model.eval() first)")
     folded = 0
     for conv_owner, conv_name, norm_owner, norm_name in list(conv_norm_pairs(model)):
         norm = getattr(norm_owner, norm_name, None)

@@ -13,6 +13,8 @@ import time
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
+
 MEMORY_FORMATS = ("auto", "probe", "channels_last", "contiguous")
 
 
@@ -48,7 +50,7 @@ def resolve_memory_format(
 ) -> torch.memory_format:
     """Turn a ``memory_format`` option into a torch memory format for this model and batch size."""
     if memory_format not in MEMORY_FORMATS:
-        raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
+        raise SplitattnError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
     if memory_format == "channels_last":
         return torch.channels_last
     if memory_format == "contiguous":
@@ -56,6 +58,6 @@ def resolve_memory_format(
     param = next(model.parameters())
     if memory_format == "probe":
         if example is None:
-            raise ValueError("memory_format='probe' needs an example input (example_input=...)")
+            raise SplitattnError("memory_format='probe' needs an example input (example_input=...)")
         return probe_memory_format(model, example)
     return heuristic_memory_format(param.device, batch_size, param.dtype)

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
+
 ACTIVATIONS = ("none", "relu")
 PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
 
@@ -56,9 +58,9 @@ class PackedConv2d(nn.Module):
     def __init__(self, conv: nn.Conv2d, input_size: Sequence[int], activation: str = "none") -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+            raise SplitattnError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-            raise ValueError(
+            raise SplitattnError(
                 f"PackedConv2d needs explicit zero padding, got padding={conv.padding!r}, "
                 f"padding_mode={conv.padding_mode!r}"
             )
@@ -83,7 +85,7 @@ class PackedConv2d(nn.Module):
         probe = torch.zeros(1, 1, 1, 1, dtype=self.weight.dtype)
         moved = fn(probe)
         if (moved.device, moved.dtype) != (probe.device, probe.dtype):
-            raise ValueError(
+            raise SplitattnError(
                 f"this deployed model holds oneDNN-packed {self.weight.dtype} CPU convolutions and cannot move to "
                 f"{moved.device.type} {moved.dtype}; move the original model, then call splitattn.deploy on it"
             )
@@ -113,7 +115,7 @@ class PackedConv2d(nn.Module):
     def add_relu(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """``relu(conv(x) + residual)`` in one pass over the output; needs ``activation="none"``."""
         if self.activation != "none":
-            raise ValueError("add_relu applies its own ReLU after the add; this conv already fuses one")
+            raise SplitattnError("add_relu applies its own ReLU after the add; this conv already fuses one")
         return torch.ops.mkldnn._convolution_pointwise.binary(
             x, residual, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
             "add", 1.0, "relu", [], "",

@@ -18,6 +18,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool
 
 from ..dense.backbone import build_backbone
+from ..errors import SplitattnError
 from ..models import ResNetFeatures
 
 
@@ -65,7 +66,8 @@ def fpn_backbone(
         kwargs: other ``create_model`` arguments.
     """
     if not returned_layers or any(i not in (1, 2, 3, 4) for i in returned_layers):
-        raise ValueError(f"returned_layers must be a non-empty subset of (1, 2, 3, 4), got {tuple(returned_layers)}")
+        raise SplitattnError(f"returned_layers must be a non-empty subset of (1, 2, 3, 4), got "
+                             f"{tuple(returned_layers)}")
     body = build_backbone(name, pretrained, out_indices=returned_layers, trainable_layers=trainable_layers,
                           frozen_bn=frozen_bn, **kwargs)
     return FPNBackbone(body, out_channels, extra_blocks)

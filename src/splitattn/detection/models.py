@@ -15,6 +15,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
+from ..errors import SplitattnError
 from ..models.registry import input_cfg
 from .backbone import fpn_backbone
 
@@ -41,12 +42,12 @@ def _detector_parts(backbone: str, num_classes: int, trainable_layers: int | Non
                     kwargs: dict) -> dict:
     """The backbone, anchors, box head and normalisation shared by both detectors."""
     if num_classes < 2:
-        raise ValueError(f"num_classes counts the background too and must be >= 2, got {num_classes}")
+        raise SplitattnError(f"num_classes counts the background too and must be >= 2, got {num_classes}")
     body = fpn_backbone(backbone, pretrained_backbone, trainable_layers, frozen_bn, out_channels=fpn_channels)
     sizes = tuple(tuple(s) for s in (anchor_sizes or DEFAULT_ANCHOR_SIZES))
     levels = len(body.body.feature_channels) + 1
     if len(sizes) != levels:
-        raise ValueError(f"anchor_sizes needs one tuple per pyramid level ({levels}), got {len(sizes)}")
+        raise SplitattnError(f"anchor_sizes needs one tuple per pyramid level ({levels}), got {len(sizes)}")
     cfg = input_cfg(backbone)
     parts = dict(
         backbone=body,

@@ -27,6 +27,7 @@ from ..dense.recipe import (
     saved_metrics,
     train_recipe,
 )
+from ..errors import SplitattnError
 from ..training.runtime import seed_everything, select_device
 from .dataset import CocoDetectionDataset, collate_detection, train_transform
 from .evaluate import evaluate_coco
@@ -74,9 +75,9 @@ class DetectionRun:
 def build_detector(config: DetectionConfig, num_classes: int) -> nn.Module:
     """The configured architecture; ``pretrained_backbone="published"`` means the published weights."""
     if config.architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
+        raise SplitattnError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
     if config.detector_size not in DETECTOR_SIZES:
-        raise ValueError(f"detector_size must be one of {sorted(DETECTOR_SIZES)}, got {config.detector_size!r}")
+        raise SplitattnError(f"detector_size must be one of {sorted(DETECTOR_SIZES)}, got {config.detector_size!r}")
     return ARCHITECTURES[config.architecture](
         config.backbone, num_classes=num_classes, trainable_layers=config.trainable_layers,
         pretrained_backbone=config.pretrained_backbone, min_size=config.min_size, max_size=config.max_size,
@@ -108,7 +109,8 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
     if config.val_annotations:
         val_set = CocoDetectionDataset(config.val_annotations, config.val_images or config.images, masks=masks)
         if val_set.label_map != train_set.label_map:
-            raise ValueError(f"the categories of {config.val_annotations} differ from those of {config.annotations}: "
+            raise SplitattnError(f"the categories of {config.val_annotations} differ from those of "
+                                 f"{config.annotations}: "
                              f"{val_set.label_map.names} vs {train_set.label_map.names}")
     model = build_detector(config, train_set.label_map.num_classes).to(device)
     loader = recipe_loader(config, train_set, drop_last=len(train_set) > config.batch_size,

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..deploy import deploy
+from ..errors import SplitattnError
 from .compare import worst_relative_error
 from .onnx import EXPORTERS, check_onnx, export_onnx, onnx_session, run_onnx
 from .onnx_int8 import INT8_TOLERANCE, check_onnx_int8, export_onnx_int8, quantize_onnx
@@ -116,16 +117,16 @@ def _check(run: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, inputs
 
 def _validate(fmt: str, precision: str, calibration: object) -> None:
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise SplitattnError(f"format must be one of {FORMATS}, got {fmt!r}")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise SplitattnError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision not in FORMAT_PRECISIONS[fmt]:
         supported = ", ".join(f"{f}: {'/'.join(p)}" for f, p in FORMAT_PRECISIONS.items())
-        raise ValueError(f"{fmt} cannot be exported in {precision} (supported: {supported})")
+        raise SplitattnError(f"{fmt} cannot be exported in {precision} (supported: {supported})")
     if precision == "int8" and calibration is None:
-        raise ValueError("int8 needs calibration images: quantization ranges come from real inputs")
+        raise SplitattnError("int8 needs calibration images: quantization ranges come from real inputs")
     if precision == "fp32" and calibration is not None:
-        raise ValueError("calibration images are for int8 (and bf16's check); fp32 takes none")
+        raise SplitattnError("calibration images are for int8 (and bf16's check); fp32 takes none")
 
 
 def _check_inputs(calibration: list[torch.Tensor] | None, input_size: tuple[int, int, int],
@@ -135,7 +136,8 @@ def _check_inputs(calibration: list[torch.Tensor] | None, input_size: tuple[int,
         return [torch.randn(n, *input_size, generator=generator) for n in (1, 3)]
     images = torch.cat([b.detach().cpu().float() for b in calibration])
     if tuple(images.shape[1:]) != tuple(input_size):
-        raise ValueError(f"calibration images are {tuple(images.shape[1:])}, the export's input is {tuple(input_size)}")
+        raise SplitattnError(f"calibration images are {tuple(images.shape[1:])}, the export's input is "
+                             f"{tuple(input_size)}")
     head = [images[:1], images[1:4]]
     return [b for b in head + list(images[4:].split(CHECK_BATCH)) if len(b)]
 
@@ -158,10 +160,10 @@ def export_checked(
     """
     _validate(fmt, precision, calibration)
     if len(input_size) != 3 or min(input_size) < 1:
-        raise ValueError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
+        raise SplitattnError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
     batches = None if calibration is None else list(calibration)
     if batches is not None and not batches:
-        raise ValueError("calibration got no batches")
+        raise SplitattnError("calibration got no batches")
     model = model.eval()
     deployed = deploy(model, memory_format="contiguous", fuse="none")  # exporters trace standard convs
     generator = torch.Generator().manual_seed(0)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..deploy import relative_error
+from ..errors import OutputMismatchError
 
 
 def worst_relative_error(run: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, inputs: list[torch.Tensor],
@@ -22,8 +23,8 @@ def worst_relative_error(run: Callable[[torch.Tensor], torch.Tensor], model: nn.
         for x in inputs:
             expected, got = model.eval()(x), run(x)
             if got.shape != expected.shape:
-                raise ValueError(f"{label} output shape {tuple(got.shape)} != PyTorch {tuple(expected.shape)}")
+                raise OutputMismatchError(f"{label} output shape {tuple(got.shape)} != PyTorch {tuple(expected.shape)}")
             worst = max(worst, relative_error(got, expected))
     if worst > tolerance:
-        raise ValueError(f"{label} output differs from PyTorch by {worst:.2e} relative (> {tolerance})")
+        raise OutputMismatchError(f"{label} output differs from PyTorch by {worst:.2e} relative (> {tolerance})")
     return worst

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from ..optional import require
 from .compare import worst_relative_error
 
@@ -32,9 +33,9 @@ def export_onnx(
     TorchScript-based exporter, which is much quicker on large networks.
     """
     if exporter not in EXPORTERS:
-        raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+        raise SplitattnError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     if example.ndim != 4:
-        raise ValueError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
+        raise SplitattnError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
     _require("onnx")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

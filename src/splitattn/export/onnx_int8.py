@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from .compare import worst_relative_error
 from .onnx import _require, export_onnx, onnx_session, run_onnx
 
@@ -39,14 +40,14 @@ def _batches_as_arrays(batches: Iterable[torch.Tensor], input_shape: tuple[int, 
     arrays = []
     for batch in batches:
         if not isinstance(batch, torch.Tensor) or batch.ndim != 4:
-            raise ValueError(f"calibration batches must be float tensors (N, C, H, W), got "
+            raise SplitattnError(f"calibration batches must be float tensors (N, C, H, W), got "
                              f"{getattr(batch, 'shape', type(batch).__name__)}")
         if tuple(batch.shape[1:]) != input_shape:
-            raise ValueError(f"calibration images must be {input_shape} (C, H, W) like the export, "
+            raise SplitattnError(f"calibration images must be {input_shape} (C, H, W) like the export, "
                              f"got {tuple(batch.shape[1:])}")
         arrays.append(np.ascontiguousarray(batch.detach().cpu().float().numpy()))
     if not arrays:
-        raise ValueError("int8 calibration got no images: pass an iterable of (N, C, H, W) batches")
+        raise SplitattnError("int8 calibration got no images: pass an iterable of (N, C, H, W) batches")
     return arrays
 
 
@@ -100,7 +101,7 @@ def export_onnx_int8(
 ) -> Path:
     """Export ``model`` (eval mode) to fp32 ONNX in a temporary folder, then write its int8 QDQ form to ``path``."""
     if example.ndim != 4:
-        raise ValueError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
+        raise SplitattnError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
     with tempfile.TemporaryDirectory(prefix="splitattn-fp32-") as scratch:
         fp32 = export_onnx(model, Path(scratch) / "fp32.onnx", example, exporter=exporter)
         return quantize_onnx(fp32, path, calibration, tuple(example.shape[1:]), reduce_range)

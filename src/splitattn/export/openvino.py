@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from ..optional import require
 from .compare import worst_relative_error
 
@@ -58,7 +59,7 @@ def _require(module: str):
 
 def _check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
-        raise ValueError(f"OpenVINO precision must be one of {PRECISIONS}, got {precision!r}")
+        raise SplitattnError(f"OpenVINO precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def single_images(batches: Iterable[torch.Tensor]) -> list[np.ndarray]:
@@ -67,11 +68,11 @@ def single_images(batches: Iterable[torch.Tensor]) -> list[np.ndarray]:
     images = []
     for batch in batches:
         if not isinstance(batch, torch.Tensor) or batch.ndim != 4:
-            raise ValueError(f"calibration batches must be float tensors (N, C, H, W), got "
+            raise SplitattnError(f"calibration batches must be float tensors (N, C, H, W), got "
                              f"{getattr(batch, 'shape', type(batch).__name__)}")
         images += [np.ascontiguousarray(x.unsqueeze(0).float().numpy()) for x in batch.detach().cpu()]
     if not images:
-        raise ValueError("int8 calibration got no images: pass an iterable of (N, C, H, W) batches")
+        raise SplitattnError("int8 calibration got no images: pass an iterable of (N, C, H, W) batches")
     return images
 
 
@@ -80,7 +81,7 @@ def _quantize(ov_model, calibration: Iterable[torch.Tensor], input_shape: tuple[
     images = single_images(calibration)
     wrong = {tuple(x.shape[1:]) for x in images} - {input_shape}
     if wrong:
-        raise ValueError(f"calibration images must be {input_shape} (C, H, W) like the export, got {sorted(wrong)}")
+        raise SplitattnError(f"calibration images must be {input_shape} (C, H, W) like the export, got {sorted(wrong)}")
     nncf.set_log_level(logging.ERROR)  # its INFO lines would bury the command's one-line report
     # Its progress bars ignore the log level and go to stdout: a library call should print nothing.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -103,15 +104,15 @@ def export_openvino(
     """
     _check_precision(precision)
     if example.ndim != 4:
-        raise ValueError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
+        raise SplitattnError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
     if precision == "int8" and calibration is None:
-        raise ValueError("int8 needs calibration images (an iterable of (N, C, H, W) batches)")
+        raise SplitattnError("int8 needs calibration images (an iterable of (N, C, H, W) batches)")
     if precision != "int8" and calibration is not None:
-        raise ValueError(f"calibration images are used only by int8; {precision} takes none")
+        raise SplitattnError(f"calibration images are used only by int8; {precision} takes none")
     ov = _require("openvino")
     path = Path(path)
     if path.suffix != ".xml":
-        raise ValueError(f"an OpenVINO IR is written as NAME.xml (weights in NAME.bin), got {str(path)!r}")
+        raise SplitattnError(f"an OpenVINO IR is written as NAME.xml (weights in NAME.bin), got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's deprecation and input-check warnings

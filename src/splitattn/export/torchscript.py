@@ -9,13 +9,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from .compare import worst_relative_error
 
 
 def export_torchscript(model: nn.Module, path: str | Path, example: torch.Tensor) -> Path:
     """Trace ``model`` (eval mode) on ``example``, freeze it and save it to ``path``."""
     if example.ndim != 4:
-        raise ValueError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
+        raise SplitattnError(f"example input must be 4-D (N, C, H, W), got shape {tuple(example.shape)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..errors import SplitattnError
 from .attention import AttentionRecord, attention_weights, by_stage
 from .gradcam import grad_cam
 from .images import open_image, prepare_image
@@ -35,7 +36,7 @@ def explain_image(model: nn.Module, image_path: str | os.PathLike, out_dir: str 
     """
     cfg = getattr(model, "pretrained_cfg", None)
     if cfg is None:
-        raise ValueError("explain_image needs a splitattn model (it reads model.pretrained_cfg)")
+        raise SplitattnError("explain_image needs a splitattn model (it reads model.pretrained_cfg)")
     prepared = prepare_image(open_image(image_path), cfg, getattr(model, "in_chans", 3))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SplitattnError
+
 
 @dataclass
 class GradCam:
@@ -27,7 +29,7 @@ def default_target_layer(model: nn.Module) -> nn.Module:
     """The last stage of a splitattn ResNet: the deepest maps that still have a spatial layout."""
     stages = getattr(model, "stages", None)
     if not stages:
-        raise ValueError("no target layer given and the model has no `stages`; pass target_layer=")
+        raise SplitattnError("no target layer given and the model has no `stages`; pass target_layer=")
     return stages[-1]
 
 
@@ -35,9 +37,9 @@ def grad_cam(model: nn.Module, image: torch.Tensor, class_index: int | None = No
              target_layer: nn.Module | None = None) -> GradCam:
     """Grad-CAM of ``image`` (``(1, C, H, W)``) for ``class_index`` (default: the top class)."""
     if image.ndim != 4 or image.shape[0] != 1:
-        raise ValueError(f"grad_cam expects one image of shape (1, C, H, W), got {tuple(image.shape)}")
+        raise SplitattnError(f"grad_cam expects one image of shape (1, C, H, W), got {tuple(image.shape)}")
     if getattr(model, "num_classes", 1) == 0:
-        raise ValueError("grad_cam needs a classifier; this model has num_classes=0")
+        raise SplitattnError("grad_cam needs a classifier; this model has num_classes=0")
     layer = target_layer if target_layer is not None else default_target_layer(model)
     captured: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _a, out: captured.append(out))
@@ -49,7 +51,7 @@ def grad_cam(model: nn.Module, image: torch.Tensor, class_index: int | None = No
             probabilities = logits.softmax(-1)[0].detach()
             index = int(probabilities.argmax()) if class_index is None else int(class_index)
             if not 0 <= index < logits.shape[-1]:
-                raise ValueError(f"class_index must be in [0, {logits.shape[-1]}), got {index}")
+                raise SplitattnError(f"class_index must be in [0, {logits.shape[-1]}), got {index}")
             activation = captured[-1]
             (gradient,) = torch.autograd.grad(logits[0, index], activation)
     finally:

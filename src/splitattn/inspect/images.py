@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2 as T
 
 from ..data import eval_crop, load_rgb
+from ..errors import MissingFileError, SplitattnError
 
 
 @dataclass
@@ -29,18 +30,18 @@ class PreparedImage:
 def open_image(path: str | os.PathLike) -> Image.Image:
     """Open an image file as RGB, with an error that names the file and says what was expected."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"image {os.fspath(path)!r} does not exist (expected a PNG, JPEG or other image file)")
+        raise MissingFileError(f"image {os.fspath(path)!r} does not exist (expected a PNG, JPEG or other image file)")
     try:
         return load_rgb(path)
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"cannot read {os.fspath(path)!r} as an image (expected a PNG, JPEG or other format "
+        raise SplitattnError(f"cannot read {os.fspath(path)!r} as an image (expected a PNG, JPEG or other format "
                          f"Pillow reads): {error}") from None
 
 
 def prepare_image(image: Image.Image, cfg: dict, in_chans: int = 3) -> PreparedImage:
     """Apply the evaluation transform of ``cfg`` (a model's ``pretrained_cfg``) to a PIL image."""
     if in_chans not in (1, 3):
-        raise ValueError(f"images can be prepared for 1- or 3-channel models, this one takes {in_chans} channels")
+        raise SplitattnError(f"images can be prepared for 1- or 3-channel models, this one takes {in_chans} channels")
     _, height, width = cfg["input_size"]
     crop = eval_crop(min(height, width), cfg.get("crop_pct", 1.0), cfg.get("interpolation", "bilinear"))
     pixels = crop(T.functional.to_image(image.convert("RGB")))  # (3, H, W) uint8

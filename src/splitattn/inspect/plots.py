@@ -16,6 +16,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..errors import SplitattnError
 from .attention import AttentionRecord
 
 ATTENTION_FIGSIZE = (9.0, 4.0)
@@ -38,7 +39,7 @@ def plot_stage_attention(records: list[AttentionRecord], path: str | os.PathLike
     the other's towards 0.
     """
     if not records:
-        raise ValueError("no attention records to plot")
+        raise SplitattnError("no attention records to plot")
     first = records[0]  # the layer's own words for its kind and its choices
     weights = stage_weights(records).numpy()
     choices, groups = weights.shape[:2]
@@ -71,7 +72,7 @@ def plot_stage_attention(records: list[AttentionRecord], path: str | os.PathLike
 def save_heatmap(display: np.ndarray, heatmap: torch.Tensor, path: str | os.PathLike, alpha: float = 0.5) -> Path:
     """Blend a [0, 1] heat map (jet colours) over an ``(H, W, 3)`` uint8 image; PNG of size W x H."""
     if display.shape[:2] != tuple(heatmap.shape):
-        raise ValueError(f"heat map {tuple(heatmap.shape)} and image {display.shape[:2]} differ in size")
+        raise SplitattnError(f"heat map {tuple(heatmap.shape)} and image {display.shape[:2]} differ in size")
     colours = colormaps["jet"](heatmap.clamp(0, 1).numpy())[..., :3]
     blended = (1 - alpha) * display.astype(np.float32) / 255.0 + alpha * colours
     out = Path(path)

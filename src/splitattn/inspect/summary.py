@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import SplitattnError
 from ..factory import create_model
 from ..layers import AttentionLayer
 from .steps import LAYOUT_OPS, describe_child, describe_step, record_steps
@@ -76,7 +77,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
     """``"3x224x224"`` -> ``(3, 224, 224)``, with an error that shows the expected form."""
     match = _INPUT_RE.match(text)
     if not match or any(int(v) < 1 for v in match.groups()):
-        raise ValueError(f"--input must be CxHxW with three positive integers, e.g. 3x224x224; got {text!r}")
+        raise SplitattnError(f"--input must be CxHxW with three positive integers, e.g. 3x224x224; got {text!r}")
     return tuple(int(v) for v in match.groups())  # type: ignore[return-value]
 
 
@@ -203,7 +204,7 @@ def format_summary(summary: Summary, depth: int | None = 3, only: str | None = N
         rows = [r for r in rows if r.path == only or r.path.startswith(only + ".")]
         if not rows:
             blocks = [r.path for r in summary.rows if r.depth == 3 and r.path.startswith("layer")][:3]
-            raise ValueError(f"no row matches --only {only!r}; module paths look like {', '.join(blocks)}")
+            raise SplitattnError(f"no row matches --only {only!r}; module paths look like {', '.join(blocks)}")
     top = min((r.depth for r in rows), default=1)
     table = [("Layer (path)", "Type", "Output shape", "Params", "MACs", "Note")]
     table += [("  " * (r.depth - top) + r.path, r.type, _format_shape(r.shape), f"{r.params:,}" if not r.step else "",

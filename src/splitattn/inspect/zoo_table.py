@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import SplitattnError
 from ..factory import create_model
 from ..models import get_model_entry, list_models
 
@@ -86,7 +87,7 @@ def _drop_batch_norms(module: nn.Module) -> None:
 def _matching(pattern: str) -> list[str]:
     names = list_models(pattern)
     if not names:
-        raise ValueError(f"no zoo model matches {pattern!r}; splitattn.list_models() lists all "
+        raise SplitattnError(f"no zoo model matches {pattern!r}; splitattn.list_models() lists all "
                          f"{len(list_models())} names (patterns are shell-style, e.g. 'resnest50*')")
     return names
 
@@ -163,7 +164,7 @@ def format_rows(rows: list[ZooRow] | list[WeightsRow], fmt: str = "table") -> st
         writer.writerows({k: " ".join(v) if isinstance(v, list) else v for k, v in asdict(r).items()} for r in rows)
         return buffer.getvalue().rstrip("\n")
     if fmt != "table":
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise SplitattnError(f"format must be one of {FORMATS}, got {fmt!r}")
     header, cells, numeric = _table(rows)
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
 

@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..errors import ArgumentTypeError
+
 ModuleFactory = Callable[..., nn.Module]
 
 
@@ -135,7 +137,7 @@ class AttentionSpec:
                 close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 listed = ", ".join(names) if names else "none"
-                raise TypeError(f"{type(self).__name__} has no field {key!r}{hint}; its fields are: {listed}")
+                raise ArgumentTypeError(f"{type(self).__name__} has no field {key!r}{hint}; its fields are: {listed}")
         return dataclasses.replace(self, **overrides)
 
 
@@ -155,5 +157,6 @@ def resolve_attention(value: AttentionSpec | Mapping[str, Any] | None, base: Att
         return value
     if isinstance(value, Mapping):
         return base.merged(value)
-    raise TypeError(f"attn must be an attention spec (SplitAttention(radix=2), SqueezeExcitation(), SelectiveKernel(), "
+    raise ArgumentTypeError(f"attn must be an attention spec (SplitAttention(radix=2), SqueezeExcitation(), "
+                            "SelectiveKernel(), "
                     f"NoAttention()) or a dict of fields to change, got {type(value).__name__} {value!r}")

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SplitattnError
+
 
 class DropBlock2d(nn.Module):
     """Zero out ``block_size x block_size`` squares, then rescale to keep the expected activation.
@@ -19,9 +21,9 @@ class DropBlock2d(nn.Module):
     def __init__(self, drop_prob: float = 0.1, block_size: int = 3) -> None:
         super().__init__()
         if not 0.0 <= drop_prob < 1.0:
-            raise ValueError(f"DropBlock drop_prob must be in [0, 1), got {drop_prob}")
+            raise SplitattnError(f"DropBlock drop_prob must be in [0, 1), got {drop_prob}")
         if block_size < 1:
-            raise ValueError(f"DropBlock block_size must be >= 1, got {block_size}")
+            raise SplitattnError(f"DropBlock block_size must be >= 1, got {block_size}")
         self.target_prob = drop_prob
         self.drop_prob = drop_prob
         self.block_size = block_size

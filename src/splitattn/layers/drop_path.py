@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
+
 
 class DropPath(nn.Module):
     """Drop a sample's whole residual branch with probability ``drop_prob`` during training.
@@ -16,7 +18,7 @@ class DropPath(nn.Module):
     def __init__(self, drop_prob: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= drop_prob < 1.0:
-            raise ValueError(f"drop path probability must be in [0, 1), got {drop_prob}")
+            raise SplitattnError(f"drop path probability must be in [0, 1), got {drop_prob}")
         self.drop_prob = drop_prob
 
     def extra_repr(self) -> str:

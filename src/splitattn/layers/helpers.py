@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import SplitattnError
+
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
     """Round a channel count to a multiple of ``divisor``.
@@ -12,7 +14,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
     one step when plain rounding would lose more than ``1 - round_limit`` of the requested width.
     """
     if divisor <= 0:
-        raise ValueError(f"divisor must be a positive integer, got {divisor}")
+        raise SplitattnError(f"divisor must be a positive integer, got {divisor}")
     min_value = min_value or divisor
     rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
     if rounded < round_limit * value:

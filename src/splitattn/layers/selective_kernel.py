@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from .attention_spec import AttentionLayer, AttentionSpec, Chain, ModuleFactory, make_act
 from .helpers import make_divisible
 from .pooling import spatial_mean
@@ -100,15 +101,15 @@ class SelectiveKernelConv(AttentionLayer):
     ) -> None:
         super().__init__()
         if num_paths < 1:
-            raise ValueError(f"num_paths must be >= 1, got {num_paths}")
+            raise SplitattnError(f"num_paths must be >= 1, got {num_paths}")
         if split_input and in_channels % num_paths:
-            raise ValueError(
+            raise SplitattnError(
                 f"in_channels ({in_channels}) must be divisible by num_paths ({num_paths}) with split_input"
             )
         path_in = in_channels // num_paths if split_input else in_channels
         groups = min(groups, out_channels)
         if path_in % groups or out_channels % groups:
-            raise ValueError(
+            raise SplitattnError(
                 f"branch channels ({path_in} in, {out_channels} out) must be divisible by groups ({groups})"
             )
         self.split_input = split_input

@@ -10,6 +10,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from .attention_spec import AttentionLayer, AttentionSpec, Chain, ModuleFactory, make_act
 from .pooling import spatial_mean
 from .weighted_sum import split_weighted_sum
@@ -73,22 +74,22 @@ class SplitAttnConv2d(AttentionLayer):
     ) -> None:
         super().__init__()
         if radix < 1:
-            raise ValueError(f"radix must be >= 1, got {radix}")
+            raise SplitattnError(f"radix must be >= 1, got {radix}")
         if cardinality < 1:
-            raise ValueError(f"cardinality must be >= 1, got {cardinality}")
+            raise SplitattnError(f"cardinality must be >= 1, got {cardinality}")
         groups = cardinality * radix
         if in_channels % groups:
-            raise ValueError(
+            raise SplitattnError(
                 f"in_channels ({in_channels}) must be divisible by radix * cardinality "
                 f"({radix} * {cardinality} = {groups})"
             )
         if out_channels % cardinality:
-            raise ValueError(
+            raise SplitattnError(
                 f"out_channels ({out_channels}) must be divisible by cardinality ({cardinality})"
             )
         attn_channels = max(in_channels * radix // reduction_factor, min_attn_channels)
         if attn_channels % cardinality:
-            raise ValueError(
+            raise SplitattnError(
                 f"attention width {attn_channels} (max(in_channels * radix // {reduction_factor}, "
                 f"{min_attn_channels})) must be divisible by cardinality ({cardinality})"
             )

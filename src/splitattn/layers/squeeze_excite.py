@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from .attention_spec import AttentionSpec, Gate, ModuleFactory, make_act
 from .helpers import make_divisible
 from .pooling import spatial_mean
@@ -33,7 +34,7 @@ class SqueezeExcite(Gate):
                  act_before: bool = False) -> None:
         super().__init__()
         if reduced_channels < 1:
-            raise ValueError(f"SE reduced_channels must be >= 1, got {reduced_channels}")
+            raise SplitattnError(f"SE reduced_channels must be >= 1, got {reduced_channels}")
         self.input_act = make_act(act_layer) if act_before else nn.Identity()
         self.fc1 = nn.Conv2d(channels, reduced_channels, 1)
         self.act = make_act(act_layer)

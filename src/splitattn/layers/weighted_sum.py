@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import SplitattnError
+
 
 def _accumulate(splits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     out = splits[:, 0] * weights[:, 0]
@@ -47,7 +49,7 @@ class _SplitWeightedSum(torch.autograd.Function):
 def split_weighted_sum(splits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``(splits * weights).sum(1)`` for ``splits (B, R, C, H, W)`` and ``weights (B, R, C, 1, 1)``, faster."""
     if splits.ndim != 5 or weights.shape != (*splits.shape[:3], 1, 1):
-        raise ValueError(
+        raise SplitattnError(
             f"expected splits (B, R, C, H, W) and weights (B, R, C, 1, 1), got {tuple(splits.shape)} "
             f"and {tuple(weights.shape)}"
         )

@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from ..layers import NO_ATTENTION, AttentionSpec, Chain, DropPath, make_act
 from ..layers.attention_spec import ModuleFactory
 
@@ -60,11 +61,11 @@ class BasicBlock(ResidualBlock):
     ) -> None:
         super().__init__()
         if cardinality != 1 or base_width != 64:
-            raise ValueError(
+            raise SplitattnError(
                 f"BasicBlock supports cardinality=1 and base_width=64 only, got {cardinality} and {base_width}"
             )
         if attn.bottleneck_only:
-            raise ValueError(f"{type(attn).__name__} needs Bottleneck blocks (block=Bottleneck); BasicBlock has no "
+            raise SplitattnError(f"{type(attn).__name__} needs Bottleneck blocks (block=Bottleneck); BasicBlock has no "
                              "grouped width to split")
         first_dilation = first_dilation or dilation
         self.conv1 = attn.spatial(in_channels, planes, stride=stride, dilation=first_dilation, groups=1,

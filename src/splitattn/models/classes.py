@@ -35,7 +35,7 @@ class ClassList:
     def __post_init__(self) -> None:
         for other, what in ((self.synsets, "synsets"), (self.lemmas, "lemmas")):
             if other is not None and len(other) != len(self.names):
-                raise ValueError(f"{len(other)} {what} for {len(self.names)} class names")
+                raise SplitattnError(f"{len(other)} {what} for {len(self.names)} class names")
         by_key: dict[str, list[int]] = {}
         for index, name in enumerate(self.names):
             by_key.setdefault(name, []).append(index)

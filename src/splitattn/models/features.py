@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import SplitattnError
 from .resnet import FeatureInfo, ResNet, Trunk
 
 STEM_MODULES = ("conv1", "bn1", "act1", "maxpool")
@@ -24,7 +25,7 @@ class ResNetFeatures(Trunk):
         super().__init__()
         indices = tuple(sorted({int(i) for i in out_indices}))
         if not indices or indices[0] < 0 or indices[-1] >= len(model.feature_info):
-            raise ValueError(
+            raise SplitattnError(
                 f"out_indices must be a non-empty subset of 0..{len(model.feature_info) - 1} "
                 f"(0 = stem, 1-4 = stages), got {tuple(out_indices)}"
             )

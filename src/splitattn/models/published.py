@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
+from ..errors import SplitattnError
+
 HUB_PREFIX = "hf-hub:"
 LAYOUTS = ("ours", "official", "timm")
 # torch.hub's convention: "name-<first hex digits of the sha256>.ext"
@@ -45,7 +47,7 @@ class WeightSource:
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
-            raise ValueError(f"{self.url}: layout must be one of {LAYOUTS}, got {self.layout!r}")
+            raise SplitattnError(f"{self.url}: layout must be one of {LAYOUTS}, got {self.layout!r}")
 
     @property
     def is_hub(self) -> bool:
@@ -82,7 +84,7 @@ class PublishedWeights:
 
     def __post_init__(self) -> None:
         if not self.sources:
-            raise ValueError(f"weights {self.tag!r} list no source")
+            raise SplitattnError(f"weights {self.tag!r} list no source")
 
     @property
     def eval_settings(self) -> dict:
@@ -95,7 +97,7 @@ def release(url: str, layout: str) -> WeightSource:
     """A release file whose name carries its sha256 prefix (torch hub's naming)."""
     digest = hash_from_filename(url)
     if digest is None:
-        raise ValueError(f"{url}: no sha256 prefix in the file name; give the digest explicitly")
+        raise SplitattnError(f"{url}: no sha256 prefix in the file name; give the digest explicitly")
     return WeightSource(url, digest, layout)
 
 

@@ -8,6 +8,7 @@ import fnmatch
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..errors import SplitattnError
 from ..layers import NO_ATTENTION, AttentionSpec, resolve_attention
 from .imagenet import imagenet_classes
 from .published import PublishedWeights
@@ -61,7 +62,7 @@ class ModelEntry:
     def __post_init__(self) -> None:
         tags = [w.tag for w in self.weights]
         if len(set(tags)) != len(tags):
-            raise ValueError(f"{self.name}: a weights tag is listed twice: {tags}")
+            raise SplitattnError(f"{self.name}: a weights tag is listed twice: {tags}")
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -85,11 +86,11 @@ class ModelEntry:
             if weights.tag == tag:
                 return weights
         if not self.weights:
-            raise ValueError(f"{self.name!r} has no published weights, so no tag {tag!r}; "
+            raise SplitattnError(f"{self.name!r} has no published weights, so no tag {tag!r}; "
                              f"`splitattn zoo --weights` lists the models that have some")
         close = difflib.get_close_matches(tag, self.tags, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(f'{self.name}.{t}' for t in close)}?" if close else ""
-        raise ValueError(f"unknown weights tag {tag!r} for {self.name!r}.{hint} Its tags: {', '.join(self.tags)} "
+        raise SplitattnError(f"unknown weights tag {tag!r} for {self.name!r}.{hint} Its tags: {', '.join(self.tags)} "
                          f"(default {self.tags[0]})")
 
     def cfg_dict(self, tag: str | None = None) -> dict[str, Any]:
@@ -143,9 +144,9 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register(entry: ModelEntry) -> ModelEntry:
     if entry.name in _REGISTRY:
-        raise ValueError(f"model {entry.name!r} is registered twice")
+        raise SplitattnError(f"model {entry.name!r} is registered twice")
     if entry.reference not in REFERENCES:
-        raise ValueError(f"{entry.name}: reference must be one of {REFERENCES}, got {entry.reference!r}")
+        raise SplitattnError(f"{entry.name}: reference must be one of {REFERENCES}, got {entry.reference!r}")
     _REGISTRY[entry.name] = entry
     return entry
 
@@ -190,6 +191,6 @@ def get_model_entry(name: str) -> ModelEntry:
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(
+        raise SplitattnError(
             f"unknown model {name!r}.{hint} splitattn.list_models() lists all {len(_REGISTRY)} models."
         ) from None

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from ..errors import ArgumentTypeError, SplitattnError
 from ..layers import NO_ATTENTION, AttentionSpec, Chain, DropBlock2d, ZeroPadAvgPool2d, make_act
 from ..layers.attention_spec import ModuleFactory
 from .blocks import BasicBlock, Bottleneck
@@ -85,24 +86,25 @@ def _downsample(
 def _check_config(block, layers, attn, output_stride, in_chans, num_classes, stem_pool, dilation_style, avd) -> None:
     """Reject configurations that would fail later with an unhelpful shape error."""
     if not (isinstance(block, type) and issubclass(block, (BasicBlock, Bottleneck))):
-        raise ValueError(f"block must be BasicBlock or Bottleneck, got {block!r}")
+        raise SplitattnError(f"block must be BasicBlock or Bottleneck, got {block!r}")
     if len(layers) != 4 or any(int(n) < 1 for n in layers):
-        raise ValueError(f"layers must be four positive block counts, got {tuple(layers)}")
+        raise SplitattnError(f"layers must be four positive block counts, got {tuple(layers)}")
     if not isinstance(attn, AttentionSpec):
-        raise TypeError(f"attn must be an attention spec such as SplitAttention(radix=2), SqueezeExcitation() or "
+        raise ArgumentTypeError(f"attn must be an attention spec such as SplitAttention(radix=2), "
+                                "SqueezeExcitation() or "
                         f"NoAttention(), got {type(attn).__name__} {attn!r}")
     if output_stride not in OUTPUT_STRIDES:
-        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+        raise SplitattnError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
     if in_chans < 1:
-        raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+        raise SplitattnError(f"in_chans must be >= 1, got {in_chans}")
     if num_classes < 0:
-        raise ValueError(f"num_classes must be >= 0 (0 removes the classifier), got {num_classes}")
+        raise SplitattnError(f"num_classes must be >= 0 (0 removes the classifier), got {num_classes}")
     if stem_pool not in ("pad", "ceil"):
-        raise ValueError(f"stem_pool must be 'pad' or 'ceil', got {stem_pool!r}")
+        raise SplitattnError(f"stem_pool must be 'pad' or 'ceil', got {stem_pool!r}")
     if dilation_style not in ("timm", "official"):
-        raise ValueError(f"dilation_style must be 'timm' or 'official', got {dilation_style!r}")
+        raise SplitattnError(f"dilation_style must be 'timm' or 'official', got {dilation_style!r}")
     if avd and not issubclass(block, Bottleneck):
-        raise ValueError("avd (average downsampling) needs Bottleneck blocks")
+        raise SplitattnError("avd (average downsampling) needs Bottleneck blocks")
 
 
 class Trunk(nn.Module):
@@ -120,11 +122,11 @@ class Trunk(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Fail early, naming the expected shape, instead of deep inside a conv."""
         if x.ndim != 4:
-            raise ValueError(
+            raise SplitattnError(
                 f"expected a 4-D input of shape (N, {self.in_chans}, H, W), got {x.ndim}-D shape {tuple(x.shape)}"
             )
         if x.shape[1] != self.in_chans:
-            raise ValueError(
+            raise SplitattnError(
                 f"expected input of shape (N, {self.in_chans}, H, W) with {self.in_chans} channel(s), "
                 f"got shape {tuple(x.shape)}"
             )
@@ -150,7 +152,7 @@ class Trunk(nn.Module):
         activations of the block being recomputed) is much lower for deep stages.
         """
         if granularity not in ("stage", "block"):
-            raise ValueError(f"granularity must be 'stage' or 'block', got {granularity!r}")
+            raise SplitattnError(f"granularity must be 'stage' or 'block', got {granularity!r}")
         self.grad_checkpointing = granularity if enable else False
 
 
@@ -316,7 +318,7 @@ class ResNet(Trunk):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a freshly initialised one (``0`` removes it)."""
         if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+            raise SplitattnError(f"num_classes must be >= 0, got {num_classes}")
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         cfg = getattr(self, "pretrained_cfg", None)

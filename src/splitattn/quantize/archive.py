@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ArgumentTypeError, MissingFileError, SplitattnError
 from ..weights.checkpoint_io import atomic_write
 from .pt2e import QuantizedModel, _dynamic_batch
 
@@ -28,7 +29,7 @@ def save_quantized(model: QuantizedModel, path: str | os.PathLike, example: torc
     """Write ``model`` to ``path`` (``.pt2``); ``example`` is any input batch of the right shape
     (default: 2 images at the model's input size)."""
     if not isinstance(model, QuantizedModel):
-        raise TypeError(f"save_quantized takes a model from splitattn.quantize(), got {type(model).__name__}")
+        raise ArgumentTypeError(f"save_quantized takes a model from splitattn.quantize(), got {type(model).__name__}")
     if example is None:
         channels, height, width = model.pretrained_cfg.get("input_size", (model.in_chans, 224, 224))
         example = torch.zeros(2, channels, height, width)
@@ -38,7 +39,7 @@ def save_quantized(model: QuantizedModel, path: str | os.PathLike, example: torc
     metadata = json.dumps({"format": FORMAT, **model.info})
     path = Path(path)
     if path.suffix != ".pt2":
-        raise ValueError(f"a quantized model is saved as a .pt2 archive, got {str(path)!r}")
+        raise SplitattnError(f"a quantized model is saved as a .pt2 archive, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     def write(temporary: str) -> None:
         with open(temporary, "wb") as handle:  # a file object: torch.export.save wants names ending in .pt2
@@ -57,7 +58,7 @@ def load_quantized(path: str | os.PathLike, compile: bool = True) -> QuantizedMo
     """A model written by ``save_quantized``, ready to run (compiled on first call unless ``compile=False``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no quantized model at {path}")
+        raise MissingFileError(f"no quantized model at {path}")
     # The graph's quantize / dequantize steps are torch.ops.quantized_decomposed operators, which
     # exist only once this module has registered them; a fresh process has not (nor imported torchao).
     importlib.import_module("torch.ao.quantization.fx._decomposed")
@@ -67,13 +68,13 @@ def load_quantized(path: str | os.PathLike, compile: bool = True) -> QuantizedMo
             warnings.simplefilter("ignore")
             program = torch.export.load(str(path), extra_files=extra)
     except Exception as error:  # a zip of something else, or from an incompatible torch
-        raise ValueError(f"{path} is not a quantized model archive that this torch can read: {error}") from None
+        raise SplitattnError(f"{path} is not a quantized model archive that this torch can read: {error}") from None
     try:
         info = json.loads(extra[METADATA] or "{}")
     except json.JSONDecodeError:
         info = {}
     if info.get("format") != FORMAT:
-        raise ValueError(f"{path} is a torch.export archive but not one of splitattn's quantized models "
+        raise SplitattnError(f"{path} is a torch.export archive but not one of splitattn's quantized models "
                          f"(no {METADATA} of format {FORMAT!r}); write it with splitattn.quantize.save_quantized")
     info.pop("format")
     return QuantizedModel(program.module(), info, compiled=compile)

@@ -33,6 +33,7 @@ from torch import nn
 from ..deploy import deploy
 from ..deploy.cpu_features import native_int8
 from ..deploy.inductor import FrozenInductorModel
+from ..errors import MissingPackageError, SplitattnError
 from ..layers import AttentionLayer
 
 KEEP_FLOAT_CHOICES = ("attention", "none")
@@ -46,7 +47,7 @@ def _torchao_pt2e() -> tuple[Any, Any]:
             pt2e = importlib.import_module("torchao.quantization.pt2e.quantize_pt2e")
             x86 = importlib.import_module("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
     except ImportError as error:
-        raise RuntimeError("int8 quantization uses PyTorch's PT2E flow, which torch 2.14 keeps in torchao: "
+        raise MissingPackageError("int8 quantization uses PyTorch's PT2E flow, which torch 2.14 keeps in torchao: "
                            "pip install 'splitattn[quantize]' (torchao>=0.18)") from error
     return pt2e, x86
 
@@ -56,15 +57,15 @@ def check_quantizable(model: nn.Module) -> None:
     quantizer serves float32 CPU models on x86 processors."""
     param = next(model.parameters(), None)
     if param is None:
-        raise ValueError("the model has no parameters to quantize")
+        raise SplitattnError("the model has no parameters to quantize")
     if param.device.type != "cpu":
-        raise ValueError(f"int8 quantization targets CPUs (oneDNN int8 kernels); the model is on {param.device}. "
+        raise SplitattnError(f"int8 quantization targets CPUs (oneDNN int8 kernels); the model is on {param.device}. "
                          "On a GPU use splitattn.deploy(model, dtype=torch.bfloat16) instead")
     if param.dtype != torch.float32:
-        raise ValueError(f"quantize a float32 model (the weights' ranges are read in float32), not {param.dtype}")
+        raise SplitattnError(f"quantize a float32 model (the weights' ranges are read in float32), not {param.dtype}")
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64", "i686", "x86"):
-        raise ValueError(f"the x86 int8 quantizer needs an x86 CPU, this one is {machine}; "
+        raise SplitattnError(f"the x86 int8 quantizer needs an x86 CPU, this one is {machine}; "
                          "use splitattn.deploy(model) (float32) here")
 
 
@@ -80,13 +81,13 @@ def attention_mlp_names(model: nn.Module) -> list[str]:
 def _float_layers(model: nn.Module, keep_float: str | Sequence[str]) -> list[str]:
     if isinstance(keep_float, str):
         if keep_float not in KEEP_FLOAT_CHOICES:
-            raise ValueError(f"keep_float must be one of {KEEP_FLOAT_CHOICES} or a list of module names, "
+            raise SplitattnError(f"keep_float must be one of {KEEP_FLOAT_CHOICES} or a list of module names, "
                              f"got {keep_float!r}")
         return attention_mlp_names(model) if keep_float == "attention" else []
     modules = dict(model.named_modules())
     unknown = [name for name in keep_float if name not in modules]
     if unknown:
-        raise ValueError(f"keep_float names modules the model does not have: {unknown} "
+        raise SplitattnError(f"keep_float names modules the model does not have: {unknown} "
                          f"(names as in model.named_modules(), e.g. 'layer1.0.conv2.fc1')")
     return list(keep_float)
 
@@ -133,13 +134,13 @@ class QuantizedModel(nn.Module):
         """Always in inference mode: ``eval()`` is a no-op (an exported graph refuses ``train()``
         itself), ``train()`` is refused."""
         if mode:
-            raise ValueError("a quantized model is for inference and cannot train; train the float model, "
+            raise SplitattnError("a quantized model is for inference and cannot train; train the float model, "
                              "then quantize it again")
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.float32:
-            raise ValueError(f"a quantized model takes float32 images (it quantizes them itself), got {x.dtype}")
+            raise SplitattnError(f"a quantized model takes float32 images (it quantizes them itself), got {x.dtype}")
         if not self.compiled:
             return self.graph(x)
         if self._runner is None:
@@ -203,10 +204,10 @@ def quantize(
     pt2e, x86 = _torchao_pt2e()
     batches = [batch for batch in calibration]
     if not batches:
-        raise ValueError("calibration gave no batches: pass a few batches of preprocessed images")
+        raise SplitattnError("calibration gave no batches: pass a few batches of preprocessed images")
     for batch in batches:
         if not isinstance(batch, torch.Tensor) or batch.ndim != 4 or batch.dtype != torch.float32:
-            raise ValueError("calibration batches must be float32 tensors (N, C, H, W), got "
+            raise SplitattnError("calibration batches must be float32 tensors (N, C, H, W), got "
                              f"{type(batch).__name__} {getattr(batch, 'shape', '')} {getattr(batch, 'dtype', '')}")
     float_layers = _float_layers(model, keep_float)
     deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous")

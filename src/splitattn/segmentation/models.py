@@ -17,6 +17,7 @@ from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 from torchvision.models.segmentation.fcn import FCNHead
 
 from ..dense.backbone import build_backbone
+from ..errors import SplitattnError
 from ..models import ResNetFeatures
 
 ATROUS_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}
@@ -63,9 +64,9 @@ def deeplabv3(
     normalised with the backbone's ``pretrained_cfg`` mean and std.
     """
     if output_stride not in ATROUS_RATES:
-        raise ValueError(f"output_stride must be 8 or 16 for DeepLabV3, got {output_stride}")
+        raise SplitattnError(f"output_stride must be 8 or 16 for DeepLabV3, got {output_stride}")
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise SplitattnError(f"num_classes must be >= 1, got {num_classes}")
     body = build_backbone(backbone, pretrained_backbone, out_indices=(3, 4) if aux_loss else (4,),
                           output_stride=output_stride, trainable_layers=trainable_layers, frozen_bn=frozen_bn)
     channels = body.feature_channels

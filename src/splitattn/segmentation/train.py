@@ -30,6 +30,7 @@ from ..dense.recipe import (
     saved_metrics,
     train_recipe,
 )
+from ..errors import SplitattnError
 from ..models.registry import input_cfg
 from ..training.runtime import seed_everything, select_device
 from .datasets import IGNORE_INDEX, CocoSegmentationDataset, MaskFolderDataset, segmentation_transform
@@ -85,13 +86,13 @@ def make_dataset(images: str, masks: str | None, annotations: str | None, transf
                  num_classes: int | None) -> Dataset:
     """A mask-folder or COCO data set, whichever the arguments name (exactly one of them)."""
     if (masks is None) == (annotations is None):
-        raise ValueError(f"give either a mask folder or a COCO annotation file for the images in {images!r}, "
+        raise SplitattnError(f"give either a mask folder or a COCO annotation file for the images in {images!r}, "
                          f"not {'both' if masks else 'neither'}")
     if masks is not None:
         return MaskFolderDataset(images, masks, transform, num_classes)
     dataset = CocoSegmentationDataset(annotations, images, transform)
     if num_classes is not None and num_classes != dataset.num_classes:
-        raise ValueError(f"num_classes={num_classes} but {annotations} has {dataset.num_classes - 1} categories "
+        raise SplitattnError(f"num_classes={num_classes} but {annotations} has {dataset.num_classes - 1} categories "
                          f"plus the background")
     return dataset
 
@@ -126,7 +127,7 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
         val_set = make_dataset(config.val_images, config.val_masks, config.val_annotations,
                                segmentation_transform(config.image_size, cfg.mean, cfg.std, train=False), num_classes)
     if config.batch_size < 2 or len(train_set) < 2:
-        raise ValueError("DeepLabV3's image-pooling branch uses BatchNorm over the batch: "
+        raise SplitattnError("DeepLabV3's image-pooling branch uses BatchNorm over the batch: "
                          f"need batch_size >= 2 and at least 2 training images "
                          f"(got {config.batch_size}, {len(train_set)})")
     model = deeplabv3(config.backbone, num_classes, config.output_stride, config.pretrained_backbone,

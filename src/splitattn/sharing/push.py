@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..errors import SplitattnError
 from ..interface import option
 from ..weights.hub import INSTALL_HINT, RepoError
 from .pretrained import save_pretrained
@@ -26,10 +27,10 @@ def push_to_hub(run_dir: str | os.PathLike, repo_id: str, private: bool = False,
     ``upload=False`` nothing is sent and the folder's path is returned, to look at first.
     """
     if repo_id.count("/") != 1 or repo_id.startswith("hf-hub:"):
-        raise ValueError(f"repository must be named ORG/NAME (e.g. alice/resnest14d-digits), got {repo_id!r}")
+        raise SplitattnError(f"repository must be named ORG/NAME (e.g. alice/resnest14d-digits), got {repo_id!r}")
     run = read_run(run_dir)
     if not upload and local_dir is None:
-        raise ValueError(f"without uploading, name the folder to write with {option('local_dir', 'DIR')}")
+        raise SplitattnError(f"without uploading, name the folder to write with {option('local_dir', 'DIR')}")
     with tempfile.TemporaryDirectory(prefix="splitattn-push-") as scratch:
         folder = save_pretrained(run.trained.model, Path(local_dir or scratch), repo_id=repo_id, run=run,
                                  license=license)

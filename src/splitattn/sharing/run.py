@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import SplitattnError
 from ..training.checkpoint import BEST, LAST
 from ..training.inference import TrainedModel, load_trained
 from ..training.metrics import read_jsonl
@@ -41,10 +42,11 @@ def read_run(directory: str | os.PathLike) -> RunRecord:
     """The best checkpoint (else the last) of a run directory, with its metrics and curves."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ValueError(f"run directory {str(directory)!r} does not exist")
+        raise SplitattnError(f"run directory {str(directory)!r} does not exist")
     checkpoint = next((directory / name for name in (BEST, LAST) if (directory / name).is_file()), None)
     if checkpoint is None:
-        raise ValueError(f"{directory} holds neither {BEST} nor {LAST}: is it the output directory of splitattn train?")
+        raise SplitattnError(f"{directory} holds neither {BEST} nor {LAST}: is it the output directory of "
+                             "splitattn train?")
     metrics_path = directory / METRICS
     curves = directory / CURVES
     return RunRecord(directory=directory, checkpoint=checkpoint, trained=load_trained(checkpoint),

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..deploy import deploy
+from ..errors import SplitattnError
 from ..quantize import quantize
 
 
@@ -36,7 +37,7 @@ def compare_precisions(models: Mapping[str, nn.Module], batches: Iterable[tuple[
     ``batches`` is read once; every model sees each batch (float32 images) in turn.
     """
     if not models:
-        raise ValueError("compare_precisions needs at least one model (the first is the reference)")
+        raise SplitattnError("compare_precisions needs at least one model (the first is the reference)")
     labels_seen = 0
     correct = {label: 0 for label in models}
     agree = {label: 0 for label in models}
@@ -52,7 +53,7 @@ def compare_precisions(models: Mapping[str, nn.Module], batches: Iterable[tuple[
                 agree[label] += int((predicted == reference).sum())
             labels_seen += len(labels)
     if labels_seen == 0:
-        raise ValueError("no labelled images to compare the models on")
+        raise SplitattnError("no labelled images to compare the models on")
     return [PrecisionResult(label, 100.0 * correct[label] / labels_seen, 100.0 * agree[label] / labels_seen,
                             labels_seen) for label in models]
 

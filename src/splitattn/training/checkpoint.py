@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from ..weights.checkpoint_io import atomic_write, load_checkpoint_file
 
 LAST = "last.pth"
@@ -72,7 +73,7 @@ def training_state(model: nn.Module, optimizer: torch.optim.Optimizer,
     """
     clash = sorted(set(STATE_KEYS) & (set(position) | set(extra or {})))
     if clash:
-        raise ValueError(f"a training state's position and extras cannot use its own keys {clash}")
+        raise SplitattnError(f"a training state's position and extras cannot use its own keys {clash}")
     return {**(extra or {}), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None, "scaler": scaler.state_dict(),
             **position, "rng": capture_rng()}

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from ..data.transforms import chosen_policy
+from ..errors import ConfigError
 from ..models.registry import input_cfg
 
 
@@ -166,31 +167,31 @@ def _coerce(name: str, raw: Any, annotation: Any) -> Any:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as error:
             if kind is not str:
-                raise ValueError(f"config {name}: cannot read {raw!r} ({str(error).splitlines()[0]})") from None
+                raise ConfigError(f"config {name}: cannot read {raw!r} ({str(error).splitlines()[0]})") from None
         if kind is str and value is not None:
             return raw  # "0.1", "true", "2024": text for a text field, not a number
     if value is None:
         if not optional:
-            raise ValueError(f"config {name} cannot be empty (null)")
+            raise ConfigError(f"config {name} cannot be empty (null)")
         return None
     if kind is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"config {name} expects true/false, got {raw!r}")
+            raise ConfigError(f"config {name} expects true/false, got {raw!r}")
         return value
     if kind in (int, float):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ValueError(f"config {name} expects a number, got {raw!r}")
+            raise ConfigError(f"config {name} expects a number, got {raw!r}")
         if kind is float:
             return float(value)
         if not float(value).is_integer():
-            raise ValueError(f"config {name} expects a whole number, got {raw!r}")
+            raise ConfigError(f"config {name} expects a whole number, got {raw!r}")
         return int(value)
     if kind is str:
         if isinstance(value, (bool, list, dict)):
-            raise ValueError(f"config {name} expects text, got {raw!r}")
+            raise ConfigError(f"config {name} expects text, got {raw!r}")
         return str(value)
     if kind is dict and not isinstance(value, dict):
-        raise ValueError(f"config {name} expects a mapping of key: value, got {raw!r}")
+        raise ConfigError(f"config {name} expects a mapping of key: value, got {raw!r}")
     return value
 
 
@@ -210,13 +211,13 @@ def _unknown(key: str, origin: str, known: list[str]) -> str:
 def _read_yaml(config_file: str | Path) -> dict[str, Any]:
     path = Path(config_file)
     if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
+        raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping of option: value")
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of option: value")
     return loaded
 
 
@@ -244,7 +245,7 @@ def build_config(
     if preset is not None:
         presets = PRESETS if issubclass(config_class, TrainConfig) else {}
         if preset not in presets:
-            raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(presets)}")
+            raise ConfigError(f"unknown preset {preset!r}; expected one of {sorted(presets)}")
         model = overrides.get("model", (loaded or {}).get("model", TrainConfig.model))
         layers.append((f"preset {preset}", presets[preset](model)))
     if loaded is not None:
@@ -255,22 +256,22 @@ def build_config(
         for key, value in layer.items():
             name, _, member = str(key).replace("-", "_").partition(".")
             if name not in fields:
-                raise ValueError(_unknown(str(key), origin, list(fields)))
+                raise ConfigError(_unknown(str(key), origin, list(fields)))
             if member:  # attn.radix=4: one entry of a mapping option, the others kept
                 if _field_kind(hints[name])[0] is not dict:
-                    raise ValueError(f"config {name} is not a mapping, so {key!r} (from {origin}) has no meaning; "
+                    raise ConfigError(f"config {name} is not a mapping, so {key!r} (from {origin}) has no meaning; "
                                      f"give {name}=VALUE")
                 try:
                     entry = yaml.safe_load(value) if isinstance(value, str) else value
                 except yaml.YAMLError as error:
-                    raise ValueError(f"config {key}: cannot read {value!r} ({str(error).splitlines()[0]})") from None
+                    raise ConfigError(f"config {key}: cannot read {value!r} ({str(error).splitlines()[0]})") from None
                 values[name] = {**values.get(name, _default(fields[name])), member: entry}
             else:
                 values[name] = _coerce(name, value, hints[name])
     missing = [name for name, f in fields.items() if name not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
-        raise ValueError(f"missing required config option{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        raise ConfigError(f"missing required config option{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     return config_class(**values)
 
 

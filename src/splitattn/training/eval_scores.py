@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import SplitattnError
 from ..models.classes import ClassList
 
 
@@ -45,7 +46,7 @@ def real_accuracy(top: torch.Tensor, label_sets: Sequence[frozenset[int]],
     """
     scored = [(row, labels) for row, labels in zip(top.tolist(), label_sets, strict=True) if labels]
     if not scored:
-        raise ValueError("no image to score: every ImageNet-ReaL label set of these images is empty")
+        raise SplitattnError("no image to score: every ImageNet-ReaL label set of these images is empty")
     result: dict[str, float | int] = {
         f"top{k}": 100.0 * sum(any(p in labels for p in row[:k]) for row, labels in scored) / len(scored) for k in ks}
     return result | {"images": len(scored), "no_real_label": len(label_sets) - len(scored)}

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data import KeyedBatch, SkippedSample
+from ..errors import SplitattnError
 from .metrics import topk_correct
 from .runtime import Runtime, all_reduce_sum, autocast
 
@@ -41,7 +42,7 @@ def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, amp: bool =
     loss_sum, correct1, correct5, seen, skipped = all_reduce_sum([loss_sum, correct1, correct5, seen, skipped],
                                                                  runtime)
     if seen == 0:
-        raise ValueError("no readable images to evaluate")
+        raise SplitattnError("no readable images to evaluate")
     return {"loss": loss_sum / seen, "top1": 100.0 * correct1 / seen, "top5": 100.0 * correct5 / seen,
             "images": int(seen), "skipped": int(skipped)}
 
@@ -92,5 +93,5 @@ def predict_topk(model: nn.Module, loader: Iterable[KeyedBatch], runtime: Runtim
         if progress is not None:
             progress(len(batch.read))
     if not keys:
-        raise ValueError("no readable images to evaluate" + (f" ({len(skipped)} unreadable)" if skipped else ""))
+        raise SplitattnError("no readable images to evaluate" + (f" ({len(skipped)} unreadable)" if skipped else ""))
     return Ranked(keys, torch.cat(labels), torch.cat(tops), skipped)

@@ -9,6 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from ..data import eval_transform
+from ..errors import SplitattnError
 from ..factory import create_model
 from ..interface import option
 from ..models.classes import ClassList
@@ -68,7 +69,8 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
         quantized = load_quantized(checkpoint)
         cfg = quantized.pretrained_cfg
         if not cfg:
-            raise ValueError(f"{checkpoint} does not record its input settings; quantize it with splitattn quantize")
+            raise SplitattnError(f"{checkpoint} does not record its input settings; quantize it with splitattn "
+                                 "quantize")
         names = _class_names(cfg.get("label_names"), cfg.get("label_synsets"), quantized.num_classes)
         return _finish(quantized, cfg.get("architecture") or "int8", names, {}, image_size or cfg["input_size"][-1],
                        crop_pct or cfg["crop_pct"], interpolation or cfg["interpolation"])
@@ -81,16 +83,16 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
     raw = load_checkpoint_file(checkpoint)
     recorded = raw.get("model_name")
     if model_name is None and not isinstance(recorded, str):
-        raise ValueError(f"{checkpoint} does not say which architecture it holds (it is not a checkpoint of "
+        raise SplitattnError(f"{checkpoint} does not say which architecture it holds (it is not a checkpoint of "
                          f"splitattn train); name it with {option('model_name', 'NAME')}")
     if model_name is not None and isinstance(recorded, str) and split_name(recorded)[0] != split_name(model_name)[0]:
-        raise ValueError(f"{checkpoint} was trained as {recorded!r}, not {model_name!r}")
+        raise SplitattnError(f"{checkpoint} was trained as {recorded!r}, not {model_name!r}")
     model_name = model_name or recorded
     state = unwrap_state_dict(raw)
     num_classes = classifier_outputs(state)
     recorded_names = [str(c) for c in raw.get("class_names", [])]
     if recorded_names and len(recorded_names) != num_classes:
-        raise ValueError(f"{checkpoint}: {len(recorded_names)} class names for a {num_classes}-class classifier")
+        raise SplitattnError(f"{checkpoint}: {len(recorded_names)} class names for a {num_classes}-class classifier")
     classes = _class_names(recorded_names or None, None, num_classes)
     cfg = input_cfg(model_name)
     trained = raw.get("config") if isinstance(raw.get("config"), dict) else {}
@@ -123,10 +125,10 @@ def load_published(model_name: str | None, pretrained: str | os.PathLike = PUBLI
     if is_repo_spec(os.fspath(pretrained)):
         trained = load_trained(pretrained, None, image_size, crop_pct, interpolation)
         if model_name is not None and split_name(trained.model_name)[0] != split_name(model_name)[0]:
-            raise ValueError(f"{os.fspath(pretrained)} holds a {trained.model_name!r}, not a {model_name!r}")
+            raise SplitattnError(f"{os.fspath(pretrained)} holds a {trained.model_name!r}, not a {model_name!r}")
         return trained
     if model_name is None:
-        raise ValueError(f"{option('pretrained', os.fspath(pretrained))} needs the architecture: add "
+        raise SplitattnError(f"{option('pretrained', os.fspath(pretrained))} needs the architecture: add "
                          f"{option('model_name', 'NAME')} (a zoo name, e.g. resnest50)")
     base, tag = split_name(model_name)
     path, _, origin = resolve_weights(base, pretrained, tag)
@@ -157,7 +159,7 @@ def weights_spec(model: str | None, pretrained: str) -> tuple[str | None, str]:
     if named:
         resolve_name(location)  # an unknown name or tag: a ValueError with the close ones
         if model is not None and split_name(model)[0] != split_name(location)[0]:
-            raise ValueError(f"{option('model_name', model)} and {option('pretrained', location)} name two "
+            raise SplitattnError(f"{option('model_name', model)} and {option('pretrained', location)} name two "
                              f"different models; give one of them")
         return location, PUBLISHED
     return model, location

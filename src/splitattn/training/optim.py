@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 
+from ..errors import SplitattnError
+
 OPTIMIZERS = ("sgd", "adamw")
 WARMUP_START_FACTOR = 1e-3
 
@@ -39,7 +41,7 @@ def check_optimizer(name: str) -> str:
     if name not in OPTIMIZERS:
         close = difflib.get_close_matches(str(name), OPTIMIZERS, n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}{hint}")
+        raise SplitattnError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}{hint}")
     return name
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..data import KeyedBatch
 from ..deploy import FixedBatch, deploy
+from ..errors import SplitattnError
 from ..quantize import QuantizedModel
 
 
@@ -83,7 +84,7 @@ def predict_images(
         ValueError: ``top_k`` outside 1..number of classes, or deploy mode disagreeing with eval mode.
     """
     if not 1 <= top_k <= len(class_names):
-        raise ValueError(f"top_k must be between 1 and the number of classes ({len(class_names)}), got {top_k}")
+        raise SplitattnError(f"top_k must be between 1 and the number of classes ({len(class_names)}), got {top_k}")
     model = model.to(device)
     deployed: nn.Module | None = None
     for batch in batches:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from ..errors import SplitattnError
 from ..weights.checkpoint_io import atomic_write
 from .prediction import ImagePrediction
 
@@ -101,7 +102,7 @@ def output_format(path: str | os.PathLike) -> OutputFormat:
     close = difflib.get_close_matches(suffix, list(OUTPUT_FORMATS), n=1, cutoff=0.6)
     hint = f"; did you mean {Path(path).with_suffix(close[0]).name!r}?" if close and suffix else ""
     known = ", ".join(f"{s} ({fmt.description})" for s, fmt in OUTPUT_FORMATS.items())
-    raise ValueError(f"cannot tell the format of {str(path)!r} from its suffix {suffix or '(none)'!r}: "
+    raise SplitattnError(f"cannot tell the format of {str(path)!r} from its suffix {suffix or '(none)'!r}: "
                      f"known are {known}{hint}")
 
 

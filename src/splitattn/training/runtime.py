@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..errors import SplitattnError
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -39,7 +41,7 @@ def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise SplitattnError(f"device {name!r} requested but CUDA is not available on this machine")
     return device
 
 

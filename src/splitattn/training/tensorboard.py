@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import SplitattnError
+
 LOGS = ("jsonl", "tensorboard")
 SUBDIR = "tensorboard"
 INSTALL_HINT = "pip install 'splitattn[tensorboard]' (or pip install tensorboard)"
@@ -23,13 +25,14 @@ INSTALL_HINT = "pip install 'splitattn[tensorboard]' (or pip install tensorboard
 def check_log(log: str) -> bool:
     """Validate a ``log`` setting before a run starts; True when TensorBoard files are wanted."""
     if log not in LOGS:
-        raise ValueError(f"log must be one of {LOGS} (metrics.jsonl is always written), got {log!r}")
+        raise SplitattnError(f"log must be one of {LOGS} (metrics.jsonl is always written), got {log!r}")
     if log != "tensorboard":
         return False
     try:
         import tensorboard  # noqa: F401
     except ImportError:
-        raise ValueError(f"--log tensorboard needs the tensorboard package, which is not installed: {INSTALL_HINT}") \
+        raise SplitattnError(f"--log tensorboard needs the tensorboard package, which is not installed: "
+                             f"{INSTALL_HINT}") \
             from None
     return True
 

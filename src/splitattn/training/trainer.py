@@ -26,6 +26,7 @@ from ..data import batch_mix, collate_skipping, eval_transform, prepare_digits, 
 from ..data.skips import SKIPPED_FILE, SkippedSample, SkipReport, describe_skips
 from ..data.source_options import SourceOptions
 from ..data.sources import DataSource, open_source
+from ..errors import SplitattnError
 from ..factory import create_model
 from ..interface import option, switch
 from ..layers import resolve_attention, set_drop_block_progress
@@ -71,7 +72,7 @@ def check_attention(model_name: str, attn: dict[str, Any]) -> None:
     try:
         resolve_attention(attn or None, get_model_entry(model_name).attention)
     except TypeError as error:
-        raise ValueError(f"attn ({model_name}'s attention fields to change): {error}") from None
+        raise SplitattnError(f"attn ({model_name}'s attention fields to change): {error}") from None
 
 
 def _epoch_seed(config: TrainConfig, epoch: int, rank: int) -> int:
@@ -158,7 +159,7 @@ class Trainer:
         self.val_loader = DataLoader(val_set, config.batch_size, shuffle=False, num_workers=config.workers,
                                      collate_fn=collate_skipping)
         if steps == 0:
-            raise ValueError(f"batch size {config.batch_size} x {world} process(es) is larger than the training "
+            raise SplitattnError(f"batch size {config.batch_size} x {world} process(es) is larger than the training "
                              f"set ({train_source.describe()}): lower {option('batch_size')}")
         self.steps_per_epoch = min(steps, config.max_steps_per_epoch or steps)
         self.log(f"data: train {train_source.describe()} / val {val_source.describe()}, "
@@ -192,7 +193,7 @@ class Trainer:
             model.set_grad_checkpointing(True)
         if config.sync_bn:
             if device.type != "cuda" or not self.runtime.distributed:
-                raise ValueError("sync_bn needs CUDA and several processes (SyncBatchNorm is GPU-only in PyTorch)")
+                raise SplitattnError("sync_bn needs CUDA and several processes (SyncBatchNorm is GPU-only in PyTorch)")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(device)
         if config.channels_last:
@@ -210,7 +211,7 @@ class Trainer:
             return
         state = load_checkpoint(path)
         if state.get("model_name") != self.config.model:
-            raise ValueError(f"{path} was trained as {state.get('model_name')!r}, not {self.config.model!r}")
+            raise SplitattnError(f"{path} was trained as {state.get('model_name')!r}, not {self.config.model!r}")
         restore_training_state(state, self.model, self.optimizer, self.scheduler, self.scaler)
         if self.ema is not None and "model_ema" in state:
             self.ema.load_state_dict(state["model_ema"])

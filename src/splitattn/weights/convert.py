@@ -14,6 +14,7 @@ from functools import partial
 
 import torch
 
+from ..errors import ArgumentTypeError, SplitattnError
 from ..models import get_model_entry
 from ..models.registry import REFERENCES
 
@@ -53,7 +54,8 @@ def unwrap_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Tenso
     ``_orig_mod.`` (torch.compile) prefixes.
     """
     if not isinstance(checkpoint, Mapping):
-        raise TypeError(f"expected a state dict (a mapping of names to tensors), got {type(checkpoint).__name__}")
+        raise ArgumentTypeError(f"expected a state dict (a mapping of names to tensors), got "
+                                f"{type(checkpoint).__name__}")
     state = checkpoint
     for key in ("state_dict", "model", "model_state", "state_dict_ema"):
         inner = state.get(key) if isinstance(state, Mapping) else None
@@ -62,7 +64,7 @@ def unwrap_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Tenso
             break
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise ValueError(
+        raise SplitattnError(
             "no tensors found in the checkpoint: expected a state dict, or a dict holding one under "
             "'state_dict' or 'model'"
         )
@@ -86,7 +88,7 @@ def _legacy_key(key: str, deep_stem: bool) -> str:
     if match:
         stem = _LEGACY_DEEP_STEM if deep_stem else _LEGACY_STEM
         if match.group(1) not in stem:
-            raise ValueError(f"unexpected stem parameter {key!r} in an original-SENet checkpoint")
+            raise SplitattnError(f"unexpected stem parameter {key!r} in an original-SENet checkpoint")
         return f"{stem[match.group(1)]}.{match.group(2)}"
     return _apply(_LEGACY_RULES, key)
 
@@ -107,7 +109,7 @@ def _renamer(scheme: str, deep_stem: bool, export: bool) -> Callable[[str], str]
         return partial(_legacy_export_key if export else _legacy_key, deep_stem=deep_stem)
     if scheme == "timm_sk":
         return partial(_apply, _SK_EXPORT_RULES if export else _SK_RULES)
-    raise ValueError(f"unknown key layout scheme {scheme!r}; expected same, senet_legacy or timm_sk")
+    raise SplitattnError(f"unknown key layout scheme {scheme!r}; expected same, senet_legacy or timm_sk")
 
 
 def _key_renamer(layout: str, model_name: str, *, export: bool) -> Callable[[str], str]:
@@ -118,7 +120,8 @@ def _key_renamer(layout: str, model_name: str, *, export: bool) -> Callable[[str
     scheme = entry.key_layouts.get(layout)
     if scheme is None:
         have = ", ".join(sorted(entry.key_layouts)) or "none"
-        raise ValueError(f"the {layout} release has no {model_name!r}; its checkpoints come in these layouts: {have}")
+        raise SplitattnError(f"the {layout} release has no {model_name!r}; its checkpoints come in these "
+                             f"layouts: {have}")
     return _renamer(scheme, entry.architecture.get("deep_stem", False), export)
 
 
@@ -135,7 +138,7 @@ def convert_state_dict(
     Returns a new dict; tensors are shared, not copied. Load it with ``strict=True``.
     """
     if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        raise SplitattnError(f"source must be one of {SOURCES}, got {source!r}")
     rename = _key_renamer(source, model_name, export=False)
     return {rename(k): v for k, v in unwrap_state_dict(state_dict).items()}
 
@@ -148,7 +151,7 @@ def export_state_dict(
     ``target="ours"`` returns the state dict unchanged (after unwrapping training checkpoints).
     """
     if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        raise SplitattnError(f"target must be one of {TARGETS}, got {target!r}")
     rename = _key_renamer(target, model_name, export=True)
     return {rename(k): v for k, v in unwrap_state_dict(state_dict).items()}
 

@@ -53,7 +53,7 @@ def download_timeout() -> float:
     try:
         return float(raw) if raw else DEFAULT_TIMEOUT_S
     except ValueError:
-        raise ValueError(f"${TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+        raise SplitattnError(f"${TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
 
 
 def verify_sha256(path: str | os.PathLike, expected: str | None, label: str | None = None) -> str:
@@ -106,7 +106,7 @@ def download(url: str, sha256: str | None = None, filename: str | None = None, p
     """
     filename = filename or Path(urllib.parse.urlparse(url).path).name
     if not filename:
-        raise ValueError(f"cannot derive a file name from URL {url!r}; pass filename=")
+        raise SplitattnError(f"cannot derive a file name from URL {url!r}; pass filename=")
     expected = sha256 or hash_from_filename(filename)
     target = cache_dir() / filename
     if target.is_file():

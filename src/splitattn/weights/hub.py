@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import SplitattnError
 from ..models.published import HUB_PREFIX
 from .download import WeightsUnavailableError
 
@@ -41,9 +42,9 @@ class Repo:
 
     def __post_init__(self) -> None:
         if not is_repo_spec(self.spec):
-            raise ValueError(f"expected 'hf-hub:org/repo' or 'local-dir:PATH', got {self.spec!r}")
+            raise SplitattnError(f"expected 'hf-hub:org/repo' or 'local-dir:PATH', got {self.spec!r}")
         if self.is_hub and self.repo_id.count("/") != 1:
-            raise ValueError(f"{self.spec!r}: a Hub repository is named 'hf-hub:org/repo' "
+            raise SplitattnError(f"{self.spec!r}: a Hub repository is named 'hf-hub:org/repo' "
                              "(e.g. hf-hub:timm/resnest50d.in1k)")
 
     @property

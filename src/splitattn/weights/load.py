@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import SplitattnError
 from ..interface import option
 from ..models import get_model_entry
 from .adapt import fit_to_model
@@ -31,7 +32,7 @@ def resolve_weights(model_name: str, pretrained: bool | str | os.PathLike,
     if pretrained is True or pretrained == PUBLISHED:
         weights = get_model_entry(model_name).weights_for(tag)
         if weights is None:
-            raise ValueError(
+            raise SplitattnError(
                 f"no published weights are registered for {model_name!r} (`splitattn zoo --weights` lists the "
                 f"models that have some); load a file you have with {option('pretrained', 'PATH')}"
             )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from ..errors import SplitattnError
 from ..models import get_model_entry, list_models
 from ..models.registry import split_name
 
@@ -38,14 +39,14 @@ class RepoConfig:
         """Read ours or timm's ``config.json``; an unknown architecture is named with close matches."""
         name = config.get("architecture")
         if not isinstance(name, str):
-            raise ValueError(f"{origin}: config.json has no 'architecture' naming the model")
+            raise SplitattnError(f"{origin}: config.json has no 'architecture' naming the model")
         base, tag = split_name(name)
         cfg = config.get("pretrained_cfg") if isinstance(config.get("pretrained_cfg"), dict) else {}
         try:
             entry = get_model_entry(base)
         except ValueError as error:
             known = len(list_models())
-            raise ValueError(f"{origin}: config.json is for architecture {name!r}, which splitattn does not build "
+            raise SplitattnError(f"{origin}: config.json is for architecture {name!r}, which splitattn does not build "
                              f"({str(error).split('.', 1)[1].strip()}) -- splitattn has {known} models of the "
                              "SENet, SKNet and ResNeSt families") from None
         ours = config.get("library_name") == LIBRARY
@@ -55,7 +56,7 @@ class RepoConfig:
         labels = config.get("label_names")
         num_classes = int(config.get("num_classes", cfg.get("num_classes", 1000)))
         if labels is not None and len(labels) != num_classes:
-            raise ValueError(f"{origin}: config.json lists {len(labels)} label_names for num_classes={num_classes}")
+            raise SplitattnError(f"{origin}: config.json lists {len(labels)} label_names for num_classes={num_classes}")
         input_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in INPUT_KEYS}
         model_args = dict(config.get("model_args") or {})
         in_chans = int(model_args.pop("in_chans", config.get("in_chans", (input_cfg.get("input_size") or (3,))[0])))
@@ -72,17 +73,17 @@ def config_of(model: Any, label_names: list[str] | None = None) -> dict[str, Any
     """The ``config.json`` that rebuilds ``model`` (a zoo model) with its classes and input settings."""
     cfg = getattr(model, "pretrained_cfg", None)
     if not isinstance(cfg, dict) or "architecture" not in cfg:
-        raise ValueError("save_pretrained needs a model built by splitattn.create_model "
+        raise SplitattnError("save_pretrained needs a model built by splitattn.create_model "
                          "(it reads model.pretrained_cfg)")
     labels = label_names if label_names is not None else cfg.get("label_names")
     if labels is not None and len(labels) != model.num_classes:
-        raise ValueError(f"{len(labels)} class names for a model with {model.num_classes} outputs")
+        raise SplitattnError(f"{len(labels)} class names for a model with {model.num_classes} outputs")
     model_args = {k: v for k, v in getattr(model, "model_args", {}).items()
                   if k not in ("num_classes", "in_chans", "drop_rate", "drop_path_rate", "drop_block_rate")}
     try:
         json.dumps(model_args)
     except TypeError:
-        raise ValueError(f"the model was built with arguments JSON cannot hold ({model_args}); only numbers, "
+        raise SplitattnError(f"the model was built with arguments JSON cannot hold ({model_args}); only numbers, "
                          "strings, lists and dicts can be written to config.json") from None
     return {
         "architecture": cfg["architecture"],

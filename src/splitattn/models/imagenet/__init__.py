@@ -21,6 +21,7 @@ import difflib
 import functools
 from importlib import resources
 
+from ...errors import SplitattnError
 from ..classes import ClassList
 
 __all__ = ["CLASS_SUBSETS", "class_subset", "imagenet_classes"]
@@ -58,6 +59,6 @@ def class_subset(name: str) -> tuple[int, ...]:
     if name not in CLASS_SUBSETS:
         close = difflib.get_close_matches(name, CLASS_SUBSETS, n=2, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown class subset {name!r}.{hint} Known: {', '.join(CLASS_SUBSETS)}")
+        raise SplitattnError(f"unknown class subset {name!r}.{hint} Known: {', '.join(CLASS_SUBSETS)}")
     classes = imagenet_classes()
     return tuple(sorted(classes.index_of(synset) for synset in _read(CLASS_SUBSETS[name])))
