@@ -14,7 +14,6 @@ from PIL import Image
 from splitattn import create_model
 from splitattn.cli import main
 from splitattn.cli import train_seg as train_seg_command
-from splitattn.dense import loop as dense_loop
 from splitattn.dense.recipe import DenseRecipe, fit_recipe
 from splitattn.dense.shapes import make_shapes_dataset
 from splitattn.detection import fpn_backbone
@@ -22,11 +21,10 @@ from splitattn.segmentation.train import SegmentationConfig
 from splitattn.training import TrainConfig, build_config, build_optimizer, build_scheduler, param_groups
 from splitattn.training import checkpoint as checkpoint_module
 from splitattn.training.checkpoint import STATE_KEYS, load_checkpoint, restore_rng, training_state
-from splitattn.training.optim import warmup_cosine
 from splitattn.training.runtime import Runtime
 from splitattn.training.trainer import Trainer
 
-from .dense_helpers import one_thread
+from .dense_helpers import one_thread, tensorboard_events
 
 __all__ = ["one_thread"]  # the fixture is used by name
 
@@ -46,9 +44,9 @@ def _tiny_folder(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A 2-step ``train`` run with ``optimizer=adamw`` and a 2-step ``train-seg`` run, while the
-    generator states that ``training.checkpoint`` captures carry a mark: a file holds the mark only
-    if that module's writer built it."""
+    """A 2-step ``train`` run with ``optimizer=adamw`` and a 2-step ``train-seg`` run, both logging
+    to TensorBoard, while the generator states that ``training.checkpoint`` captures carry a mark:
+    a file holds the mark only if that module's writer built it."""
     root = tmp_path_factory.mktemp("runs")
     real = checkpoint_module.capture_rng
     threads = torch.get_num_threads()
@@ -58,12 +56,13 @@ def runs(tmp_path_factory):
             patch.setattr(checkpoint_module, "capture_rng", lambda: {**real(), "mark": MARK})
             assert main(["train", "--data", str(_tiny_folder(root / "folder")), "--output", str(root / "cls"),
                          "--model", "resnest14d", "--image-size", "16", "--batch-size", "4", "--epochs", "1",
-                         "--device", "cpu", "--no-progress", "optimizer=adamw", "lr=0.001", "warmup_epochs=0.5"]) == 0
+                         "--device", "cpu", "--no-progress", "optimizer=adamw", "lr=0.001", "warmup_epochs=0.5",
+                         "log=tensorboard"]) == 0
             shapes = make_shapes_dataset(root / "shapes", 4, image_size=32, min_size=8, max_size=14, seed=3)
             assert main(["train-seg", "--images", str(shapes.images), "--masks", str(shapes.masks), "--backbone",
                          "resnest14d", "--output-stride", "16", "--image-size", "32", "--batch-size", "2", "--steps",
                          "2", "--warmup-steps", "1", "--device", "cpu", "--output", str(root / "seg"),
-                         "--no-progress", "--log-every", "0"]) == 0
+                         "--no-progress", "--log-every", "0", "--log", "tensorboard"]) == 0
     finally:
         torch.set_num_threads(threads)
     return root / "cls", root / "seg"
@@ -95,9 +94,18 @@ def test_one_optimizer_builder_for_a_classifier_and_a_detector_backbone():
 def test_train_takes_optimizer_adamw(runs):
     classification, _ = runs
     assert yaml.safe_load((classification / "config.yaml").read_text())["optimizer"] == "adamw"
-    groups = load_checkpoint(classification / "last.pth")["optimizer"]["param_groups"]
-    assert all("betas" in group and group["lr"] >= 0 for group in groups)  # AdamW's state, not SGD's
+    saved = load_checkpoint(classification / "last.pth")["optimizer"]
+    groups = saved["param_groups"]
+    # AdamW (decoupled weight decay), not SGD's momentum nor Adam's L2 penalty, at the rate given (lr=0.001)
+    assert [group["decoupled_weight_decay"] for group in groups] == [True, True]
+    assert [group["initial_lr"] for group in groups] == [0.001, 0.001]
     assert [group["weight_decay"] for group in groups] == [1e-4, 0.0]
+    # every trained parameter has AdamW's two moment estimates, after both steps of the run
+    trained = [index for group in groups for index in group["params"]]
+    assert sorted(saved["state"]) == sorted(trained)
+    for state in saved["state"].values():
+        assert set(state) == {"step", "exp_avg", "exp_avg_sq"} and float(state["step"]) == 2
+        assert (state["exp_avg_sq"] >= 0).all() and state["exp_avg_sq"].any()
     with pytest.raises(ValueError, match="optimizer must be one of sgd, adamw"):  # before any data are read
         Trainer(TrainConfig(optimizer="rmsprop"), Runtime(torch.device("cpu")))
 
@@ -112,23 +120,35 @@ def _curve(make, steps: int) -> list[float]:
     return [*lrs, optimizer.param_groups[0]["lr"]]  # the rate after the last step
 
 
+def _warmup_cosine(peak: float, steps: int, warmup: int) -> list[float]:
+    """The schedule as a user reads it: from a thousandth of the peak, linearly up to the peak over
+    ``warmup`` steps, then half a cosine down to 0 as the last step ends; one rate per step and the
+    rate after the last one."""
+    start = 1e-3
+    rising = [peak * (start + (1 - start) * i / warmup) for i in range(warmup)]
+    return rising + [peak * 0.5 * (1 + math.cos(math.pi * i / (steps - warmup))) for i in range(steps - warmup + 1)]
+
+
 def test_one_schedule_in_steps_for_both(runs):
-    """Classification's epochs x steps and the dense loop's steps give the same warm-up and cosine,
-    which ends at 0; the dense loop's actual rates follow it too."""
+    """Classification's epochs x steps and the dense loop's steps follow the same warm-up and
+    cosine, which ends at 0: the schedule built for classification, the rates a dense run steps
+    through, and the rates both real runs logged at each step."""
+    expected = _warmup_cosine(0.4, steps=12, warmup=2)
+    assert expected[2] == 0.4 and expected[-1] == pytest.approx(0.0, abs=1e-12)
     classification = _curve(lambda o: build_scheduler(o, epochs=3, steps_per_epoch=4, warmup_epochs=0.5), 12)
-    dense = _curve(lambda o: dense_loop.build_scheduler(o, 12, 2), 12)
-    assert dense_loop.build_scheduler is warmup_cosine
-    assert classification == dense
-    assert dense[0] == pytest.approx(0.4e-3) and dense[2] == pytest.approx(0.4) and dense[-1] == pytest.approx(0.0)
-    assert dense[7] == pytest.approx(0.4 * 0.5 * (1 + math.cos(math.pi * 5 / 10)))
+    assert classification == pytest.approx(expected, abs=1e-12)
 
     model = torch.nn.Linear(2, 1)
     recipe = DenseRecipe(steps=12, warmup_steps=2, lr=0.4, weight_decay=0.0, log_every=0, progress=False)
     batches = [torch.ones(1, 2)] * 3
     result = fit_recipe(model, batches, lambda m, b: (m(b).sum(), {}), recipe, torch.device("cpu"),
                         log=lambda _: None)
-    assert result.lrs == pytest.approx(dense[:-1])
-    for run in runs:  # both real runs end their decay at 0
+    assert result.lrs == pytest.approx(expected[:-1], abs=1e-12)
+
+    # The real runs: 2 steps, 1 of warm-up; train at lr=0.001, train-seg at its default 0.01.
+    for run, peak in zip(runs, (0.001, SegmentationConfig.lr), strict=True):
+        logged = [(event.step, event.value) for event in tensorboard_events(run).Scalars("train/lr")]
+        assert logged == [(1, pytest.approx(peak * 1e-3)), (2, pytest.approx(peak))], run.name
         assert load_checkpoint(run / "last.pth")["scheduler"]["_last_lr"][0] == pytest.approx(0.0, abs=1e-12)
 
 
