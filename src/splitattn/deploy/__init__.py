@@ -218,7 +218,7 @@ def deploy(
             error = relative_error(deployed(example_input), reference)
         tolerance = DEPLOY_TOLERANCES.get(compute_dtype, DEPLOY_TOLERANCE)
         if error > tolerance:
-            raise OutputMismatchError(f"deployed model differs from eval mode by {error:.2e} relative (> {tolerance} for "
-                             f"{compute_dtype})")
+            raise OutputMismatchError(f"deployed model differs from eval mode by {error:.2e} relative "
+                             f"(> {tolerance} for {compute_dtype})")
     example = None if example_input is None else example_input.contiguous(memory_format=fmt)
     return _compile(deployed, compile, example)
