@@ -11,12 +11,16 @@ from torch import nn
 
 import splitattn
 from splitattn.deploy import (
+    COMPILERS,
+    Compiler,
     FixedBatch,
     PackedConv2d,
     count_batchnorms,
     deploy,
+    deployment_of,
     fold_batchnorms,
     fold_bn_into_conv,
+    relative_error,
 )
 from splitattn.deploy.memory_format import probe_memory_format
 from splitattn.layers import DropBlock2d, DropPath
@@ -24,10 +28,6 @@ from splitattn.layers import DropBlock2d, DropPath
 from .reference import randomize_
 
 TOLERANCE = 1e-4
-
-
-def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
-    return ((ours - reference).abs().max() / reference.abs().max()).item()
 
 
 CONV_KINDS = [
@@ -92,7 +92,7 @@ def test_deploy_matches_eval_mode(name, kwargs):
         assert relative_error(deployed(other), model(other)) < TOLERANCE
     assert count_batchnorms(model) > 0, "deploy() without inplace must leave the original model alone"
     assert not any(type(m) is nn.Conv2d for m in deployed.modules()), "every conv should be packed for oneDNN"
-    assert deployed.deploy_fusions["relu_fused"] > 0
+    assert deployment_of(deployed).fusions["relu_fused"] > 0
 
 
 @pytest.mark.parametrize("kwargs", CONV_KINDS, ids=CONV_IDS)
@@ -146,14 +146,14 @@ def test_packed_model_copies_and_refuses_to_change_device_or_dtype():
 def test_fuse_option_and_its_errors():
     model = splitattn.create_model("resnest14d", num_classes=4).eval()
     plain = deploy(model, fuse="none")
-    assert any(type(m) is nn.Conv2d for m in plain.modules()) and not hasattr(plain, "deploy_fusions")
+    assert any(type(m) is nn.Conv2d for m in plain.modules()) and not deployment_of(plain).fusions
     with pytest.raises(ValueError, match="fuse must be one of"):
         deploy(model, fuse="mkldnn")
     with pytest.raises(ValueError, match="compilers cannot trace oneDNN's packed weights"):
         deploy(model, fuse="onednn", compile="jit", example_input=torch.randn(1, 3, 32, 32))
     with pytest.raises(ValueError, match=r"not possible: oneDNN packing supports .* not torch\.float64"):
         deploy(model.double(), fuse="onednn")
-    assert not hasattr(deploy(model.double()), "deploy_fusions"), "auto falls back to standard convs"
+    assert not deployment_of(deploy(model.double())).fusions, "auto falls back to standard convs"
     with pytest.raises(ValueError, match="pass example_input"):
         deploy(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval())
 
@@ -171,9 +171,10 @@ def test_deploy_in_place_converts_the_model_and_checks_itself():
 
 def test_memory_format_choice():
     model = splitattn.create_model("resnest14d", num_classes=4).eval()
-    assert deploy(model, batch_size=1).deploy_memory_format == torch.contiguous_format
-    assert deploy(model, batch_size=16).deploy_memory_format == torch.channels_last
-    assert deploy(model, memory_format="contiguous", batch_size=16).deploy_memory_format == torch.contiguous_format
+    assert deployment_of(deploy(model, batch_size=1)).memory_format == torch.contiguous_format
+    assert deployment_of(deploy(model, batch_size=16)).memory_format == torch.channels_last
+    assert deployment_of(deploy(model, memory_format="contiguous", batch_size=16)).memory_format == \
+        torch.contiguous_format
     x = torch.randn(1, 3, 32, 32)
     probed = deploy(model, memory_format="probe", example_input=x)  # which layout it picks: see the next test
     with torch.no_grad():
@@ -214,14 +215,15 @@ def test_deploy_with_torch_compile_freezes_packs_and_matches_eval_mode():
     torch.manual_seed(0)
     model = randomize_(splitattn.create_model("resnest14d", zero_init_last=False))
     x = torch.randn(1, 3, 32, 32)
-    compiled = deploy(model, example_input=x, compile="inductor")
     counters.clear()
+    compiled = deploy(model, example_input=x, compile="inductor")  # compiles: deploy checks the compiled model
     with torch.no_grad():
         assert relative_error(compiled(x), model(x)) < TOLERANCE
     # inductor packed convs for oneDNN itself, so freezing was really on while it compiled (without
     # it, inductor packs none: the README explains why options={"freezing": True} alone is not enough)
     assert counters["inductor"]["mkldnn_conv_weight_pack_matcher_count"] > 0
-    assert compiled.deploy_memory_format == torch.contiguous_format
+    assert deployment_of(compiled).memory_format == torch.contiguous_format
+    assert deployment_of(compiled).compile == "inductor" and deployment_of(compiled).checked_error < TOLERANCE
     assert list(compiled.state_dict()) == [f"model.{key}" for key in compiled.model.state_dict()]
 
 
@@ -230,7 +232,7 @@ def test_se_bottlenecks_gate_and_add_in_one_step():
     model = randomize_(splitattn.create_model("seresnext26d_32x4d", zero_init_last=False))
     deployed = deploy(model)
     fused = [m for m in deployed.modules() if type(m).__name__ == "FusedGatedBottleneck"]
-    assert len(fused) == deployed.deploy_fusions["residual_fused"] == 8
+    assert len(fused) == deployment_of(deployed).fusions["residual_fused"] == 8
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert relative_error(deployed(x), model(x)) < TOLERANCE
@@ -269,3 +271,43 @@ def test_fixed_batch_pads_a_smaller_batch_and_gives_each_image_its_own_output():
     assert seen == [4, 3, 5]  # padded to 4; then the unpadded reference; then 5
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         FixedBatch(model, 0)
+
+
+class _OffByOne(nn.Module):
+    """What a broken compiler might hand back: the model, with every output shifted."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) + 1.0
+
+
+def test_the_output_check_runs_on_the_compiled_model(monkeypatch):
+    """A compile step that changes the numbers is caught: deploy checks what it returns, not what it compiled."""
+    torch.manual_seed(0)
+    model = randomize_(splitattn.create_model("resnest14d", num_classes=4, zero_init_last=False)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    monkeypatch.setitem(COMPILERS, "jit", Compiler("jit", lambda m, _example: _OffByOne(m), needs_example=True))
+    with pytest.raises(ValueError, match=r"deployed model differs from eval mode by .* relative \(> 0.0001"):
+        deploy(model, example_input=x, compile="jit")
+    monkeypatch.setitem(COMPILERS, "jit", Compiler("jit", lambda m, _example: m, needs_example=True))
+    good = deploy(model, example_input=x, compile="jit")
+    assert deployment_of(good).checked_error < TOLERANCE and deployment_of(good).compile == "jit"
+
+
+def test_deploy_leaves_the_callers_model_as_it_was():
+    torch.manual_seed(0)
+    model = randomize_(splitattn.create_model("seresnet18", num_classes=4, zero_init_last=False, drop_rate=0.2))
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(2, 3, 32, 32)
+    deployed = deploy(model, example_input=x)
+    assert all(m.training for m in model.modules()), "deploy switched the caller's model to eval mode"
+    assert all(p.requires_grad for p in model.parameters())
+    assert model.state_dict().keys() == state.keys()
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items()), "parameters or BN statistics changed"
+    assert count_batchnorms(model) == count_batchnorms(splitattn.create_model("seresnet18", num_classes=4))
+    with torch.no_grad():
+        assert relative_error(deployed(x), model.eval()(x)) < TOLERANCE  # and it deployed eval mode, not train mode

@@ -6,52 +6,57 @@ replaces DropBlock / DropPath / Dropout by identities, puts the weights in the m
 is faster for the expected batch size, and on CPU hands every conv to oneDNN with its weight
 packed once and its ReLU (and the residual add at the end of a block) fused in. It can compile the
 result instead. Outputs stay within 1e-4 relative of the eval-mode model; ``example_input`` makes
-``deploy`` check that itself.
+``deploy`` check that itself, on the very object it returns (compiled or not).
 
 ``dtype=torch.bfloat16`` (or float16) runs the same deployed network in reduced precision: the
 BatchNorms are folded in float32 first, then the weights are cast; the attention's pooling and
 softmax still accumulate in float32 (``layers.pooling``, ``layers.split_attn``). The model keeps
 taking and returning float32 tensors (it casts at its input and output), so callers do not change;
 its outputs are checked against float32 eval mode with ``DEPLOY_TOLERANCES[dtype]``.
+
+``deploy`` is a pipeline of named steps, each a function below: copy, reference outputs, strip for
+inference, precision, memory format, oneDNN packing, compile, check, record. What it made is one
+:class:`Deployment` record on the result (``deployment_of(model)``).
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import OutputMismatchError, SplitattnError
+from .compilers import COMPILERS, Compiler, compiler_for
 from .fixed_batch import FixedBatch
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
 from .fuse import pack_and_fuse
-from .inductor import FrozenInductorModel
 from .memory_format import MEMORY_FORMATS, resolve_memory_format
 from .packed_conv import PackedConv2d, onednn_unavailable_reason
+from .precision import DEPLOY_TOLERANCE, DEPLOY_TOLERANCES, cast_floats, compute_in, warn_if_bfloat16_is_emulated
+from .record import Deployment, deployment_of
 from .strip import strip_training_modules
 
-COMPILE_MODES = (None, "inductor", "jit")
+COMPILE_MODES = tuple(COMPILERS)
 FUSE_MODES = ("auto", "onednn", "none")
 DEFAULT_IMG_SIZE = 224
-DEPLOY_TOLERANCE = 1e-4
-# Worst relative difference from float32 eval mode that deploy accepts, per computing dtype: bfloat16
-# keeps 8 significant bits (2^-8 ~ 0.4% per rounding); through 50 layers the logits measured about
-# 1% off (random and trained weights, resnest/seresnet/skresnet), so 3% leaves margin; float16 keeps
-# 11 bits.
-DEPLOY_TOLERANCES = {torch.float32: DEPLOY_TOLERANCE, torch.bfloat16: 3e-2, torch.float16: 5e-3}
 
 __all__ = [
+    "COMPILERS",
     "COMPILE_MODES",
+    "DEPLOY_TOLERANCE",
     "DEPLOY_TOLERANCES",
     "FUSE_MODES",
     "MEMORY_FORMATS",
+    "Compiler",
+    "Deployment",
     "FixedBatch",
     "PackedConv2d",
     "count_batchnorms",
     "deploy",
+    "deployment_of",
     "fold_batchnorms",
     "fold_bn_into_conv",
     "pack_and_fuse",
@@ -67,58 +72,69 @@ def relative_error(ours: torch.Tensor | list, reference: torch.Tensor | list) ->
     return ((ours - reference).abs().max() / reference.abs().max().clamp_min(1e-12)).item()
 
 
-def _compile(model: nn.Module, mode: str | None, example: torch.Tensor | None) -> nn.Module:
-    if mode is None:
-        return model
-    if mode == "inductor":
-        return FrozenInductorModel(model)
-    if example is None:
-        raise SplitattnError("compile='jit' traces the model and needs an example input (example_input=...)")
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript's deprecation notices and the input-check TracerWarning
-        traced = torch.jit.trace(model, example, check_trace=False)
-        return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+def _validate(compile: str | None, fuse: str, batch_size: int, dtype: torch.dtype | None,
+              example_input: torch.Tensor | None) -> Compiler:
+    compiler = compiler_for(compile)
+    if fuse not in FUSE_MODES:
+        raise SplitattnError(f"fuse must be one of {FUSE_MODES}, got {fuse!r}")
+    if batch_size < 1:
+        raise SplitattnError(f"batch_size must be >= 1, got {batch_size}")
+    if dtype is not None and dtype not in DEPLOY_TOLERANCES:
+        raise SplitattnError(f"dtype must be one of {[str(d) for d in DEPLOY_TOLERANCES]} (or None), got {dtype}")
+    if compiler.needs_example and example_input is None:
+        raise SplitattnError(f"compile={compile!r} traces the model and needs an example input (example_input=...)")
+    return compiler
 
 
-def _use_onednn(model: nn.Module, fuse: str, compile: str | None) -> bool:
+def _reference_outputs(model: nn.Module, example_input: torch.Tensor | None) -> Any:
+    """Eval-mode outputs on ``example_input``, taken before anything is folded (None without an example)."""
+    if example_input is None:
+        return None
+    with torch.no_grad():
+        return model(example_input)
+
+
+def _strip_for_inference(model: nn.Module) -> None:
+    """Fold the BatchNorms, drop the training-only modules, freeze the parameters (all in place)."""
+    fold_batchnorms(model)
+    strip_training_modules(model)
+    for param in model.parameters():
+        param.requires_grad_(False)
+
+
+def _set_precision(model: nn.Module, dtype: torch.dtype | None) -> torch.dtype:
+    """Cast to ``dtype`` after folding (exact only in float32); returns the dtype it computes in."""
+    current = next(model.parameters()).dtype
+    if dtype == torch.bfloat16 and next(model.parameters()).device.type == "cpu":
+        warn_if_bfloat16_is_emulated()
+    if dtype is None or dtype == current:
+        return current
+    compute_in(model, dtype)
+    return dtype
+
+
+def _set_memory_format(model: nn.Module, memory_format: str, batch_size: int,
+                       example_input: torch.Tensor | None) -> torch.memory_format:
+    fmt = resolve_memory_format(model, memory_format, batch_size, example_input)
+    model.to(memory_format=fmt)
+    return fmt
+
+
+def _use_onednn(model: nn.Module, fuse: str, compiler: Compiler) -> bool:
     if fuse == "none":
         return False
     param = next(model.parameters())
     reason = onednn_unavailable_reason(param.device, param.dtype)
     if fuse == "onednn":
-        if compile is not None:
+        if compiler.traces:
             raise SplitattnError(
                 f"fuse='onednn' is for eager mode: compilers cannot trace oneDNN's packed weights, and "
-                f"compile={compile!r} packs and fuses by itself (use fuse='none' or 'auto')"
+                f"compile={compiler.name!r} packs and fuses by itself (use fuse='none' or 'auto')"
             )
         if reason is not None:
             raise SplitattnError(f"fuse='onednn' is not possible: {reason}")
         return True
-    return compile is None and reason is None
-
-
-def _cast_floats(value: Any, dtype: torch.dtype) -> Any:
-    """``value`` (a tensor or a list / tuple of them, as backbones return) with floating tensors in ``dtype``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(dtype) if value.is_floating_point() else value
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cast_floats(v, dtype) for v in value)
-    return value
-
-
-def _compute_in(model: nn.Module, dtype: torch.dtype) -> None:
-    """Cast ``model`` to ``dtype`` and make it take and return float32, as callers already do."""
-    model.to(dtype)
-
-    def cast_input(_module: nn.Module, args: tuple) -> tuple:
-        return tuple(_cast_floats(a, dtype) for a in args)
-
-    def cast_output(_module: nn.Module, _args: tuple, output: Any) -> Any:
-        return _cast_floats(output, torch.float32)
-
-    model.register_forward_pre_hook(cast_input)
-    model.register_forward_hook(cast_output)
-    model.deploy_dtype = dtype  # type: ignore[assignment]
+    return not compiler.traces and reason is None
 
 
 def _default_example(model: nn.Module, batch_size: int) -> torch.Tensor:
@@ -132,20 +148,40 @@ def _default_example(model: nn.Module, batch_size: int) -> torch.Tensor:
     return torch.zeros(batch_size, in_chans, DEFAULT_IMG_SIZE, DEFAULT_IMG_SIZE, device=param.device, dtype=param.dtype)
 
 
-def _warn_if_bfloat16_is_emulated() -> None:
-    """Say so when bfloat16 will be much slower than float32 instead of faster.
+def _pack(model: nn.Module, fuse: str, compiler: Compiler, example_input: torch.Tensor | None, batch_size: int,
+          dtype: torch.dtype, fmt: torch.memory_format) -> Mapping[str, int]:
+    """Pack the convs for oneDNN and fuse their epilogues where ``fuse`` and the compiler allow; returns the counts."""
+    if not _use_onednn(model, fuse, compiler):
+        return {}
+    example = example_input if example_input is not None else _default_example(model, batch_size)
+    return pack_and_fuse(model, cast_floats(example, dtype).contiguous(memory_format=fmt))
 
-    Without native bf16 (AVX-512 BF16 or AMX) oneDNN has no bf16 kernels, so the convs fall back to
-    PyTorch's reference implementation: resnest50 measured 9x (batch 16) to 45x (batch 1) slower
-    than float32 deploy on an AVX2 EPYC. The numbers stay right, so this warns instead of refusing:
-    the same script is several times faster on a server with AMX.
-    """
-    from .cpu_features import native_bfloat16
 
-    if not native_bfloat16():
-        warnings.warn("this CPU has no native bfloat16 (AVX-512 BF16 or AMX): bfloat16 is emulated and runs "
-                      "several times slower than float32 here; deploy without dtype (float32) on this machine, "
-                      "or use splitattn.quantize for int8", UserWarning, stacklevel=3)
+def _compile(model: nn.Module, compiler: Compiler, example_input: torch.Tensor | None,
+             fmt: torch.memory_format) -> nn.Module:
+    example = None if example_input is None else example_input.contiguous(memory_format=fmt)
+    return compiler.build(model, example)
+
+
+def _check_outputs(deployed: nn.Module, example_input: torch.Tensor | None, reference: Any,
+                   dtype: torch.dtype) -> float | None:
+    """The worst relative error of what deploy returns against eval mode; raises beyond the dtype's tolerance."""
+    if example_input is None:
+        return None
+    with torch.no_grad():
+        error = relative_error(deployed(example_input), reference)
+    tolerance = DEPLOY_TOLERANCES.get(dtype, DEPLOY_TOLERANCE)
+    if not error <= tolerance:  # NaN fails too
+        raise OutputMismatchError(f"deployed model differs from eval mode by {error:.2e} relative "
+                         f"(> {tolerance} for {dtype})")
+    return error
+
+
+def _record(deployed: nn.Module, deployment: Deployment) -> nn.Module:
+    deployed.deployment = deployment
+    if deployment.fusions:  # the name tests/test_extensibility.py reads; deployment.fusions is the record's
+        deployed.deploy_fusions = dict(deployment.fusions)
+    return deployed
 
 
 def deploy(
@@ -159,18 +195,21 @@ def deploy(
     dtype: torch.dtype | None = None,
     inplace: bool = False,
 ) -> nn.Module:
-    """Return ``model`` in deploy mode (a copy unless ``inplace``).
+    """Return ``model`` in deploy mode: a copy, with ``model`` itself left as it was, unless ``inplace``.
 
     Args:
+        model: the network (any mode: deploy works on eval mode, without switching ``model``).
         batch_size: the batch size it will mostly run at; ``memory_format="auto"`` uses it to pick
             NCHW (one image on CPU) or channels-last (batches, and always on GPU).
         memory_format: ``"auto"``, ``"probe"`` (time both on ``example_input``), ``"channels_last"``
             or ``"contiguous"``.
-        example_input: a representative batch; when given, the deployed outputs are checked
-            against eval mode and a ValueError is raised beyond 1e-4 relative.
-        compile: None (eager), ``"inductor"`` (``torch.compile`` with weight freezing, which packs
-            and fuses the convs itself and compiles the rest) or ``"jit"`` (trace, freeze and
-            ``torch.jit.optimize_for_inference``, which fuses conv + ReLU through oneDNN).
+        example_input: a representative batch; when given, the returned model's outputs (after
+            compiling, when ``compile`` is set) are checked against eval mode and a ValueError is
+            raised beyond 1e-4 relative (``DEPLOY_TOLERANCES[dtype]`` in reduced precision).
+        compile: a key of :data:`COMPILERS`: None (eager), ``"inductor"`` (``torch.compile`` with
+            weight freezing, which packs and fuses the convs itself and compiles the rest) or
+            ``"jit"`` (trace, freeze and ``torch.jit.optimize_for_inference``, which fuses conv +
+            ReLU through oneDNN).
         fuse: ``"onednn"`` packs every conv's weight for oneDNN once and fuses the ReLUs and
             residual adds into the convs (CPU, float32 or bfloat16); ``"none"`` keeps standard
             ``nn.Conv2d`` modules, which exporters and compilers need; ``"auto"`` is ``"onednn"``
@@ -181,44 +220,18 @@ def deploy(
             is several times faster on CPUs with native bf16 (AVX-512 BF16, AMX) and on GPUs, and
             packs its convs for oneDNN where the CPU supports it. The deployed model still takes
             and returns float32; ``example_input`` checks it within ``DEPLOY_TOLERANCES[dtype]``.
+        inplace: convert ``model`` itself (it is switched to eval mode, folded and packed).
+
+    Returns:
+        The deployed model, with a :class:`Deployment` record (``deployment_of(result)``).
     """
-    if compile not in COMPILE_MODES:
-        raise SplitattnError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
-    if fuse not in FUSE_MODES:
-        raise SplitattnError(f"fuse must be one of {FUSE_MODES}, got {fuse!r}")
-    if batch_size < 1:
-        raise SplitattnError(f"batch_size must be >= 1, got {batch_size}")
-    if dtype is not None and dtype not in DEPLOY_TOLERANCES:
-        raise SplitattnError(f"dtype must be one of {[str(d) for d in DEPLOY_TOLERANCES]} (or None), got {dtype}")
-    reference = None
-    if example_input is not None:
-        with torch.no_grad():
-            reference = model.eval()(example_input)
-    deployed = model if inplace else copy.deepcopy(model)
-    deployed.eval()
-    fold_batchnorms(deployed)
-    strip_training_modules(deployed)
-    for param in deployed.parameters():
-        param.requires_grad_(False)
-    compute_dtype = next(deployed.parameters()).dtype  # before packing, which turns weights into buffers
-    if dtype == torch.bfloat16 and next(deployed.parameters()).device.type == "cpu":
-        _warn_if_bfloat16_is_emulated()
-    if dtype is not None and dtype != compute_dtype:
-        _compute_in(deployed, dtype)  # after folding, which is exact only in float32
-        compute_dtype = dtype
-    fmt = resolve_memory_format(deployed, memory_format, batch_size, example_input)
-    deployed.to(memory_format=fmt)
-    deployed.deploy_memory_format = fmt  # type: ignore[assignment]
-    if _use_onednn(deployed, fuse, compile):
-        example = example_input if example_input is not None else _default_example(deployed, batch_size)
-        example = _cast_floats(example, compute_dtype).contiguous(memory_format=fmt)
-        deployed.deploy_fusions = pack_and_fuse(deployed, example)  # type: ignore[assignment]
-    if reference is not None:
-        with torch.no_grad():
-            error = relative_error(deployed(example_input), reference)
-        tolerance = DEPLOY_TOLERANCES.get(compute_dtype, DEPLOY_TOLERANCE)
-        if error > tolerance:
-            raise OutputMismatchError(f"deployed model differs from eval mode by {error:.2e} relative "
-                             f"(> {tolerance} for {compute_dtype})")
-    example = None if example_input is None else example_input.contiguous(memory_format=fmt)
-    return _compile(deployed, compile, example)
+    compiler = _validate(compile, fuse, batch_size, dtype, example_input)
+    deployed = (model if inplace else copy.deepcopy(model)).eval()
+    reference = _reference_outputs(deployed, example_input)
+    _strip_for_inference(deployed)
+    compute_dtype = _set_precision(deployed, dtype)
+    fmt = _set_memory_format(deployed, memory_format, batch_size, example_input)
+    fusions = _pack(deployed, fuse, compiler, example_input, batch_size, compute_dtype, fmt)
+    result = _compile(deployed, compiler, example_input, fmt)
+    error = _check_outputs(result, example_input, reference, compute_dtype)
+    return _record(result, Deployment(fmt, compute_dtype, compile, fusions, error))

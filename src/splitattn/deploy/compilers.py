@@ -1,0 +1,73 @@
+"""The compile modes ``deploy(compile=...)`` accepts, one table of small records.
+
+A compile mode is a function from the deployed eager model to what ``deploy`` returns; ``deploy``
+then checks *that* object's outputs, so a compiler that changed the numbers is caught. A new mode
+is one entry here (tests swap an entry to prove the check runs after compiling).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import SplitattnError
+from .inductor import FrozenInductorModel
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """One compile mode.
+
+    Args:
+        name: what ``compile=`` takes (``None`` for eager).
+        build: ``(deployed model, example input or None) -> the model deploy returns``.
+        needs_example: it traces, so ``deploy`` must have ``example_input``.
+        traces: it traces the network itself, so the convs must stay standard ``nn.Conv2d``
+            (tracers cannot see into oneDNN's packed weights; they pack and fuse by themselves).
+    """
+
+    name: str | None
+    build: Callable[[nn.Module, torch.Tensor | None], nn.Module]
+    needs_example: bool = False
+    traces: bool = True
+
+
+def _eager(model: nn.Module, _example: torch.Tensor | None) -> nn.Module:
+    return model
+
+
+def _inductor(model: nn.Module, _example: torch.Tensor | None) -> nn.Module:
+    return FrozenInductorModel(model)
+
+
+def _jit(model: nn.Module, example: torch.Tensor | None) -> nn.Module:
+    """Trace, freeze and ``optimize_for_inference`` (which fuses conv + ReLU through oneDNN)."""
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notices and the input-check TracerWarning
+        traced = torch.jit.trace(model, example, check_trace=False)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+
+
+COMPILERS: dict[str | None, Compiler] = {c.name: c for c in (
+    Compiler(None, _eager, traces=False),
+    Compiler("inductor", _inductor),
+    Compiler("jit", _jit, needs_example=True),
+)}
+
+
+def compiler_for(mode: str | None) -> Compiler:
+    """The :class:`Compiler` for ``compile=mode``.
+
+    Args:
+        mode: a key of :data:`COMPILERS`.
+
+    Raises:
+        ValueError: an unknown mode, naming the known ones.
+    """
+    if mode not in COMPILERS:
+        raise SplitattnError(f"compile must be one of {tuple(COMPILERS)}, got {mode!r}")
+    return COMPILERS[mode]
