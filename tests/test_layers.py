@@ -12,9 +12,11 @@ from splitattn.layers import (
     SelectiveKernelConv,
     SplitAttnConv2d,
     SqueezeExcite,
+    accumulation_dtype,
     make_divisible,
     radix_softmax,
     set_drop_block_progress,
+    spatial_mean,
     split_weighted_sum,
 )
 
@@ -84,6 +86,30 @@ def test_radix_softmax_is_radix_major_and_sigmoid_for_one_split():
     expected = logits.view(2, 2, 3, 4).softmax(dim=2).transpose(1, 2).reshape(2, 3, 8)
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(radix_softmax(logits, 1, 2), torch.sigmoid(logits).view(2, 1, -1))
+
+
+def test_attention_pools_and_normalises_in_float32_or_wider():
+    """Reduced precision is raised to float32 for the sums; float64 is kept, never lowered to float32."""
+    dtypes = (torch.bfloat16, torch.float16, torch.float32, torch.float64)
+    assert [accumulation_dtype(torch.zeros(1, dtype=d)) for d in dtypes] == [torch.float32] * 3 + [torch.float64]
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 1.0
+    torch.testing.assert_close(spatial_mean(x), x.mean((-2, -1)), rtol=1e-14, atol=0.0)
+    # 4096 positions summed in bfloat16 would lose whole units of the sum; in float32 only the final cast rounds
+    low = x.to(torch.bfloat16)
+    pooled = spatial_mean(low)
+    exact = low.double().mean((-2, -1))
+    assert pooled.dtype == torch.bfloat16
+    assert ((pooled.double() - exact).abs() / exact).max() <= 2.0**-8
+    logits = torch.randn(2, 2 * 3 * 4, dtype=torch.float64)
+    out = radix_softmax(logits, radix=3, cardinality=2)
+    assert out.dtype == torch.float64
+    expected = logits.view(2, 2, 3, 4).softmax(dim=2).transpose(1, 2).reshape(2, 3, 8)
+    torch.testing.assert_close(out, expected, rtol=1e-15, atol=1e-15)
+    layer = SelectiveKernelConv(8, 8, num_paths=2, attn_channels=8).double().eval()
+    with torch.no_grad():
+        weights = layer.attn(torch.stack([p(torch.randn(1, 8, 5, 5, dtype=torch.float64)) for p in layer.paths], 1))
+    assert weights.dtype == torch.float64
+    torch.testing.assert_close(weights.sum(1), torch.ones_like(weights.sum(1)), rtol=0.0, atol=1e-15)
 
 
 def test_split_attention_rejects_channels_not_divisible_by_groups():

@@ -13,7 +13,7 @@ from .attention_spec import (
 from .drop_block import DropBlock2d, set_drop_block_progress
 from .drop_path import DropPath
 from .helpers import make_divisible
-from .pooling import ZeroPadAvgPool2d, spatial_mean
+from .pooling import ZeroPadAvgPool2d, accumulation_dtype, spatial_mean
 from .selective_kernel import SelectiveKernel, SelectiveKernelAttn, SelectiveKernelConv
 from .split_attn import SplitAttention, SplitAttnConv2d, radix_softmax
 from .squeeze_excite import SqueezeExcitation, SqueezeExcite
@@ -36,6 +36,7 @@ __all__ = [
     "SqueezeExcitation",
     "SqueezeExcite",
     "ZeroPadAvgPool2d",
+    "accumulation_dtype",
     "make_act",
     "make_divisible",
     "radix_softmax",

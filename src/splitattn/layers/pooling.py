@@ -15,12 +15,28 @@ def spatial_mean(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     tensor (the broadcast divided by H x W). Every attention layer pools its whole feature map, so
     that is one full write fewer per layer and training step.
 
-    The sum is accumulated in float32 whatever ``x`` holds: a bfloat16 running sum keeps 8
-    significant bits, and after a few hundred positions each new one barely moves it. The pooled
-    vector is small, so the cast back costs nothing; for float32 input both casts are no-ops.
+    The sum is accumulated in at least float32 (:func:`accumulation_dtype`): a bfloat16 running sum
+    keeps 8 significant bits, and after a few hundred positions each new one barely moves it, while
+    a float64 model keeps its float64 sum. The pooled vector is small, so the cast back costs
+    nothing; for float32 and float64 input both casts are no-ops.
     """
-    pooled = x.sum((-2, -1), keepdim=keepdim, dtype=torch.float32) / (x.shape[-2] * x.shape[-1])
+    pooled = x.sum((-2, -1), keepdim=keepdim, dtype=accumulation_dtype(x)) / (x.shape[-2] * x.shape[-1])
     return pooled.to(x.dtype)
+
+
+def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the attention layers pool and normalise ``x`` in: float32 or wider.
+
+    Reduced precision (bfloat16, float16) is raised to float32, where sums and softmax
+    normalisers stay accurate; float32 and float64 are kept, so a float64 model computes in
+    float64 throughout and matches float64 references to rounding (about 1e-15), not to float32's
+    1e-8. A function of the input, not a constant, so traces (fx, TorchScript, ONNX) record the
+    input's own dtype.
+
+    Args:
+        x: the tensor about to be reduced.
+    """
+    return torch.promote_types(x.dtype, torch.float32)
 
 
 class ZeroPadAvgPool2d(nn.Module):

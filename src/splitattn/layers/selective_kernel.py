@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import SplitattnError
 from .attention_spec import AttentionLayer, AttentionSpec, Chain, ModuleFactory, make_act
 from .helpers import make_divisible
-from .pooling import spatial_mean
+from .pooling import accumulation_dtype, spatial_mean
 from .weighted_sum import split_weighted_sum
 
 # One step each in torch.fx traces (see splitattn.inspect), not their internals.
@@ -62,8 +62,9 @@ class SelectiveKernelAttn(AttentionLayer):
         batch, num_paths, channels = paths.shape[:3]
         pooled = spatial_mean(paths).sum(1).view(batch, channels, 1, 1)
         logits = self.fc_select(self.act(self.bn(self.fc_reduce(pooled))))
-        # float32 softmax, as split attention's r-softmax (reduced precision loses most in the exp-sum)
-        return logits.view(batch, num_paths, channels, 1, 1).softmax(dim=1, dtype=torch.float32).to(logits.dtype)
+        # At least float32, as split attention's r-softmax (reduced precision loses most in the exp-sum)
+        weights = logits.view(batch, num_paths, channels, 1, 1).softmax(dim=1, dtype=accumulation_dtype(logits))
+        return weights.to(logits.dtype)
 
     def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
         return {"spatial_mean": "global average pool", "sum": "fuse: sum of branches",

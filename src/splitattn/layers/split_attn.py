@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import SplitattnError
 from .attention_spec import AttentionLayer, AttentionSpec, Chain, ModuleFactory, make_act
-from .pooling import spatial_mean
+from .pooling import accumulation_dtype, spatial_mean
 from .weighted_sum import split_weighted_sum
 
 # One step each in torch.fx traces (see splitattn.inspect), not their internals.
@@ -27,13 +27,14 @@ def radix_softmax(logits: torch.Tensor, radix: int, cardinality: int) -> torch.T
     fc2 is a grouped conv with one group per cardinal group. The result is radix-major,
     ``(B, radix, C)``, matching how the grouped conv lays out its splits. With a single split
     there is nothing to choose between, so the gate becomes a sigmoid (an SE gate on that split).
-    The softmax runs in float32 (its exponentials and their sum are where reduced precision loses
-    most), and its weights return in the logits' dtype.
+    The softmax runs in at least float32 (its exponentials and their sum are where reduced
+    precision loses most; float64 stays float64, see :func:`accumulation_dtype`), and its weights
+    return in the logits' dtype.
     """
     batch = logits.shape[0]
     if radix == 1:
         return torch.sigmoid(logits).view(batch, 1, -1)
-    attn = logits.view(batch, cardinality, radix, -1).transpose(1, 2).softmax(dim=1, dtype=torch.float32)
+    attn = logits.view(batch, cardinality, radix, -1).transpose(1, 2).softmax(dim=1, dtype=accumulation_dtype(logits))
     return attn.to(logits.dtype).reshape(batch, radix, -1)
 
 
