@@ -23,8 +23,8 @@ import torch
 
 import splitattn
 from splitattn.cli import main
-from splitattn.cli.calibration import calibration_batches, calibration_files
 from splitattn.data import eval_transform, load_rgb, prepare_digits
+from splitattn.data.calibration import calibration_batches, calibration_files
 from splitattn.export import export_checked, export_model, tolerance_for
 from splitattn.export.openvino import TOLERANCES, openvino_runner
 

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 
 from splitattn import create_model
 from splitattn.cli import main
-from splitattn.cli.calibration import calibration_batches
 from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform, prepare_digits
+from splitattn.data.calibration import calibration_batches
 from splitattn.deploy import DEPLOY_TOLERANCES, FixedBatch, deploy, relative_error
 from splitattn.quantize import (
     QuantizedModel,

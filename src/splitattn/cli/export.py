@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.calibration import DEFAULT_BATCH_SIZE, DEFAULT_COUNT
 from ..errors import SplitattnError
 from ..export import EXPORTERS, FORMAT_PRECISIONS, FORMATS, PRECISIONS, SUFFIXES, export_checked
-from .calibration import DEFAULT_BATCH_SIZE, DEFAULT_COUNT
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
 FLAGS_FOR = {"pretrained": "--weights"}
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         height = width = args.img_size
     calibration = None
     if args.calibration is not None:
-        from .calibration import calibration_batches  # reads images: only when asked for
+        from ..data.calibration import calibration_batches  # reads images: only when asked for
 
         calibration = calibration_batches(args.calibration, model, count=args.calibration_count,
                                           batch_size=DEFAULT_BATCH_SIZE, img_size=args.img_size)

@@ -19,11 +19,11 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from ..data import ImageFolderDataset, collate_skipping
+from ..data.calibration import calibration_batches
 from ..errors import SplitattnError
 from ..quantize import KEEP_FLOAT_CHOICES, format_sensitivity, quantize, save_quantized, sensitivity
 from ..training.agreement import compare_precisions, precision_variants
 from ..training.inference import load_trained
-from .calibration import calibration_batches
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
 FLAGS_FOR = {"model_name": "--model", "pretrained": "--checkpoint"}

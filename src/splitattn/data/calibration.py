@@ -3,8 +3,9 @@
 Post-training quantization picks each activation's int8 range from what the calibration batches
 produce, so they must look like real inputs after the model's own eval preprocessing (resize,
 centre crop, mean/std): ranges measured on noise or on differently normalised images clip real
-activations. This lives in the command line, not in ``splitattn.export``, because reading images
-belongs to ``splitattn.data``, a layer above the exporters; they take already-made tensors.
+activations. This lives in ``splitattn.data``, not in ``splitattn.export`` or ``splitattn.quantize``:
+reading images is this layer's, which sits above the exporters and the quantizer; they take
+already-made tensors. ``splitattn export --calibration`` and ``splitattn quantize`` read them here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import IMAGE_EXTENSIONS, eval_transform, load_rgb
+from ..errors import MissingFileError
+from .decode import load_rgb
+from .errors import DataError
+from .image_files import IMAGE_EXTENSIONS
+from .transforms import eval_transform
 
 DEFAULT_COUNT = 64
 DEFAULT_BATCH_SIZE = 8
@@ -37,15 +42,15 @@ def calibration_files(folder: str | os.PathLike, count: int = DEFAULT_COUNT) -> 
     group. The choice is deterministic (sorted), so two exports of one model quantize alike.
     """
     if count < 1:
-        raise ValueError(f"calibration count must be >= 1, got {count}")
+        raise DataError(f"calibration count must be >= 1, got {count}")
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"calibration folder {str(root)!r} does not exist or is not a directory")
+        raise MissingFileError(f"calibration folder {str(root)!r} does not exist or is not a directory")
     groups = [_images_in(root, recursive=False)]
     groups += [_images_in(sub, recursive=True) for sub in sorted(p for p in root.iterdir() if p.is_dir())]
     groups = [g for g in groups if g]
     if not groups:
-        raise ValueError(f"calibration folder {str(root)!r} holds no images: expected {root}/<class>/<image> "
+        raise DataError(f"calibration folder {str(root)!r} holds no images: expected {root}/<class>/<image> "
                          f"or {root}/<image> with one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
     interleaved = (path for row in itertools.zip_longest(*groups) for path in row if path is not None)
     return list(itertools.islice(interleaved, count))
@@ -65,13 +70,13 @@ def calibration_batches(
     must match the size the file is checked at.
     """
     if batch_size < 1:
-        raise ValueError(f"calibration batch size must be >= 1, got {batch_size}")
+        raise DataError(f"calibration batch size must be >= 1, got {batch_size}")
     cfg = model.pretrained_cfg
     channels, height, width = cfg["input_size"]
     if img_size is None and height != width:
-        raise ValueError(f"calibration needs a square input; {cfg['input_size']} is not: pass --img-size")
+        raise DataError(f"calibration needs a square input; {cfg['input_size']} is not: pass --img-size")
     if channels != 3:
-        raise ValueError(f"calibration images are read as RGB (3 channels); the model takes {channels}")
+        raise DataError(f"calibration images are read as RGB (3 channels); the model takes {channels}")
     size = img_size or height
     transform = eval_transform(size, cfg["mean"], cfg["std"], cfg["crop_pct"], cfg["interpolation"])
     images = []
@@ -79,6 +84,6 @@ def calibration_batches(
         try:
             images.append(transform(load_rgb(path)))
         except (OSError, ValueError, SyntaxError) as error:
-            raise ValueError(f"cannot read calibration image {str(path)!r}: {error}") from None
+            raise DataError(f"cannot read calibration image {str(path)!r}: {error}") from None
     stacked = torch.stack(images)
     return list(stacked.split(batch_size))
