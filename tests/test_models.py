@@ -51,8 +51,16 @@ def test_drop_path_grows_linearly_with_depth():
     rates = [m.drop_prob for m in model.modules() if isinstance(m, splitattn.DropPath)]
     assert len(rates) == 7  # the first of the 8 blocks has rate 0
     assert rates[-1] == pytest.approx(0.2)
-    assert rates == sorted(rates)
     assert rates == pytest.approx([0.2 * i / 7 for i in range(1, 8)]), "linear in block index"
+    # In training, each block's drop path zeroes its branch for that fraction of the samples and
+    # scales the others up to keep the mean: none in the first block, a fifth in the last.
+    torch.manual_seed(0)
+    branch = torch.ones(4000, 1, 1, 1)
+    for block, module in enumerate((m for m in model.train().modules() if isinstance(m, splitattn.DropPath)), 1):
+        out = module(branch)
+        rate = 0.2 * block / 7
+        assert (out == 0).float().mean().item() == pytest.approx(rate, abs=0.03), f"block {block}"
+        assert out.unique().tolist() == pytest.approx([0.0, 1 / (1 - rate)]), f"block {block}"
 
 
 def test_drop_block_only_in_last_two_stages():
@@ -70,7 +78,20 @@ def test_zero_init_last_starts_every_residual_branch_at_zero():
 
 def test_dropout_before_classifier():
     model = create_model("resnet18", drop_rate=0.5, num_classes=3)
-    assert model.head_drop.p == 0.5
+    # Through the whole model: in training, the classifier sees the pooled features with about
+    # half of them zeroed and the rest doubled.
+    torch.manual_seed(0)
+    seen = []
+    model.fc.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        model.train()(x)
+        features = model.forward_features(x)  # train-mode BN as in the call above
+        pooled = model.eval().forward_head(features, pre_logits=True)
+    nonzero = pooled != 0
+    dropped = (seen[0] == 0) & nonzero
+    assert 0.4 < dropped.sum() / nonzero.sum() < 0.6
+    torch.testing.assert_close(seen[0][~dropped], 2 * pooled[~dropped])
     features = torch.ones(64, 512, 1, 1)
     dropped = model.train().forward_head(features, pre_logits=True)
     assert 0.4 < (dropped == 0).float().mean() < 0.6 and set(dropped.unique().tolist()) == {0.0, 2.0}
