@@ -168,16 +168,15 @@ def test_a_run_on_shards_stopped_mid_epoch_resumes_to_the_same_weights(tmp_path,
     options = dict(image_size=16, deterministic=True, shuffle_buffer=20)
     runtime = Runtime(torch.device("cpu"))
     Trainer(_config(tmp_path / "whole", str(tmp_path / "shards"), **options), runtime).fit()
-    step = Trainer._step
+    after_step = Trainer.after_step
 
-    def stop_after_three(self, images, labels):
-        result = step(self, images, labels)
+    def stop_after_three(self):
+        after_step(self)
         self.stop_signals.requested = self.scheduler.last_epoch == 3  # as a SIGTERM would after step 3
-        return result
 
-    monkeypatch.setattr(Trainer, "_step", stop_after_three)
+    monkeypatch.setattr(Trainer, "after_step", stop_after_three)
     assert Trainer(_config(tmp_path / "cut", str(tmp_path / "shards"), **options), runtime).fit()["stopped"]
-    monkeypatch.setattr(Trainer, "_step", step)
+    monkeypatch.setattr(Trainer, "after_step", after_step)
     Trainer(_config(tmp_path / "cut", str(tmp_path / "shards"), resume=True, **options), runtime).fit()
     whole = torch.load(tmp_path / "whole" / "run" / "last.pth", weights_only=False)["model"]
     resumed = torch.load(tmp_path / "cut" / "run" / "last.pth", weights_only=False)

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..dense.loop import MAX_DEFAULT_WARMUP
 from ..dense.recipe import DenseRecipe
 from ..training.config import build_config
+from ..training.loop import TrainingDiverged, report_diverged
 from ..training.optim import OPTIMIZERS
 from ..training.tensorboard import LOGS
-from ..training.trainer import TrainingDiverged
 from .config_args import add_config_arguments, command_line_options
-
-DIVERGED_EXIT = 3  # as `splitattn train`
 
 RecipeT = TypeVar("RecipeT", bound=DenseRecipe)
 
@@ -101,10 +98,10 @@ def resolve_config(args: argparse.Namespace, config_class: type[RecipeT], output
 
 def run_training(command: str, train: Callable[[], object]) -> int:
     """Run ``train()``: 0 when it finished, was stopped by a signal (and saved) or had finished
-    before; ``DIVERGED_EXIT`` with the message when the loss became NaN or infinite."""
+    before; ``training.loop.EXIT_DIVERGED`` with the message on stderr (``report_diverged``, as
+    ``splitattn train``) when the loss became NaN or infinite."""
     try:
         train()
     except TrainingDiverged as error:
-        print(f"splitattn {command}: error: {error}", file=sys.stderr)
-        return DIVERGED_EXIT
+        return report_diverged(command, error)
     return 0

@@ -14,6 +14,7 @@ import argparse
 import os
 
 from ..training import PRESETS, TrainConfig, TrainingDiverged, build_config, train
+from ..training.loop import report_diverged
 from ..training.tensorboard import LOGS
 from .config_args import add_config_arguments, command_line_options
 
@@ -79,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train(config)
     except TrainingDiverged as error:
-        print(f"splitattn train: {error}")
-        return 3
+        return report_diverged("train", error)
     if result.get("stopped") or int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return 0
     print(f"finished: val top-1 {result.get('val_top1', float('nan')):.2f}% — run directory {config.output}")

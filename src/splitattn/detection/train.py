@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..dense.loop import FitResult
 from ..dense.previews import detection_preview
 from ..dense.recipe import (
     DenseRecipe,
@@ -28,6 +27,7 @@ from ..dense.recipe import (
     train_recipe,
 )
 from ..errors import SplitattnError
+from ..training.loop import FitResult
 from ..training.runtime import seed_everything, select_device
 from .dataset import CocoDetectionDataset, collate_detection, train_transform
 from .evaluate import evaluate_coco

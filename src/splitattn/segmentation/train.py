@@ -18,7 +18,6 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from ..dense.loop import FitResult
 from ..dense.previews import segmentation_preview
 from ..dense.recipe import (
     DenseRecipe,
@@ -32,6 +31,7 @@ from ..dense.recipe import (
 )
 from ..errors import SplitattnError
 from ..models.registry import input_cfg
+from ..training.loop import FitResult
 from ..training.runtime import seed_everything, select_device
 from .datasets import IGNORE_INDEX, CocoSegmentationDataset, MaskFolderDataset, segmentation_transform
 from .metrics import evaluate_segmentation

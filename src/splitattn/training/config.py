@@ -16,7 +16,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
@@ -25,8 +25,44 @@ from ..errors import ConfigError
 from ..models.registry import input_cfg
 
 
-@dataclass
-class TrainConfig:
+@dataclass(kw_only=True)
+class RunConfig:
+    """The settings every training task has (classification, detection, segmentation), with one meaning.
+
+    The task configs extend it (``TrainConfig`` here, ``dense.recipe.DenseRecipe``) and may change
+    a default; the shared loop (``training.loop``) and the resume rule (``training.resume``) read
+    these fields whichever task runs.
+    """
+
+    batch_size: int = 4
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adamw" (training.optim.OPTIMIZERS)
+    weight_decay: float = 1e-4
+    device: str = "auto"
+    amp: bool = False  # mixed precision: float16 on CUDA, bfloat16 on CPU
+    seed: int = 0
+    deterministic: bool = False  # deterministic algorithms (GPU), for bit-exact reruns
+    workers: int = 0  # data loading processes; 0 loads in the training process
+    output: str | None = None
+    log: str = "jsonl"  # "tensorboard": TensorBoard event files too, in OUTPUT/tensorboard
+    log_every: int = 20  # a line with the mean loss of the last N steps every N steps (0: never)
+    progress: bool = True  # a progress bar on stderr
+    checkpoint_every: int = 100  # save OUTPUT/last.pth every this many steps (0: at the natural points only)
+    resume: bool = False  # continue from OUTPUT/last.pth
+
+    # Settings a resumed run may change (training.resume); any other difference from the checkpoint's config
+    # is refused. A task adds where its data live.
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
+        "device", "amp", "deterministic", "workers", "output", "log_every", "log", "progress", "checkpoint_every",
+        "resume")
+
+    @classmethod
+    def resume_view(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """A saved or current config's values as the run used them (a task fills in derived defaults)."""
+        return values
+
+
+@dataclass(kw_only=True)
+class TrainConfig(RunConfig):
     """Everything a run depends on. Defaults train the built-in digits set in a few minutes on a CPU."""
 
     # data
@@ -49,7 +85,6 @@ class TrainConfig:
     image_size: int = 32
     crop_pct: float | None = 1.0  # eval resize = image_size / crop_pct; None: the model's default
     interpolation: str = "bilinear"
-    workers: int = 0
     # model
     model: str = "resnest14d"
     pretrained: str | None = None  # path/URL, or "published" for the registered ImageNet weights
@@ -65,9 +100,7 @@ class TrainConfig:
     batch_size: int = 64  # per process
     lr: float | None = None  # None: base_lr * global batch / 256
     base_lr: float = 0.1
-    optimizer: str = "sgd"  # "sgd" (with momentum, the paper's) or "adamw" (which usually wants a lower lr)
-    momentum: float = 0.9  # SGD's
-    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD's (optimizer: "sgd", the paper's, or "adamw", which usually wants a lower lr)
     no_decay_bn_bias: bool = True
     warmup_epochs: float = 1.0
     min_lr: float = 0.0
@@ -82,19 +115,18 @@ class TrainConfig:
     hflip: bool = False
     ema: bool = False
     ema_decay: float = 0.9998
-    # run
+    # run (and RunConfig's: device, amp, seed, deterministic, log, progress, resume)
     output: str = "runs/train"
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    amp: bool = False
+    log_every: int = 0  # step lines off: each epoch has its own line
+    checkpoint_every: int = 0  # 0: last.pth after every epoch (and on a signal)
     grad_checkpointing: bool = False
     channels_last: bool = False
     sync_bn: bool = False
-    resume: bool = False
-    progress: bool = True
-    log: str = "jsonl"  # "tensorboard": TensorBoard event files too, in RUN_DIR/tensorboard
     max_steps_per_epoch: int | None = None  # for smoke tests
+
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
+        *RunConfig.RESUME_MAY_CHANGE, "data", "train_dir", "val_dir", "val_data", "shard_info", "hf_options",
+        "pretrained")
 
     def __post_init__(self) -> None:
         # Refused when the config is built (command line, YAML, Python), before any data are read.

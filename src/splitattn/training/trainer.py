@@ -1,17 +1,18 @@
-"""The training loop: the ResNeSt recipe on one CPU or many GPUs, resumable exactly after a crash.
+"""Classification training: the ResNeSt recipe on one CPU or many GPUs, resumable exactly after a crash.
 
-Exact resume rests on two choices: every epoch reseeds all generators from (seed, epoch, rank),
-so an epoch's data order and augmentation do not depend on what ran before it; and a checkpoint
-taken in the middle of an epoch (on SIGTERM/SIGINT) also records the generators' state and how
-many steps of that epoch were done, so a resumed run skips them and continues identically.
+The ``Trainer`` is classification's :class:`~splitattn.training.loop.Task`: it builds the data,
+the model, the optimiser and the schedule, and gives the shared loop (``training.loop.fit``) the
+loss of a batch (mixup, label smoothing, the DropBlock ramp), the EMA update and what ends an
+epoch (evaluation, ``best.pth``, metrics, TensorBoard). The step, AMP, exact resume, signals,
+divergence and checkpoints are the loop's, as for detection and segmentation; an epoch is a pass
+of ``steps_per_epoch`` batches, reseeded from (seed, epoch, rank).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,28 +29,20 @@ from ..data.source_options import SourceOptions
 from ..data.sources import DataSource, open_source
 from ..errors import SplitattnError
 from ..factory import create_model
-from ..interface import option, switch
+from ..interface import option
 from ..layers import resolve_attention, set_drop_block_progress
 from ..models.registry import get_model_entry, input_cfg
-from .checkpoint import (
-    BEST,
-    LAST,
-    load_checkpoint,
-    remove_partial_writes,
-    restore_rng,
-    restore_training_state,
-    save_checkpoint,
-    save_training_state,
-)
+from .checkpoint import BEST, LAST, remove_partial_writes, save_checkpoint
 from .config import TrainConfig, describe, save_config
 from .evaluate import evaluate
+from .loop import Checkpointing, LoopPlan, Optimisation, Task, TrainingDiverged, fit, tracker_hook
 from .metrics import append_jsonl, plot_curves, read_jsonl, topk_correct
 from .optim import build_optimizer, build_scheduler, check_optimizer
+from .resume import resume_state
 from .runtime import (
     Runtime,
     StopSignals,
     all_reduce_sum,
-    autocast,
     barrier,
     gather_lists,
     grad_scaler,
@@ -63,8 +56,7 @@ from .tensorboard import TensorBoardLog, check_log, prediction_grid, unnormalize
 PREVIEW_IMAGES = 8  # validation images shown with the model's predictions in TensorBoard
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+__all__ = ["Trainer", "TrainingDiverged", "check_attention", "train"]  # TrainingDiverged: the loop's
 
 
 def check_attention(model_name: str, attn: dict[str, Any]) -> None:
@@ -75,11 +67,9 @@ def check_attention(model_name: str, attn: dict[str, Any]) -> None:
         raise SplitattnError(f"attn ({model_name}'s attention fields to change): {error}") from None
 
 
-def _epoch_seed(config: TrainConfig, epoch: int, rank: int) -> int:
-    return config.seed * 100_003 + epoch * 1_009 + rank
+class Trainer(Task):
+    """Classification training as a task of the shared loop: ``Trainer(config, runtime).fit()``."""
 
-
-class Trainer:
     def __init__(self, config: TrainConfig, runtime: Runtime) -> None:
         self.config = config
         self.runtime = runtime
@@ -97,13 +87,17 @@ class Trainer:
                                          no_decay_bn_bias=config.no_decay_bn_bias)
         self.scheduler = build_scheduler(self.optimizer, config.epochs, self.steps_per_epoch,
                                          config.warmup_epochs, config.min_lr)
-        self.scaler = grad_scaler(runtime.device, config.amp)
+        self.optimisation = Optimisation(self.optimizer, self.scheduler, grad_scaler(runtime.device, config.amp))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.mix = batch_mix(len(self.class_names), config.mixup, config.cutmix)
-        self.start_epoch, self.resume_step, self.best_top1 = 0, 0, -1.0
-        self.resume_rng: dict[str, Any] | None = None
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.best_top1, self.state = -1.0, None
         if config.resume:
             self._resume()
+        self.start_step = self.state["step"] if self.state is not None else 0
+        self.epoch_stats = dict.fromkeys(("loss", "correct", "seen", "skipped"), 0.0)
+        self.epoch_started = time.perf_counter()
+        self.record: dict[str, Any] = {}
 
     # ----------------------------------------------------------------------------------- set-up
     def log(self, message: str) -> None:
@@ -205,139 +199,112 @@ class Trainer:
                         if self.runtime.distributed else model)
 
     def _resume(self) -> None:
-        path = self.output / LAST
-        if not path.is_file():
-            self.log(f"resume: no checkpoint at {path}, starting from scratch")
+        """The shared resume rule (``training.resume``): same settings, same classes; then the EMA's weights."""
+        self.state = resume_state(self.config, self.total_steps, {"class_names": self.class_names}, self.log)
+        if self.state is None:
             return
-        state = load_checkpoint(path)
-        if state.get("model_name") != self.config.model:
-            raise SplitattnError(f"{path} was trained as {state.get('model_name')!r}, not {self.config.model!r}")
-        restore_training_state(state, self.model, self.optimizer, self.scheduler, self.scaler)
-        if self.ema is not None and "model_ema" in state:
-            self.ema.load_state_dict(state["model_ema"])
-        self.start_epoch, self.resume_step = state["epoch"], state["step_in_epoch"]
-        self.best_top1 = state.get("best_top1", -1.0)
-        self.resume_rng = state["rng"] if self.resume_step else None
-        self.log(f"resume: {path} at epoch {self.start_epoch + 1}, step {self.resume_step}")
+        if self.ema is not None and "model_ema" in self.state:
+            self.ema.load_state_dict(self.state["model_ema"])
+        self.best_top1 = self.state.get("best_top1", -1.0)
+        epoch, step = self.state["data_position"]
+        self.log(f"resume: at epoch {epoch + 1}, step {step}")
 
     # ------------------------------------------------------------------------------ checkpoints
-    def _save(self, epoch: int, step_in_epoch: int) -> None:
-        """``last.pth``: the shared training state (``save_training_state``) at this epoch and step,
-        with the model's name, class names, best top-1, config and EMA weights beside it."""
-        if not self.runtime.is_main:
-            return
+    def _extra(self, step: int) -> dict[str, Any]:
+        """What ``last.pth`` holds beside the shared training state: the model's name, class names,
+        best top-1, config, EMA weights and the position as an epoch and a step in it."""
+        epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
         extra = {"model_name": self.config.model, "class_names": self.class_names, "best_top1": self.best_top1,
-                 "config": self.config.to_dict()}
+                 "config": self.config.to_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch}
         if self.ema is not None:
             extra["model_ema"] = self.ema.state_dict()
-        save_training_state(self.output / LAST, self.model, self.optimizer, self.scheduler, self.scaler,
-                            position={"epoch": epoch, "step_in_epoch": step_in_epoch}, extra=extra)
+        return extra
+
+    def where(self, step: int, of: int | None = None) -> str:
+        """``epoch 2, step 3`` (of the epoch's steps with ``of``): a global step as an epoch and a step in it."""
+        epoch, in_epoch = divmod(step - 1, self.steps_per_epoch)
+        return f"epoch {epoch + 1}, step {in_epoch + 1}" + (f" of {of}" if of is not None else "")
 
     # ----------------------------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
+        """Train (or continue) to the last epoch; the last epoch's record, or ``{"stopped": True, ...}``."""
         config = self.config
         if self.runtime.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             if remove_partial_writes(self.output):
                 self.log(f"removed half-written checkpoint files left in {self.output} by an interrupted run")
             save_config(config, self.output / "config.yaml")
-            if not config.resume or (self.start_epoch == 0 and self.resume_step == 0):
+            if self.start_step == 0:
                 (self.output / "metrics.jsonl").unlink(missing_ok=True)
             self.log(f"config:\n{describe(config)}")
             if self.wants_tensorboard:  # a resumed run rewrites the steps after its checkpoint
-                done = self.start_epoch * self.steps_per_epoch + self.resume_step
-                self.tensorboard = TensorBoardLog(self.output, purge_step=done + 1 if config.resume else None)
-        record: dict[str, Any] = {}
+                purge = self.start_step + 1 if config.resume else None
+                self.tensorboard = TensorBoardLog(self.output, purge_step=purge)
+        self.checkpointing = Checkpointing(self.output / LAST, config.checkpoint_every, self._extra,
+                                           saved_step=self.start_step if self.state is not None else None,
+                                           write=self.runtime.is_main)
+        plan = LoopPlan(self.total_steps, self.runtime.device, config.amp, config.seed, config.deterministic,
+                        self.runtime, per_pass=self.steps_per_epoch, on_pass=self._begin_epoch,
+                        log_every=config.log_every, progress=config.progress and self.runtime.is_main)
+        hook = tracker_hook(self.tensorboard)
         try:
-            with self.stop_signals:
-                for epoch in range(self.start_epoch, config.epochs):
-                    train_stats = self._train_epoch(epoch)
-                    if train_stats is None:  # stopped by a signal, state saved
-                        return {"stopped": True, "epoch": epoch}
-                    record = self._end_epoch(epoch, train_stats)
+            result = fit(self, self.train_loader, self.optimisation, plan, checkpoint=self.checkpointing,
+                         state=self.state, on_step=[hook] if hook is not None else [], log=self.log,
+                         stop_signals=self.stop_signals)
         finally:
             if self.tensorboard is not None:
                 self.tensorboard.close()
-        return record
+        if result.stopped:
+            return {"stopped": True, "epoch": (result.step - 1) // self.steps_per_epoch}
+        return self.record
 
-    def _train_epoch(self, epoch: int) -> dict[str, float] | None:
-        config, runtime = self.config, self.runtime
-        seed_everything(_epoch_seed(config, epoch, runtime.rank), config.deterministic)
-        self.reorder.set_epoch(epoch)  # the sampler's, or the stream's, order and share-out
-        self.loader_generator.manual_seed(_epoch_seed(config, epoch, runtime.rank))
-        self.network.train()
-        skip = self.resume_step if epoch == self.start_epoch else 0
-        loss_sum = correct = seen = skipped = 0.0
-        started = time.perf_counter()
-        total_steps = config.epochs * self.steps_per_epoch
-        bar = self._progress(epoch)
-        for step, (images, labels, n_skipped) in enumerate(self.train_loader):
-            if step >= self.steps_per_epoch:
-                break
-            if step < skip:
-                if step == skip - 1 and self.resume_rng is not None:
-                    restore_rng(self.resume_rng)  # continue with the generators as they were at the save
-                continue
-            skipped += n_skipped
-            self.epoch_skips["train"].extend(n_skipped.samples)
-            too_small = all_reduce_sum([float(len(labels) < 2)], runtime)[0]
-            if too_small:  # BN cannot train on fewer than two images; every rank skips together
-                self.scheduler.step()
-                continue
-            if config.drop_block_rate:  # the ramp walks every module: only when there is something to ramp
-                set_drop_block_progress(self.model, (epoch * self.steps_per_epoch + step) / total_steps)
-            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
-            loss, batch_correct = self._step(images, labels)
-            if all_reduce_sum([float(not math.isfinite(loss))], runtime)[0]:
-                raise TrainingDiverged(
-                    f"loss is {loss} at epoch {epoch + 1}, step {step + 1}: stopping. The last good checkpoint "
-                    f"({self.output / LAST}) is kept; lower the learning rate or enable fewer augmentations.")
-            loss_sum += loss * len(labels)
-            correct += batch_correct
-            seen += len(labels)
-            if self.tensorboard is not None:
-                self.tensorboard.scalars({"train/loss": loss, "train/lr": lr}, epoch * self.steps_per_epoch + step + 1)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4f}",
-                                img_s=f"{seen * runtime.world_size / (time.perf_counter() - started):.0f}")
-            if self.stop_signals.requested:
-                self._save(epoch, step + 1)
-                self.log(f"saved {self.output / LAST} at epoch {epoch + 1}, step {step + 1}; resume with "
-                         f"{switch('resume')}")
-                return None
-        if bar is not None:
-            bar.close()
-        elapsed = time.perf_counter() - started
-        loss_sum, correct, seen, skipped = all_reduce_sum([loss_sum, correct, seen, skipped], runtime)
-        stats = {"train_loss": loss_sum / max(seen, 1), "images_per_sec": seen / elapsed, "skipped_images": skipped}
-        if self.mix is None:
-            stats["train_top1"] = 100.0 * correct / max(seen, 1)
-        return stats
+    def _begin_epoch(self, epoch: int) -> None:
+        """The sampler's (or the stream's) order and share-out for ``epoch``; the epoch's counts from 0."""
+        self.reorder.set_epoch(epoch)
+        self.epoch_stats = dict.fromkeys(self.epoch_stats, 0.0)
+        self.epoch_started = time.perf_counter()
 
-    def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
-        device, config = self.runtime.device, self.config
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+    def loss(self, batch: tuple, step: int) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """Cross-entropy (label smoothing, mixup / cutmix) of a batch; None when some process's batch
+        has fewer than two images, which BatchNorm cannot train on (every process skips it)."""
+        images, labels, n_skipped = batch
+        self.epoch_stats["skipped"] += n_skipped
+        self.epoch_skips["train"].extend(n_skipped.samples)
+        if all_reduce_sum([float(len(labels) < 2)], self.runtime)[0]:
+            return None
+        if self.config.drop_block_rate:  # the ramp walks every module: only when there is something to ramp
+            set_drop_block_progress(self.model, (step - 1) / self.total_steps)
+        device = self.runtime.device
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         targets = labels
         if self.mix is not None:
             images, targets = self.mix(images, labels)
-        if config.channels_last:
+        if self.config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, config.amp):
-            logits = self.network(images)
-            loss = self.criterion(logits.float(), targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        logits = self.network(images)
+        loss = self.criterion(logits.float(), targets)
+        stats = self.epoch_stats
+        stats["loss"] += float(loss.detach()) * len(labels)
+        stats["seen"] += len(labels)
+        if self.mix is None:  # accuracy against mixed targets means nothing
+            stats["correct"] += topk_correct(logits.detach(), labels, ks=(1,))[0]
+        return loss, {}
+
+    def after_step(self) -> None:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        correct = topk_correct(logits.detach(), labels, ks=(1,))[0] if self.mix is None else 0  # void when mixing
-        return float(loss.detach()), correct
 
-    def _end_epoch(self, epoch: int, train_stats: dict[str, float]) -> dict[str, Any]:
+    def end_pass(self, index: int, save: Callable[[], None]) -> None:
+        """The end of epoch ``index``: this epoch's numbers over every process, then :meth:`_end_epoch`."""
+        elapsed = time.perf_counter() - self.epoch_started
+        loss, correct, seen, skipped = all_reduce_sum([self.epoch_stats[k] for k in ("loss", "correct", "seen",
+                                                                                   "skipped")], self.runtime)
+        stats = {"train_loss": loss / max(seen, 1), "images_per_sec": seen / elapsed, "skipped_images": skipped}
+        if self.mix is None:
+            stats["train_top1"] = 100.0 * correct / max(seen, 1)
+        self.record = self._end_epoch(index, stats, save)
+
+    def _end_epoch(self, epoch: int, train_stats: dict[str, float], save: Callable[[], None]) -> dict[str, Any]:
         config = self.config
         val = evaluate(self.network, self._recording(self.val_loader), self.runtime, config.amp, config.channels_last)
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train_stats,
@@ -353,7 +320,7 @@ class Trainer:
                  f"{record['images_per_sec']:.0f} img/s")
         improved = record["val_top1"] > self.best_top1
         self.best_top1 = max(self.best_top1, record["val_top1"])
-        self._save(epoch + 1, 0)
+        save()
         if self.runtime.is_main:
             if improved:
                 save_checkpoint({"model_name": config.model, "model": self.model.state_dict(),
@@ -411,14 +378,6 @@ class Trainer:
             board.image("predictions", prediction_grid(pictures, [label for _, label in samples], logits.cpu(),
                                                        self.class_names), epoch)
         board.flush()
-
-    def _progress(self, epoch: int):
-        if not (self.config.progress and self.runtime.is_main):
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="step",
-                    leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
