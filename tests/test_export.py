@@ -39,6 +39,19 @@ def test_torchscript_export_matches_eval_mode(tmp_path):
         torch.testing.assert_close(loaded(x), model(x), rtol=1e-4, atol=1e-4)
 
 
+def test_export_leaves_the_callers_model_in_its_mode(tmp_path):
+    torch.manual_seed(0)
+    model = randomize_(splitattn.create_model("seresnet18", num_classes=3, zero_init_last=False)).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    path, error = export_model(model, tmp_path / "m.pt", "torchscript", (3, 32, 32))
+    assert all(m.training for m in model.modules()), "export switched the caller's model to eval mode"
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():  # the file computes eval mode, and the check compared it with eval mode
+        torch.testing.assert_close(torch.jit.load(str(path))(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+    assert error < TOLERANCE
+
+
 def test_export_cli_and_errors(tmp_path, capsys):
     out = tmp_path / "sk.onnx"
     assert main(["export", "skresnet18", "--img-size", "32", "--num-classes", "4", "-o", str(out),

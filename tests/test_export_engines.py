@@ -164,6 +164,9 @@ def test_export_cli_writes_openvino_int8_and_reports_the_check(tmp_path, digits,
                               "torchscript: fp32; openvino: fp32, bf16, int8)"),
     (["--format", "torchscript", "--precision", "int8", "--calibration", "{digits}"],
      "--format torchscript does not support --precision int8"),
+    (["--format", "torchscript", "--exporter", "legacy"],
+     "--exporter is an option of onnx, not of --format torchscript (which takes none)"),
+    (["--exporter", "torchscript"], "--exporter must be one of ('dynamo', 'legacy') for onnx, got 'torchscript'"),
     (["--precision", "int8", "--calibration", "{missing}"], "does not exist"),
     (["--precision", "int8", "--calibration", "{empty}"], "holds no images"),
 ])
@@ -179,12 +182,15 @@ def test_export_cli_errors(tmp_path, digits, capsys, arguments, message):
 
 def test_library_errors_and_missing_packages(tmp_path, monkeypatch):
     model = splitattn.create_model("resnet18", num_classes=3)
-    with pytest.raises(ValueError, match="onnx cannot be exported in bf16"):
+    with pytest.raises(ValueError, match=r"fmt=onnx does not support precision=bf16 \(supported: onnx: fp32, int8; "):
         export_model(model, tmp_path / "m.onnx", "onnx", (3, 32, 32), precision="bf16")
     with pytest.raises(ValueError, match="int8 needs calibration images"):
         export_model(model, tmp_path / "m.xml", "openvino", (3, 32, 32), precision="int8")
-    with pytest.raises(ValueError, match="calibration images are"):
+    with pytest.raises(ValueError, match=r"calibration is used by precision=int8 and precision=bf16; precision=fp32 "
+                                         "takes none"):
         export_model(model, tmp_path / "m.xml", "openvino", (3, 32, 32), calibration=[torch.zeros(1, 3, 32, 32)])
+    with pytest.raises(ValueError, match=r"exporter is an option of onnx, not of fmt=torchscript \(which takes none\)"):
+        export_model(model, tmp_path / "m.pt", "torchscript", (3, 32, 32), exporter="legacy")
     with pytest.raises(ValueError, match=r"calibration images are \(3, 64, 64\), the export's input is \(3, 32, 32\)"):
         export_model(model, tmp_path / "m.xml", "openvino", (3, 32, 32), precision="int8",
                      calibration=[torch.zeros(2, 3, 64, 64)])

@@ -285,3 +285,59 @@ def test_no_attention_kind_is_compared_as_a_string_outside_layers():
                  if path.relative_to(SRC).parts[0] != "layers"
                  for number, line in enumerate(path.read_text().splitlines(), start=1) if pattern.search(line)]
     assert offenders == []
+
+
+def _write_unfrozen_torchscript(model: nn.Module, path: Path, example: torch.Tensor, precision: str,
+                                calibration: list[torch.Tensor] | None) -> Path:
+    """A new export format, defined here only: TorchScript traced but not frozen (weights stay parameters)."""
+    import warnings
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notices
+        torch.jit.save(torch.jit.trace(model, example, check_trace=False), str(path))
+    return path
+
+
+def _run_torchscript(path: Path, precision: str):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.load(str(path)), precision
+
+
+def test_a_new_export_format_is_one_entry_for_export_its_cli_and_the_benchmark(tmp_path, monkeypatch, capsys):
+    from splitattn.bench import BenchConfig, inference_variants
+    from splitattn.bench.candidates import inference_candidates
+    from splitattn.cli import main
+    from splitattn.export import FORMATS, FP32_TOLERANCE, ExportFormat, export_checked
+
+    monkeypatch.setitem(FORMATS, "unfrozen", ExportFormat("unfrozen", "unfrozen TorchScript", ".ts",
+                                                          _write_unfrozen_torchscript, _run_torchscript,
+                                                          {"fp32": FP32_TOLERANCE}))
+    model = splitattn.create_model("resnet18", num_classes=3)
+
+    # export: written by the new writer, run by the new runner, checked like every format
+    path, check = export_checked(model, tmp_path / "m.ts", "unfrozen", (3, 32, 32))
+    assert path.is_file() and check.error < FP32_TOLERANCE and check.batch_sizes == (1, 3)
+    assert any(True for _ in _run_torchscript(path, "fp32")[0].parameters()), "the new writer's file, not a frozen one"
+
+    # its CLI: --format takes it, the default file name has its suffix, the library's refusals apply to it
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "resnet18", "--format", "unfrozen", "--img-size", "32", "--num-classes", "3"]) == 0
+    assert (tmp_path / "resnet18.ts").is_file() and "wrote unfrozen fp32 resnet18.ts" in capsys.readouterr().out
+    assert main(["export", "resnet18", "--format", "unfrozen", "--precision", "int8", "--img-size", "32",
+                 "--calibration", str(tmp_path)]) == 2
+    assert "--format unfrozen does not support --precision int8 (supported: onnx: fp32, int8; torchscript: fp32; " \
+           "openvino: fp32, bf16, int8; unfrozen: fp32)" in capsys.readouterr().err
+
+    # the benchmark: a candidate running the new format's file, in the library and on the command line
+    assert "unfrozen" in inference_variants()
+    [candidate] = inference_candidates(BenchConfig("resnet18", img_size=32), ("unfrozen",), references=False,
+                                       workdir=tmp_path / "bench")
+    assert candidate.label == "unfrozen" and candidate.precision == "float32"
+    assert (tmp_path / "bench" / "resnet18-b1-fp32.ts").is_file() and candidate.fn().shape == (1, 1000)
+    assert main(["bench", "resnet18", "--img-size", "32", "--repeats", "1", "--warmup", "0", "--variants", "unfrozen",
+                 "--no-references", "--no-memory"]) == 0
+    assert "| unfrozen |" in capsys.readouterr().out

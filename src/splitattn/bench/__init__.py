@@ -6,7 +6,7 @@ them alike and the reported ratios stay trustworthy even when absolute times do 
 
 from __future__ import annotations
 
-from .candidates import DTYPES, INFERENCE_VARIANTS, TRAINING_VARIANTS, BenchConfig
+from .candidates import DTYPES, OURS, TRAINING_VARIANTS, BenchConfig, inference_variants
 from .memory import LiveTensorBytes, peak_memory
 from .report import environment, markdown_table, roof_text, write_json
 from .roof import count_flops, roof_probes, roof_rate
@@ -15,8 +15,8 @@ from .timing import TimingSummary, interleaved_times
 
 __all__ = [
     "DTYPES",
-    "INFERENCE_VARIANTS",
     "MODES",
+    "OURS",
     "TRAINING_VARIANTS",
     "BenchConfig",
     "BenchRow",
@@ -24,6 +24,7 @@ __all__ = [
     "TimingSummary",
     "count_flops",
     "environment",
+    "inference_variants",
     "interleaved_times",
     "markdown_table",
     "peak_memory",

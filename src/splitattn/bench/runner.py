@@ -9,11 +9,11 @@ import torch
 from ..errors import SplitattnError
 from ..factory import create_model
 from .candidates import (
-    INFERENCE_VARIANTS,
     TRAINING_VARIANTS,
     BenchConfig,
     Candidate,
     inference_candidates,
+    inference_variants,
     training_candidates,
 )
 from .memory import peak_memory
@@ -135,4 +135,4 @@ def run_config(
     return rows
 
 
-__all__ = ["INFERENCE_VARIANTS", "MODES", "TRAINING_VARIANTS", "BenchRow", "run_config"]
+__all__ = ["MODES", "TRAINING_VARIANTS", "BenchRow", "inference_variants", "run_config"]

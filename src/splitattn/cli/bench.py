@@ -12,11 +12,11 @@ import torch
 
 from ..bench import (
     DTYPES,
-    INFERENCE_VARIANTS,
     MODES,
     TRAINING_VARIANTS,
     BenchConfig,
     environment,
+    inference_variants,
     markdown_table,
     roof_rate,
     roof_text,
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, nargs="+", default=["inference"],
                         help="inference, training (a forward, backward and SGD step), or both")
     parser.add_argument("--variants", nargs="+", default=None,
-                        help=f"inference: {', '.join(INFERENCE_VARIANTS)} (default eager deploy); "
+                        help=f"inference: {', '.join(inference_variants())} (default eager deploy); "
                              f"training: {', '.join(TRAINING_VARIANTS)} (default train)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="data type of weights and inputs")
     parser.add_argument("--channels-last", action="store_true", help="run eager candidates and inputs in NHWC")
@@ -50,11 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _split_variants(variants: list[str] | None, mode: str) -> tuple[str, ...] | None:
     if variants is None:
         return None
-    known = INFERENCE_VARIANTS if mode == "inference" else TRAINING_VARIANTS
+    inference = inference_variants()
+    known = inference if mode == "inference" else TRAINING_VARIANTS
     chosen = tuple(v for v in variants if v in known)
-    unknown = [v for v in variants if v not in INFERENCE_VARIANTS + TRAINING_VARIANTS]
+    unknown = [v for v in variants if v not in inference + TRAINING_VARIANTS]
     if unknown:
-        raise SplitattnError(f"unknown variants {unknown}; expected {INFERENCE_VARIANTS} or {TRAINING_VARIANTS}")
+        raise SplitattnError(f"unknown variants {unknown}; expected {inference} or {TRAINING_VARIANTS}")
     return chosen or None
 
 

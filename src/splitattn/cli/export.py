@@ -27,42 +27,45 @@ import argparse
 
 from ..data.calibration import DEFAULT_BATCH_SIZE, DEFAULT_COUNT
 from ..errors import SplitattnError
-from ..export import EXPORTERS, FORMAT_PRECISIONS, FORMATS, PRECISIONS, SUFFIXES, export_checked
+from ..export import EXPORTERS, FORMATS, PRECISIONS, check_request, export_checked
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
-FLAGS_FOR = {"pretrained": "--weights"}
+FLAGS_FOR = {"pretrained": "--weights", "fmt": "--format"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="zoo name, e.g. resnest50")
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="file format")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="fp32; bf16 (openvino); int8 (onnx, openvino; needs --calibration)")
+    parser.add_argument("--format", dest="fmt", choices=tuple(FORMATS), default="onnx",
+                        help="file format (default: onnx)")
+    by_precision = {p: [f.name for f in FORMATS.values() if p in f.precisions] for p in PRECISIONS}
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                        help="; ".join(f"{p} ({', '.join(names)})" for p, names in by_precision.items())
+                        + "".join(f"; {p.name} needs --calibration" for p in PRECISIONS.values() if p.needs_calibration)
+                        + " (default: fp32)")
     parser.add_argument("--calibration", default=None,
                         help="image folder (class sub-folders or flat) for int8 calibration and its check; "
                              "also the check images of bf16")
     parser.add_argument("--calibration-count", type=int, default=DEFAULT_COUNT,
                         help="calibration images to read, spread over the class sub-folders")
     parser.add_argument("--output", "-o", default=None,
-                        help="file to write (default: MODEL.onnx / MODEL.pt / MODEL.xml)")
+                        help=f"file to write (default: {' / '.join('MODEL' + f.suffix for f in FORMATS.values())})")
     parser.add_argument("--weights", default=None,
                         help="pretrained weights: a path or URL, or 'published' for the published file")
     parser.add_argument("--num-classes", type=int, default=None, help="classifier size (default: the zoo's)")
     parser.add_argument("--img-size", type=int, default=None, help="trace resolution (default: the zoo's)")
-    parser.add_argument("--exporter", choices=EXPORTERS, default="dynamo", help="ONNX exporter")
+    parser.add_argument("--exporter", default=None,
+                        help=f"ONNX exporter: {' or '.join(EXPORTERS)} (default: {EXPORTERS[0]})")
     parser.add_argument("--no-check", action="store_true", help="skip the comparison with PyTorch")
+
+
+def _options(args: argparse.Namespace) -> dict[str, str]:
+    """The format's own options the user gave (the library refuses those the format does not take)."""
+    return {} if args.exporter is None else {"exporter": args.exporter}
 
 
 def _validate(args: argparse.Namespace) -> None:
     """The flag combinations that cannot work, refused before the model is built or any image read."""
-    if args.precision not in FORMAT_PRECISIONS[args.fmt]:
-        supported = "; ".join(f"{fmt}: {', '.join(p)}" for fmt, p in FORMAT_PRECISIONS.items())
-        raise SplitattnError(f"--format {args.fmt} does not support --precision {args.precision} (supported: "
-                             f"{supported})")
-    if args.precision == "int8" and args.calibration is None:
-        raise SplitattnError("--precision int8 needs --calibration FOLDER: images the quantization ranges are set on")
-    if args.precision == "fp32" and args.calibration is not None:
-        raise SplitattnError("--calibration is used by --precision int8 (and bf16's check); fp32 takes none")
+    check_request(args.fmt, args.precision, args.calibration is not None, _options(args))
     if args.img_size is not None and args.img_size < 32:
         raise SplitattnError(f"--img-size must be >= 32, got {args.img_size}")
 
@@ -82,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
         calibration = calibration_batches(args.calibration, model, count=args.calibration_count,
                                           batch_size=DEFAULT_BATCH_SIZE, img_size=args.img_size)
-    output = args.output or f"{args.model}{SUFFIXES[args.fmt]}"
+    output = args.output or f"{args.model}{FORMATS[args.fmt].suffix}"
     path, check = export_checked(model, output, args.fmt, (model.in_chans, height, width), check=not args.no_check,
-                                 exporter=args.exporter, precision=args.precision, calibration=calibration)
+                                 precision=args.precision, calibration=calibration, **_options(args))
     if check is None:
         checked = "not checked"
     else:

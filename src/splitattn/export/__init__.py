@@ -8,12 +8,16 @@ be compiled with ``INFERENCE_PRECISION_HINT="bf16"`` (see :mod:`.openvino`); ``i
 (QDQ, :mod:`.onnx_int8`) and OpenVINO (NNCF), post-training quantized on calibration images.
 Each precision is checked against its own tolerance (fp32 1e-4 relative), and the check also
 counts how often the file's top-1 class agrees with PyTorch's fp32 one.
+
+Formats are data: :data:`FORMATS` holds one :class:`ExportFormat` per format (its writer, runner,
+suffix, options, precisions and their tolerances), which this module, ``splitattn export`` and the
+benchmark all read; a new format is one record in its own file and one entry there.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterable
+import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,31 +28,28 @@ from torch import nn
 from ..deploy import deploy
 from ..errors import SplitattnError
 from .compare import worst_relative_error
+from .format import FP32_TOLERANCE, PRECISIONS, ExportFormat, Precision, Run
+from .formats import FORMATS, check_request, format_for
 from .onnx import EXPORTERS, check_onnx, export_onnx, onnx_session, run_onnx
-from .onnx_int8 import INT8_TOLERANCE, check_onnx_int8, export_onnx_int8, quantize_onnx
-from .openvino import TOLERANCES as OPENVINO_TOLERANCES
+from .onnx_int8 import check_onnx_int8, export_onnx_int8, quantize_onnx
 from .openvino import check_openvino, export_openvino, openvino_runner
 from .torchscript import check_torchscript, export_torchscript
 
-FORMATS = ("onnx", "torchscript", "openvino")
-PRECISIONS = ("fp32", "bf16", "int8")
-# The precisions each format can be written in (bf16 is an OpenVINO compile-time setting, see .openvino).
-FORMAT_PRECISIONS = {"onnx": ("fp32", "int8"), "torchscript": ("fp32",), "openvino": PRECISIONS}
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "openvino": ".xml"}
-FP32_TOLERANCE = 1e-4
 # Check batches cut from calibration images: sizes 1 and 3 first (as with random inputs), then the rest.
 CHECK_BATCH = 8
 
 __all__ = [
     "EXPORTERS",
     "FORMATS",
-    "FORMAT_PRECISIONS",
+    "FP32_TOLERANCE",
     "PRECISIONS",
-    "SUFFIXES",
     "ExportCheck",
+    "ExportFormat",
+    "Precision",
     "check_onnx",
     "check_onnx_int8",
     "check_openvino",
+    "check_request",
     "check_torchscript",
     "export_checked",
     "export_model",
@@ -56,7 +57,9 @@ __all__ = [
     "export_onnx_int8",
     "export_openvino",
     "export_torchscript",
+    "format_for",
     "onnx_session",
+    "openvino_runner",
     "quantize_onnx",
     "run_onnx",
     "tolerance_for",
@@ -82,10 +85,13 @@ class ExportCheck:
 
 
 def tolerance_for(fmt: str, precision: str) -> float:
-    """The largest relative error the check of ``fmt`` in ``precision`` accepts."""
-    if precision == "fp32":
-        return FP32_TOLERANCE
-    return OPENVINO_TOLERANCES[precision] if fmt == "openvino" else INT8_TOLERANCE
+    """The largest relative error the check of ``fmt`` in ``precision`` accepts.
+
+    Args:
+        fmt: a key of :data:`FORMATS`.
+        precision: one of that format's precisions.
+    """
+    return format_for(fmt).tolerances[precision]
 
 
 class _Recording(nn.Module):
@@ -101,7 +107,7 @@ class _Recording(nn.Module):
         return self.outputs[-1]
 
 
-def _check(run: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, inputs: list[torch.Tensor],
+def _check(run: Run, model: nn.Module, inputs: list[torch.Tensor],
            tolerance: float, label: str, ran_at: str) -> ExportCheck:
     reference, got = _Recording(model), []
 
@@ -113,20 +119,6 @@ def _check(run: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, inputs
     expected, actual = torch.cat(reference.outputs), torch.cat(got)
     agreement = (expected.argmax(1) == actual.argmax(1)).float().mean().item()
     return ExportCheck(error, tolerance, agreement, len(expected), tuple(len(x) for x in inputs), ran_at)
-
-
-def _validate(fmt: str, precision: str, calibration: object) -> None:
-    if fmt not in FORMATS:
-        raise SplitattnError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if precision not in PRECISIONS:
-        raise SplitattnError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision not in FORMAT_PRECISIONS[fmt]:
-        supported = ", ".join(f"{f}: {'/'.join(p)}" for f, p in FORMAT_PRECISIONS.items())
-        raise SplitattnError(f"{fmt} cannot be exported in {precision} (supported: {supported})")
-    if precision == "int8" and calibration is None:
-        raise SplitattnError("int8 needs calibration images: quantization ranges come from real inputs")
-    if precision == "fp32" and calibration is not None:
-        raise SplitattnError("calibration images are for int8 (and bf16's check); fp32 takes none")
 
 
 def _check_inputs(calibration: list[torch.Tensor] | None, input_size: tuple[int, int, int],
@@ -148,49 +140,48 @@ def export_checked(
     fmt: str,
     input_size: tuple[int, int, int],
     check: bool = True,
-    exporter: str = "dynamo",
     precision: str = "fp32",
     calibration: Iterable[torch.Tensor] | None = None,
+    **options: str,
 ) -> tuple[Path, ExportCheck | None]:
     """Export ``model`` in deploy mode to ``path`` as ``fmt`` in ``precision``; returns (path, check or None).
 
-    ``calibration``: normalised float batches (N, C, H, W) at ``input_size``, needed for int8
-    (they set the quantization ranges) and optional for bf16. When given, the check runs on
-    them rather than on random inputs: reduced precision errs differently on noise than on images.
+    ``model`` itself is left as it is (mode included): a copy is deployed and exported, and the
+    check compares the file with a copy in eval mode.
+
+    Args:
+        model: the network to export.
+        path: the file to write (the format's own suffix, see :data:`FORMATS`).
+        fmt: a key of :data:`FORMATS` (``"onnx"``, ``"torchscript"``, ``"openvino"``).
+        input_size: (channels, height, width) the export traces at; the batch stays dynamic.
+        check: run the file next to PyTorch at batch sizes 1 and 3 (and on the calibration images).
+        precision: one of the format's precisions (``ExportFormat.tolerances``).
+        calibration: normalised float batches (N, C, H, W) at ``input_size``, needed for int8
+            (they set the quantization ranges) and optional for bf16. When given, the check runs on
+            them rather than on random inputs: reduced precision errs differently on noise than on images.
+        options: the format's own options (``exporter="dynamo"`` or ``"legacy"`` for ONNX).
+
+    Raises:
+        SplitattnError: a combination the format cannot write (see :func:`check_request`).
+        OutputMismatchError: a file whose outputs differ from PyTorch's beyond the precision's tolerance.
     """
-    _validate(fmt, precision, calibration)
+    export_format = check_request(fmt, precision, calibration is not None, options)
     if len(input_size) != 3 or min(input_size) < 1:
         raise SplitattnError(f"input_size must be (channels, height, width), got {tuple(input_size)}")
     batches = None if calibration is None else list(calibration)
     if batches is not None and not batches:
         raise SplitattnError("calibration got no batches")
-    model = model.eval()
-    deployed = deploy(model, memory_format="contiguous", fuse="none")  # exporters trace standard convs
+    reference = copy.deepcopy(model).eval()  # the caller's model keeps its mode
+    deployed = deploy(reference, memory_format="contiguous", fuse="none")  # exporters trace standard convs
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, *input_size, generator=generator)
     inputs = _check_inputs(batches, input_size, generator)  # checks the calibration's shape before exporting
-    if fmt == "openvino":
-        path = export_openvino(deployed, path, example, precision, batches if precision == "int8" else None)
-    elif fmt == "onnx" and precision == "int8":
-        path = export_onnx_int8(deployed, path, example, batches, exporter=exporter)
-    elif fmt == "onnx":
-        path = export_onnx(deployed, path, example, exporter=exporter)
-    else:
-        path = export_torchscript(deployed, path, example)
+    path = export_format.write(deployed, Path(path), example, precision, batches, **options)
     if not check:
         return path, None
-    label = {"onnx": "ONNX", "torchscript": "TorchScript", "openvino": "OpenVINO"}[fmt]
-    label = label if precision == "fp32" else f"{label} {precision}"
-    if fmt == "openvino":
-        run, ran_at = openvino_runner(path, precision)
-    elif fmt == "onnx":
-        session = onnx_session(path)
-        run, ran_at = (lambda x: run_onnx(session, x)), precision
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TorchScript's deprecation notice
-            run, ran_at = torch.jit.load(str(path)), precision
-    return path, _check(run, model, inputs, tolerance_for(fmt, precision), label, ran_at)
+    label = export_format.label if precision == "fp32" else f"{export_format.label} {precision}"
+    run, ran_at = export_format.runner(path, precision)
+    return path, _check(run, reference, inputs, export_format.tolerances[precision], label, ran_at)
 
 
 def export_model(model: nn.Module, path: str | Path, fmt: str, input_size: tuple[int, int, int],

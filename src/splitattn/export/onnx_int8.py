@@ -29,11 +29,8 @@ from torch import nn
 
 from ..errors import SplitattnError
 from .compare import worst_relative_error
+from .format import INT8_TOLERANCE
 from .onnx import _require, export_onnx, onnx_session, run_onnx
-
-# Largest relative error against the eval-mode PyTorch model an int8 check accepts: the same as
-# OpenVINO's int8 (see splitattn.export.openvino.TOLERANCES for the measurements behind it).
-INT8_TOLERANCE = 0.35
 
 
 def _batches_as_arrays(batches: Iterable[torch.Tensor], input_shape: tuple[int, ...]) -> list[np.ndarray]:

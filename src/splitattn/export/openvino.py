@@ -26,7 +26,7 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from torch import nn
 from ..errors import SplitattnError
 from ..optional import require
 from .compare import worst_relative_error
+from .format import ExportFormat, Run
 
 PRECISIONS = ("fp32", "bf16", "int8")
 # OpenVINO's name of the inference precision each of ours is compiled with.
@@ -153,7 +154,7 @@ def run_openvino(compiled, x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.array(result[0], copy=True))
 
 
-def openvino_runner(path: str | Path, precision: str = "fp32") -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+def openvino_runner(path: str | Path, precision: str = "fp32") -> tuple[Run, str]:
     """A function running the IR at ``path`` compiled for ``precision``, and the precision (ours:
     fp32, bf16, int8) it really runs at: fp32 where bf16 was asked of a CPU without bf16 instructions."""
     compiled = compile_openvino(path, precision)
@@ -174,3 +175,20 @@ def check_openvino(
     run, _ = openvino_runner(path, precision)
     limit = TOLERANCES[precision] if tolerance is None else tolerance
     return worst_relative_error(run, model, inputs, limit, f"OpenVINO {precision}")
+
+
+def _write(model: nn.Module, path: Path, example: torch.Tensor, precision: str,
+           calibration: list[torch.Tensor] | None) -> Path:
+    """bf16's calibration images are only its check's: the file is the fp32 one (see the module notes)."""
+    return export_openvino(model, path, example, precision, calibration if precision == "int8" else None)
+
+
+def _cpu_default(precision: str) -> str:
+    """What the CPU plugin computes a file at without a hint: bf16 where the CPU has bf16 instructions."""
+    from ..deploy.cpu_features import native_bfloat16
+
+    return "bf16" if precision == "fp32" and native_bfloat16() else precision
+
+
+OPENVINO = ExportFormat("openvino", "OpenVINO", ".xml", _write, openvino_runner, TOLERANCES,
+                        bench_precisions=("fp32", "int8"), engine_precision=_cpu_default)

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import SplitattnError
 from .compare import worst_relative_error
+from .format import FP32_TOLERANCE, ExportFormat, Run
 
 
 def export_torchscript(model: nn.Module, path: str | Path, example: torch.Tensor) -> Path:
@@ -32,3 +33,18 @@ def check_torchscript(path: str | Path, model: nn.Module, inputs: list[torch.Ten
         warnings.simplefilter("ignore")
         loaded = torch.jit.load(str(path))
     return worst_relative_error(loaded, model, inputs, tolerance, "TorchScript")
+
+
+def _write(model: nn.Module, path: Path, example: torch.Tensor, precision: str,
+           calibration: list[torch.Tensor] | None) -> Path:
+    return export_torchscript(model, path, example)
+
+
+def torchscript_runner(path: str | Path, precision: str = "fp32") -> tuple[Run, str]:
+    """The saved file loaded with ``torch.jit.load``, and the precision it runs at (the one it was written in)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notice
+        return torch.jit.load(str(path)), precision
+
+
+TORCHSCRIPT = ExportFormat("torchscript", "TorchScript", ".pt", _write, torchscript_runner, {"fp32": FP32_TOLERANCE})

@@ -1,0 +1,55 @@
+"""The engines people deploy with (onnxruntime, OpenVINO, ...) running our network, as candidates.
+
+Every export format is a candidate in each of its ``bench_precisions``, read from the export
+table (:data:`splitattn.export.FORMATS`) when asked: the file's suffix, the options it is
+exported with, the runner and the precision the engine computes in all come from the format's
+record, so a format added to the table is benchmarked without an edit here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..export import FORMATS, PRECISIONS, ExportFormat, export_checked
+from .config import BenchConfig, Candidate, calibration, float32_cpu_only
+
+
+def variant_name(export_format: ExportFormat, precision: str) -> str:
+    """``onnx`` for a format's fp32 file, ``onnx+int8`` for another precision."""
+    return export_format.name if precision == "fp32" else f"{export_format.name}+{precision}"
+
+
+def engine_variants() -> dict[str, tuple[ExportFormat, str]]:
+    """Each engine variant's name with its format and the precision its file is written in."""
+    return {variant_name(f, p): (f, p) for f in FORMATS.values() for p in f.bench_precisions}
+
+
+def engine_candidate(variant: str, export_format: ExportFormat, precision: str, model: nn.Module,
+                     config: BenchConfig, x: torch.Tensor, workdir: Path) -> Candidate:
+    """``model`` exported as ``export_format`` in ``precision`` (float32 CPU input) and run by its engine.
+
+    The engine computes at what it picks by itself for that file (``ExportFormat.engine_precision``:
+    OpenVINO's CPU plugin runs an fp32 file in bf16 where the CPU has it); that is asked for
+    explicitly, so the row says which it was. int8 files are calibrated as ours is.
+
+    Args:
+        variant: the candidate's label (see :func:`engine_variants`).
+        export_format: the format's record.
+        precision: the precision its file is written in.
+        model: our float32 model (eval mode).
+        config: the benchmark's configuration (float32 on CPU).
+        x: the batch it runs on.
+        workdir: where the file is written.
+    """
+    float32_cpu_only(config, variant)
+    path = workdir / f"{config.model}-b{config.batch_size}-{precision}{export_format.suffix}"
+    images = calibration(config) if PRECISIONS[precision].needs_calibration else None
+    path, _ = export_checked(model.float().cpu(), path, export_format.name, tuple(x.shape[1:]), check=False,
+                             precision=precision, calibration=images, **export_format.bench_options)
+    run, ran_at = export_format.runner(path, export_format.engine_precision(precision))
+    contiguous = x.contiguous()
+    computes_in = PRECISIONS[ran_at].dtype_name if ran_at in PRECISIONS else ran_at
+    return Candidate(variant, lambda: run(contiguous), None, observable_memory=False, precision=computes_in)
