@@ -23,6 +23,7 @@ from splitattn.deploy import (
     relative_error,
 )
 from splitattn.deploy.memory_format import probe_memory_format
+from splitattn.errors import OutputMismatchError
 from splitattn.layers import DropBlock2d, DropPath
 
 from .reference import randomize_
@@ -290,7 +291,7 @@ def test_the_output_check_runs_on_the_compiled_model(monkeypatch):
     model = randomize_(splitattn.create_model("resnest14d", num_classes=4, zero_init_last=False)).eval()
     x = torch.randn(2, 3, 32, 32)
     monkeypatch.setitem(COMPILERS, "jit", Compiler("jit", lambda m, _example: _OffByOne(m), needs_example=True))
-    with pytest.raises(ValueError, match=r"deployed model differs from eval mode by .* relative \(> 0.0001"):
+    with pytest.raises(OutputMismatchError, match=r"deployed model differs from eval mode by .* relative \(> 0.0001"):
         deploy(model, example_input=x, compile="jit")
     monkeypatch.setitem(COMPILERS, "jit", Compiler("jit", lambda m, _example: m, needs_example=True))
     good = deploy(model, example_input=x, compile="jit")
