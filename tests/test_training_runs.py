@@ -17,7 +17,6 @@ import torch
 from PIL import Image
 
 from splitattn.cli import main as cli_main
-from splitattn.data import prepare_digits
 from splitattn.layers import DropBlock2d
 from splitattn.training import TrainConfig, TrainingDiverged
 from splitattn.training.checkpoint import load_checkpoint, remove_partial_writes
@@ -31,8 +30,9 @@ SMALL_RUN = ["--model", "resnest14d", "--batch-size", "16", "--image-size", "16"
 
 
 @pytest.fixture(scope="module")
-def digits_root(tmp_path_factory) -> Path:
-    return prepare_digits(tmp_path_factory.mktemp("data") / "digits")
+def digits_root(digits) -> Path:
+    """The session's digits (tests/conftest.py); the quick start writes its own, where a user's go."""
+    return digits
 
 
 def _env() -> dict[str, str]:
@@ -213,6 +213,27 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, dig
     state = load_checkpoint(tmp_path / "run" / "last.pth")
     assert state["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_train_reports_divergence_as_the_dense_commands_do(tmp_path, digits_root, monkeypatch, capsys):
+    """One report for every training command: the message on stderr, exit 3, nothing on stdout about it."""
+    real = Trainer.loss
+
+    def poisoned(self, batch, step):
+        loss, parts = real(self, batch, step)
+        return (loss * float("nan"), parts) if step == 3 else (loss, parts)
+
+    monkeypatch.setattr(Trainer, "loss", poisoned)
+    code = cli_main(["train", "--data", str(digits_root), "--output", str(tmp_path / "run"), "--model", "resnet18",
+                     "--batch-size", "16", "--image-size", "16", "--epochs", "1", "--no-progress",
+                     "max_steps_per_epoch=4", "checkpoint_every=1"])  # a checkpoint a step: no epoch needs to end
+    captured = capsys.readouterr()
+    assert code == 3
+    assert re.fullmatch(r"splitattn train: error: loss is nan at epoch 1, step 3 of 4: stopping\. The last good "
+                        r"checkpoint \(.*last\.pth, epoch 1, step 2\) is kept; lower the learning rate\.\n",
+                        captured.err), captured.err
+    assert "loss is nan" not in captured.out
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["step"] == 2
 
 
 def test_amp_ema_channels_last_and_checkpointing_run_together(tmp_path, digits_root):

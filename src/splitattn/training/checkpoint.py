@@ -1,11 +1,11 @@
 """Training checkpoints: everything needed to continue a run exactly, written atomically.
 
-Classification (``training.trainer``) and detection / segmentation (``dense.loop``) write their
-resumable ``last.pth`` with the one function here, ``save_training_state``: the model, optimiser,
-scheduler and grad-scaler states, where the loop is (classification: ``epoch`` and
-``step_in_epoch``; the dense loop: ``step`` and ``data_position``), every generator's state
-(``rng``) and the caller's extras (``config``, class names, ...), read back with
-``load_checkpoint`` and ``restore_training_state``.
+The shared training loop (``training.loop``) writes every task's resumable ``last.pth`` with the
+one function here, ``save_training_state``: the model, optimiser, scheduler and grad-scaler
+states, where the loop is (``step`` and ``data_position``: pass, batches done in it), every
+generator's state (``rng``) and the task's extras (``config``, class names; classification also
+names the place as ``epoch`` and ``step_in_epoch``), read back with ``load_checkpoint`` and
+``restore_training_state``.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ class Task:
         """Called when pass ``index`` of ``per_pass`` batches is done; ``save()`` writes ``last.pth`` now."""
 
     def where(self, step: int, of: int | None = None) -> str:
-        """A step as messages name it: ``step 4``, or with ``of`` ``step 4 of 6``."""
+        """A step as messages name it: ``step 4``, or with ``of`` (the run's steps) ``step 4 of 6``."""
         return f"step {step}" + (f" of {of}" if of is not None else "")
 
 
@@ -271,7 +271,7 @@ class _Run:
 
     def diverged(self, what: str, step: int, parts: Mapping[str, float] | None = None) -> TrainingDiverged:
         shown = f" ({', '.join(f'{k} {v:.4g}' for k, v in parts.items())})" if parts else ""
-        where = self.task.where(step, self.plan.per_pass or self.plan.steps)
+        where = self.task.where(step, self.plan.steps)
         return TrainingDiverged(f"{what} at {where}{shown}: stopping. {self.kept()}")
 
     def save(self, step: int) -> None:

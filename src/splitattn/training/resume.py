@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .checkpoint import LAST, STATE_KEYS, load_checkpoint
 
 UNSET = "(unset)"  # how a field that one of the two configs lacks is shown
@@ -34,14 +35,14 @@ def check_same_run(path: Path, config: Any, saved: Mapping[str, Any]) -> None:
         saved: the config the checkpoint was trained with, as a mapping.
 
     Raises:
-        ValueError: naming each field that differs, with the saved value and the asked one.
+        ConfigError: naming each field that differs, with the saved value and the asked one.
     """
     config_class = type(config)
     before, now = _compared(config_class, saved), _compared(config_class, dataclasses.asdict(config))
     differ = [k for k in dict.fromkeys([*now, *before]) if now.get(k, UNSET) != before.get(k, UNSET)]
     if differ:
         may_change = ", ".join(k for k in config_class.RESUME_MAY_CHANGE if k != "resume")
-        raise ValueError(
+        raise ConfigError(
             f"cannot resume from {path}: it was trained with "
             + ", ".join(f"{k}={before.get(k, UNSET)!r}" for k in differ) + ", while this run asks for "
             + ", ".join(f"{k}={now.get(k, UNSET)!r}" for k in differ)
@@ -49,8 +50,8 @@ def check_same_run(path: Path, config: Any, saved: Mapping[str, Any]) -> None:
               f"in another output directory")
 
 
-def resume_state(config: Any, steps: int, extra: Mapping[str, Any],
-                 log: Callable[[str], None]) -> dict[str, Any] | None:
+def resume_state(config: Any, steps: int, extra: Mapping[str, Any], log: Callable[[str], None],
+                 upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """The saved state to continue from, when ``config.resume`` and ``OUTPUT/last.pth`` exists.
 
     Args:
@@ -58,9 +59,11 @@ def resume_state(config: Any, steps: int, extra: Mapping[str, Any],
         steps: the run's length in optimiser steps, to say whether anything is left to train.
         extra: what the checkpoint must hold as the data now give it (``{"class_names": [...]}``).
         log: where the resume line goes.
+        upgrade: fills in what a task's older checkpoints name otherwise (classification's
+            ``epoch`` and ``step_in_epoch`` before there was one loop), before anything is checked.
 
     Raises:
-        ValueError: when the checkpoint holds no training state, was trained with other settings
+        ConfigError: when the checkpoint holds no training state, was trained with other settings
             (``check_same_run``) or other data (``extra``).
     """
     if not config.resume:
@@ -70,13 +73,15 @@ def resume_state(config: Any, steps: int, extra: Mapping[str, Any],
         log(f"resume: no checkpoint at {path}, starting from scratch")
         return None
     state = load_checkpoint(path)
+    if upgrade is not None:
+        state = upgrade(state)
     if not {*STATE_KEYS, "step", "data_position", "config"} <= set(state):
-        raise ValueError(f"cannot resume from {path}: it holds no training state (weights only, written by another "
+        raise ConfigError(f"cannot resume from {path}: it holds no training state (weights only, written by another "
                          f"program or an older splitattn); start a new run in another output directory")
     check_same_run(path, config, state["config"])
     for key, value in extra.items():
         if key in state and state[key] != value:
-            raise ValueError(f"cannot resume from {path}: it was trained with {key} {state[key]}, but the training "
+            raise ConfigError(f"cannot resume from {path}: it was trained with {key} {state[key]}, but the training "
                              f"data now give {value}")
     if state["step"] >= steps:
         log(f"resume: {path} has finished all {steps} steps already; nothing to train (to train again, use another "

@@ -200,7 +200,8 @@ class Trainer(Task):
 
     def _resume(self) -> None:
         """The shared resume rule (``training.resume``): same settings, same classes; then the EMA's weights."""
-        self.state = resume_state(self.config, self.total_steps, {"class_names": self.class_names}, self.log)
+        self.state = resume_state(self.config, self.total_steps, {"class_names": self.class_names}, self.log,
+                                  upgrade=self._upgrade)
         if self.state is None:
             return
         if self.ema is not None and "model_ema" in self.state:
@@ -210,6 +211,13 @@ class Trainer(Task):
         self.log(f"resume: at epoch {epoch + 1}, step {step}")
 
     # ------------------------------------------------------------------------------ checkpoints
+    def _upgrade(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A checkpoint from before the shared loop names its place by epoch only: add the loop's keys."""
+        if "step" not in state and {"epoch", "step_in_epoch"} <= set(state):
+            epoch, in_epoch = state["epoch"], state["step_in_epoch"]
+            state = {**state, "step": epoch * self.steps_per_epoch + in_epoch, "data_position": [epoch, in_epoch]}
+        return state
+
     def _extra(self, step: int) -> dict[str, Any]:
         """What ``last.pth`` holds beside the shared training state: the model's name, class names,
         best top-1, config, EMA weights and the position as an epoch and a step in it."""
@@ -221,9 +229,10 @@ class Trainer(Task):
         return extra
 
     def where(self, step: int, of: int | None = None) -> str:
-        """``epoch 2, step 3`` (of the epoch's steps with ``of``): a global step as an epoch and a step in it."""
+        """``epoch 2, step 3`` (``of 8``, the epoch's steps, when ``of`` is given): a step of the run
+        as an epoch and a step in it."""
         epoch, in_epoch = divmod(step - 1, self.steps_per_epoch)
-        return f"epoch {epoch + 1}, step {in_epoch + 1}" + (f" of {of}" if of is not None else "")
+        return f"epoch {epoch + 1}, step {in_epoch + 1}" + (f" of {self.steps_per_epoch}" if of is not None else "")
 
     # ----------------------------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:

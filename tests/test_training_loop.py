@@ -1,0 +1,153 @@
+"""The one training loop, resume rule and config base that every task shares (issue 21, "One loop").
+
+Tiny models on random tensors: what is checked is the loop's own behaviour (exact resume after a
+stop, passes, divergence, the resume rule), which the slower end-to-end tests of each task rely on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from splitattn.detection.train import DetectionConfig
+from splitattn.errors import DIVERGED, EXIT_STATUSES
+from splitattn.segmentation.train import SegmentationConfig
+from splitattn.training import TrainConfig
+from splitattn.training.checkpoint import LAST, load_checkpoint
+from splitattn.training.config import RunConfig
+from splitattn.training.loop import (
+    EXIT_DIVERGED,
+    Checkpointing,
+    LoopPlan,
+    Optimisation,
+    Task,
+    TrainingDiverged,
+    fit,
+    report_diverged,
+)
+from splitattn.training.optim import warmup_cosine
+from splitattn.training.resume import check_same_run
+from splitattn.training.runtime import StopSignals, grad_scaler
+
+CPU = torch.device("cpu")
+
+
+class NoisyPoints(Dataset):
+    """Points with fresh noise at every read: the global generator decides each batch, as augmentation does."""
+
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.full((3,), float(index)) + torch.randn(3)
+
+
+class Regression(Task):
+    """A linear model pulled towards noise around 0; records the passes it ends and can ask to stop after a step."""
+
+    def __init__(self, stop_after: int | None = None, poison_at: int | None = None) -> None:
+        torch.manual_seed(0)
+        self.model = torch.nn.Linear(3, 1)
+        self.stop_signals = StopSignals(lambda _: None)
+        self.stop_after, self.poison_at = stop_after, poison_at
+        self.passes: list[int] = []
+        self.steps = 0
+
+    def loss(self, batch: torch.Tensor, step: int):
+        noise = 0.1 * torch.randn(len(batch), 1)  # the model's own sampling (dropout): the generators move on
+        loss = (self.model(batch) + noise).pow(2).mean()
+        return (loss * float("nan") if step == self.poison_at else loss), {"mse": loss.item()}
+
+    def after_step(self) -> None:
+        self.steps += 1
+        self.stop_signals.requested = self.steps == self.stop_after  # as a SIGTERM after that step
+
+    def end_pass(self, index: int, save) -> None:
+        self.passes.append(index)
+
+
+def _run(task: Regression, tmp_path, steps: int = 10, state=None, every: int = 0):
+    loader = DataLoader(NoisyPoints(), batch_size=4, shuffle=True, generator=torch.Generator())
+    optimizer = torch.optim.SGD(task.model.parameters(), lr=0.002, momentum=0.9)
+    optimisation = Optimisation(optimizer, warmup_cosine(optimizer, steps, 2), grad_scaler(CPU, False))
+    checkpoint = Checkpointing(tmp_path / LAST, every, lambda step: {"note": f"at {step}"},
+                               saved_step=state["step"] if state else None)
+    plan = LoopPlan(steps, CPU, seed=3, per_pass=3, log_every=0)
+    return fit(task, loader, optimisation, plan, checkpoint=checkpoint, state=state, log=lambda _: None,
+               stop_signals=task.stop_signals)
+
+
+def test_a_stopped_run_resumes_mid_pass_to_the_same_weights_and_losses(tmp_path):
+    whole_task = Regression()
+    whole = _run(whole_task, tmp_path / "whole")
+    assert whole_task.passes == [0, 1, 2], "10 steps of 3-batch passes end three passes"
+    cut_task = Regression(stop_after=5)  # step 5: the middle of the second pass
+    cut = _run(cut_task, tmp_path / "cut")
+    assert cut.stopped and cut.step == 5
+    state = load_checkpoint(tmp_path / "cut" / LAST)
+    assert (state["step"], state["data_position"], state["note"]) == (5, [1, 2], "at 5")
+    resumed_task = Regression()
+    resumed = _run(resumed_task, tmp_path / "cut", state=state)
+    assert resumed.start_step == 5 and resumed.step == 10 and not resumed.stopped
+    assert cut.losses + resumed.losses == whole.losses  # the same batches, the same noise, the same steps
+    for name, value in whole_task.model.state_dict().items():
+        assert torch.equal(value, resumed_task.model.state_dict()[name]), name
+
+
+def test_a_finished_pass_resumes_at_the_start_of_the_next(tmp_path):
+    whole_task = Regression()
+    whole = _run(whole_task, tmp_path / "whole", steps=7)
+    _run(Regression(stop_after=3), tmp_path / "cut", steps=7)
+    state = load_checkpoint(tmp_path / "cut" / LAST)
+    assert state["data_position"] == [1, 0]  # the end of pass 0 is the start of pass 1
+    resumed_task = Regression()
+    resumed = _run(resumed_task, tmp_path / "cut", steps=7, state=state)
+    assert resumed.losses == whole.losses[3:]
+    assert resumed_task.passes == [1]
+
+
+def test_a_non_finite_loss_stops_before_the_weights_change_and_names_the_kept_checkpoint(tmp_path):
+    task = Regression(poison_at=5)
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 5 of 10 \(mse [\d.e+-]+\): stopping\. "
+                                               r"The last good checkpoint \(.*last\.pth, step 4\) is kept"):
+        _run(task, tmp_path, every=2)
+    assert load_checkpoint(tmp_path / LAST)["step"] == 4
+    assert task.steps == 4
+
+
+def test_every_command_reports_divergence_on_stderr_with_one_exit_status(capsys):
+    assert report_diverged("train-det", TrainingDiverged("loss is nan at step 3")) == EXIT_DIVERGED == DIVERGED.code
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "splitattn train-det: error: loss is nan at step 3\n"
+    assert TrainingDiverged.exit_status in EXIT_STATUSES  # listed in splitattn --help with the others
+
+
+def test_every_task_config_shares_the_run_fields():
+    shared = {f.name for f in dataclasses.fields(RunConfig)}
+    assert {"batch_size", "optimizer", "seed", "amp", "device", "output", "resume", "checkpoint_every"} <= shared
+    for config_class in (TrainConfig, DetectionConfig, SegmentationConfig):
+        assert issubclass(config_class, RunConfig)
+        assert set(RunConfig.RESUME_MAY_CHANGE) <= set(config_class.RESUME_MAY_CHANGE)
+
+
+@pytest.mark.parametrize("config, changed, allowed", [
+    (TrainConfig(output="run"), {"epochs": 3}, {"data": "elsewhere", "workers": 4}),
+    (SegmentationConfig(images="i", masks="m", output="run"), {"lr": 0.5}, {"images": "moved", "log_every": 1}),
+])
+def test_one_resume_rule_names_the_field_that_differs(config, changed, allowed):
+    saved = dataclasses.asdict(config)
+    check_same_run("run/last.pth", dataclasses.replace(config, **allowed), saved)  # where data live may change
+    (name, value), = changed.items()
+    with pytest.raises(ValueError, match=rf"cannot resume from run/last\.pth: it was trained with "
+                                         rf"{name}={saved[name]!r}, while this run asks for {name}={value!r}"):
+        check_same_run("run/last.pth", dataclasses.replace(config, **changed), saved)
+
+
+def test_a_dense_run_without_warmup_steps_resumes_as_one_with_its_default():
+    config = SegmentationConfig(images="i", masks="m", steps=50, warmup_steps=None)
+    check_same_run("last.pth", dataclasses.replace(config, warmup_steps=5), dataclasses.asdict(config))
+    with pytest.raises(ValueError, match="warmup_steps=5, while this run asks for warmup_steps=6"):
+        check_same_run("last.pth", dataclasses.replace(config, warmup_steps=6), dataclasses.asdict(config))
