@@ -224,3 +224,20 @@ def test_backbones_checkpoint_too(granularity):
         grads.append([p.grad.clone() for p in backbone.parameters()])
     for plain, checkpointed in zip(*grads, strict=True):
         torch.testing.assert_close(plain, checkpointed)
+
+
+@pytest.mark.parametrize(("name", "official_pool"), [("resnest26d", False), ("resnest50", True)])
+def test_output_stride_8_dilates_the_last_two_stages_from_their_second_block(name, official_pool):
+    """The first block of a dilated stage keeps the previous stage's dilation (where it would have
+    strided), the others double it; only the official release keeps ResNeSt's stride-1 pool there."""
+    with torch.device("meta"):
+        model = create_model(name, output_stride=8)
+    assert [info.stride for info in model.feature_info] == [2, 4, 8, 8, 8]
+    dilations = [[block.conv2.conv.dilation[0] for block in stage] for stage in model.stages]
+    assert [d[:2] for d in dilations] == [[1, 1], [1, 1], [1, 2], [2, 4]]
+    assert all(block.conv2.conv.stride == (1, 1) for stage in model.stages[2:] for block in stage)
+    first_pool = model.layer3[0].avd_last
+    assert isinstance(first_pool, torch.nn.AvgPool2d) == official_pool
+    if official_pool:
+        assert first_pool.stride == 1
+    assert isinstance(model.layer2[0].avd_last, torch.nn.AvgPool2d) and model.layer2[0].avd_last.stride == 2

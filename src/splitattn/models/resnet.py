@@ -4,27 +4,26 @@ Stem, four stages of residual blocks, global pooling and a linear classifier. Ev
 differs between ResNet, ResNet-D, ResNeXt, SENet, SKNet and ResNeSt is a constructor argument;
 the zoo files (``resnest.py``, ``senet.py``, ``sknet.py``, ``baselines.py``) are lists of those
 arguments. Parameter names follow torchvision and timm (``conv1``, ``bn1``, ``layer1``..``layer4``,
-``fc``) so that most published checkpoints load with no renaming at all.
+``fc``) so that most published checkpoints load with no renaming at all. The stages (strides and
+dilations, drop schedules, avd, shortcuts) are built in ``stages.py``, as torchvision's ``_make_layer``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from ..errors import ArgumentTypeError, SplitattnError
-from ..layers import NO_ATTENTION, AttentionSpec, Chain, DropBlock2d, ZeroPadAvgPool2d, make_act
+from ..layers import NO_ATTENTION, AttentionSpec, Chain, make_act
 from ..layers.attention_spec import ModuleFactory
 from .blocks import BasicBlock, Bottleneck
+from .stages import StageLayout, make_stage, plan_stages
 
-STAGE_PLANES = (64, 128, 256, 512)
 OUTPUT_STRIDES = (8, 16, 32)
-DROP_BLOCK_SIZE = 3
 STEM_CHAIN = Chain("conv1", "bn1", "act1")  # the stem's last conv, its norm and activation
 
 
@@ -51,36 +50,6 @@ def _stem(in_chans: int, stem_width: int, deep_stem: bool, norm_layer: ModuleFac
         make_act(act_layer),
         nn.Conv2d(stem_width, stem_width * 2, 3, stride=1, padding=1, bias=False),
     )
-
-
-def _downsample(
-    in_channels: int,
-    out_channels: int,
-    stride: int,
-    dilation: int,
-    avg_down: bool,
-    kernel_size: int,
-    dilation_style: str,
-    norm_layer: ModuleFactory,
-) -> nn.Sequential:
-    """Projection shortcut: strided 1 x 1 conv, or (ResNet-D) average pool then 1 x 1 conv.
-
-    With ``avg_down`` the sequence is always (pool, conv, bn) so parameter names do not depend on
-    the stride. In a dilated stage the official release pools nothing; timm pools 2 x 2 with zero
-    padding; ``dilation_style`` picks which so both weight sets reproduce their own outputs.
-    """
-    if avg_down:
-        if stride > 1:
-            pool: nn.Module = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
-        elif dilation > 1 and dilation_style == "timm":
-            pool = ZeroPadAvgPool2d()
-        else:
-            pool = nn.Identity()
-        conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        return nn.Sequential(pool, conv, norm_layer(out_channels))
-    kernel_size = kernel_size if stride > 1 else 1
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, bias=False)
-    return nn.Sequential(conv, norm_layer(out_channels))
 
 
 def _check_config(block, layers, attn, output_stride, in_chans, num_classes, stem_pool, dilation_style, avd) -> None:
@@ -229,47 +198,21 @@ class ResNet(Trunk):
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.feature_info = [FeatureInfo(channels, 2, "act1")]
 
-        total_blocks, block_index = sum(layers), 0
-        net_stride, dilation = 4, 1
-        for stage, (planes, num_blocks) in enumerate(zip(STAGE_PLANES, layers, strict=True)):
-            stride = 1 if stage == 0 else 2
-            prev_dilation = dilation
-            if stride > 1 and net_stride >= output_stride:
-                dilation, stride = dilation * stride, 1
-            else:
-                net_stride *= stride
-            out_channels = planes * block.expansion
-            drops = drop_block_rate > 0 and stage >= 2
-            drop_block = partial(DropBlock2d, drop_block_rate, DROP_BLOCK_SIZE) if drops else nn.Identity
-            blocks = []
-            for i in range(num_blocks):
-                block_stride = stride if i == 0 else 1
-                kwargs: dict[str, Any] = dict(
-                    attn=attn,
-                    cardinality=cardinality,
-                    base_width=base_width,
-                    dilation=dilation,
-                    first_dilation=prev_dilation if i == 0 else dilation,
-                    norm_layer=norm_layer,
-                    act_layer=act_layer,
-                    drop_block=drop_block,
-                    drop_path=drop_path_rate * block_index / max(total_blocks - 1, 1),
-                    **(block_args or {}),
-                )
-                if issubclass(block, Bottleneck):
-                    # The official release also keeps the (stride-1) pool in the first block of a
-                    # dilated stage; timm drops it.
-                    official_first = dilation_style == "official" and stage > 0 and i == 0
-                    kwargs.update(avd_pool=avd and (block_stride > 1 or official_first), avd_first=avd_first)
-                downsample = None
-                if i == 0 and (block_stride != 1 or channels != out_channels):
-                    downsample = _downsample(channels, out_channels, stride, dilation, avg_down,
-                                             down_kernel_size, dilation_style, norm_layer)
-                blocks.append(block(channels, planes, block_stride, downsample, **kwargs))
-                channels = out_channels
-                block_index += 1
-            self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
-            self.feature_info.append(FeatureInfo(channels, net_stride, f"layer{stage + 1}"))
+        layout = StageLayout(
+            block=block,
+            block_kwargs=dict(attn=attn, cardinality=cardinality, base_width=base_width, norm_layer=norm_layer,
+                              act_layer=act_layer, **(block_args or {})),
+            norm_layer=norm_layer,
+            avd=avd,
+            avd_first=avd_first,
+            avg_down=avg_down,
+            down_kernel_size=down_kernel_size,
+            dilation_style=dilation_style,
+        )
+        for plan in plan_stages(layers, output_stride, drop_path_rate, drop_block_rate):
+            self.add_module(plan.name, make_stage(layout, plan, channels))
+            channels = plan.planes * block.expansion
+            self.feature_info.append(FeatureInfo(channels, plan.net_stride, plan.name))
 
         self.num_features = channels
         self.global_pool = nn.AdaptiveAvgPool2d(1)
