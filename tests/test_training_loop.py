@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from splitattn.detection.train import DetectionConfig
 from splitattn.errors import DIVERGED, EXIT_STATUSES
 from splitattn.segmentation.train import SegmentationConfig
-from splitattn.training import TrainConfig
+from splitattn.training import TrainConfig, build_config
 from splitattn.training.checkpoint import LAST, load_checkpoint
 from splitattn.training.config import RunConfig
 from splitattn.training.loop import (
@@ -151,3 +151,62 @@ def test_a_dense_run_without_warmup_steps_resumes_as_one_with_its_default():
     check_same_run("last.pth", dataclasses.replace(config, warmup_steps=5), dataclasses.asdict(config))
     with pytest.raises(ValueError, match="warmup_steps=5, while this run asks for warmup_steps=6"):
         check_same_run("last.pth", dataclasses.replace(config, warmup_steps=6), dataclasses.asdict(config))
+
+
+# A config.yaml that `splitattn train` wrote before the shared base (an earlier release's fields, in its order).
+EARLIER_TRAIN_YAML = """\
+data: digits
+train_dir: null
+val_dir: null
+image_size: 16
+crop_pct: 1.0
+interpolation: bilinear
+workers: 2
+model: resnet18
+pretrained: null
+drop_rate: 0.0
+drop_path_rate: 0.0
+drop_block_rate: 0.0
+zero_init_last: true
+attn: {}
+epochs: 2
+batch_size: 16
+lr: null
+base_lr: 0.1
+optimizer: adamw
+momentum: 0.9
+weight_decay: 0.0005
+no_decay_bn_bias: true
+warmup_epochs: 1.0
+min_lr: 0.0
+label_smoothing: 0.1
+mixup: 0.0
+cutmix: 0.0
+auto_augment: false
+rand_augment: false
+random_resized_crop: false
+hflip: false
+ema: false
+ema_decay: 0.9998
+output: runs/earlier
+seed: 7
+deterministic: false
+device: auto
+amp: false
+grad_checkpointing: false
+channels_last: false
+sync_bn: false
+resume: false
+progress: false
+log: jsonl
+max_steps_per_epoch: 3
+"""
+
+
+def test_a_config_yaml_of_an_earlier_run_still_loads(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(EARLIER_TRAIN_YAML)
+    config = build_config(config_file=path)
+    assert (config.optimizer, config.weight_decay, config.workers, config.seed, config.output) == (
+        "adamw", 0.0005, 2, 7, "runs/earlier")  # the fields now in RunConfig keep their values
+    assert (config.log_every, config.checkpoint_every) == (0, 0)  # new ones: classification's old behaviour
