@@ -32,7 +32,7 @@ def format_for(fmt: str) -> ExportFormat:
         SplitattnError: an unknown name, naming the known ones.
     """
     if fmt not in FORMATS:
-        raise SplitattnError(f"format must be one of {tuple(FORMATS)} ({option('fmt')}), got {fmt!r}")
+        raise SplitattnError(f"format must be one of {tuple(FORMATS)}, got {fmt!r}")
     return FORMATS[fmt]
 
 

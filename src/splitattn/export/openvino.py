@@ -38,7 +38,6 @@ from ..optional import require
 from .compare import worst_relative_error
 from .format import ExportFormat, Run
 
-PRECISIONS = ("fp32", "bf16", "int8")
 # OpenVINO's name of the inference precision each of ours is compiled with.
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 # Largest relative error (max |diff| / max |logit|, per check batch) against the eval-mode PyTorch
@@ -52,6 +51,7 @@ PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 # The limits leave 2x (int8) to 6x (bf16) room over those. They catch a broken file (a wrong scale
 # or layout errs by 1 and more); whether int8 changes answers is read from the top-1 agreement.
 TOLERANCES = {"fp32": 1e-4, "bf16": 5e-2, "int8": 0.35}
+PRECISIONS = tuple(TOLERANCES)
 
 
 def _require(module: str):
