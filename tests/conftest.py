@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,18 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # worker (on a busy 2-core machine that made training steps several times slower, not faster).
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """The built-in digits (``train/`` and ``val/`` of 32 px PNGs), written once per test process.
+
+    Many modules train, calibrate or evaluate on them and none writes into them, so one copy
+    serves all (each writing its own cost seconds per module). tests/test_data.py checks the
+    writer itself in folders of its own."""
+    from splitattn.data import prepare_digits
+
+    return prepare_digits(tmp_path_factory.mktemp("data") / "digits")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 
 from splitattn.cli import main as cli_main
-from splitattn.data import prepare_digits, train_transform
+from splitattn.data import train_transform
 from splitattn.training import Trainer
 from splitattn.training.config import build_config, save_config
 from splitattn.training.runtime import Runtime
@@ -114,8 +114,7 @@ def test_the_imagenet_preset_keeps_the_papers_augmentation(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_training_runs_with_trivial_augment_and_random_erasing(tmp_path):
-    digits = prepare_digits(tmp_path / "digits")
+def test_training_runs_with_trivial_augment_and_random_erasing(tmp_path, digits):
     config_file = tmp_path / "recipe.yaml"
     config_file.write_text("trivial_augment: true\nrandom_erasing: 0.5\n")
     config = build_config(config_file=config_file, overrides={

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from splitattn import create_model
 from splitattn.cli import main
-from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform, prepare_digits
+from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform
 from splitattn.data.calibration import calibration_batches
 from splitattn.deploy import DEPLOY_TOLERANCES, FixedBatch, deploy, relative_error
 from splitattn.quantize import (
@@ -51,11 +51,6 @@ FAMILIES = ("resnest14d", "seresnet18", "skresnet18")
 # int8 through a whole network: the logits measured 1-3% (of the largest logit) off float32 on
 # these models; what users check is the top-1 agreement below.
 INT8_TOLERANCE = 0.08
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> Path:
-    return prepare_digits(tmp_path_factory.mktemp("data") / "digits")
 
 
 def _batches(folder: Path, batch_size: int = 64, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -12,7 +12,6 @@ import torch
 
 from splitattn import create_model, save_pretrained
 from splitattn.cli import main as cli_main
-from splitattn.data import prepare_digits
 from splitattn.sharing import read_run
 from splitattn.weights import CheckpointError, RepoError, export_state_dict, save_state_dict
 
@@ -24,11 +23,10 @@ SMALL_RUN = ["--model", "resnest14d", "--batch-size", "16", "--image-size", "16"
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def run_dir(tmp_path_factory, digits) -> Path:
     """A finished two-epoch digits run, logged to TensorBoard too."""
-    data = prepare_digits(tmp_path_factory.mktemp("data") / "digits")
     output = tmp_path_factory.mktemp("runs") / "digits"
-    assert cli_main(["train", "--data", str(data), "--output", str(output), "--log", "tensorboard", *SMALL_RUN]) == 0
+    assert cli_main(["train", "--data", str(digits), "--output", str(output), "--log", "tensorboard", *SMALL_RUN]) == 0
     return output
 
 
@@ -64,10 +62,10 @@ def test_trained_model_round_trips_through_the_hub_with_identical_logits(run_dir
         assert torch.equal(local(x), loaded(x))
 
 
-def test_predict_reads_a_hub_model_like_its_checkpoint(run_dir, tmp_path, offline_hub, capsys):
+def test_predict_reads_a_hub_model_like_its_checkpoint(run_dir, digits, tmp_path, offline_hub, capsys):
     run = read_run(run_dir)
     put_in_hub_cache(offline_hub, "alice/digits", save_pretrained(run.trained.model, tmp_path / "repo", run=run))
-    image = next((prepare_digits(tmp_path / "digits") / "val" / "7").iterdir())
+    image = next((digits / "val" / "7").iterdir())
     answers = []
     for checkpoint in (str(run.checkpoint), "hf-hub:alice/digits"):
         assert cli_main(["predict", str(image), "--checkpoint", checkpoint, "--top-k", "1", "--json"]) == 0
