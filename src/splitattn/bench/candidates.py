@@ -1,7 +1,9 @@
 """The things a benchmark run compares: our model in its modes, and the references.
 
 Each candidate is a zero-argument callable doing one unit of work (a forward pass, or a whole
-training step) on a fixed batch, so the timer treats them all alike.
+training step) on a fixed batch, so the timer treats them all alike. Our inference variants are the
+table :data:`OURS` (name -> builder); the engines' (``onnx``, ``openvino+int8`` ...) come from the
+export formats' table through :mod:`.engines`, so neither is picked by an if/elif over names.
 """
 
 from __future__ import annotations
