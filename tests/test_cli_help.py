@@ -9,6 +9,9 @@ import sys
 import pytest
 
 from splitattn.cli import COMMANDS, build_parser
+from splitattn.data import DataError
+from splitattn.errors import BAD_INPUT, DIVERGED, EXIT_STATUSES, SplitattnError, exit_status_of
+from splitattn.training import TrainingDiverged
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -65,3 +68,17 @@ def test_help_examples_render_as_typed():
         for line in examples:
             # A continued line ends in a backslash; none is left stranded inside a rewrapped line.
             assert "\\ " not in line.rstrip("\\").rstrip(), line
+
+
+def test_help_lists_the_exit_statuses():
+    """``splitattn --help`` ends with the one table of exit statuses, each code once with its meaning,
+    and the codes are the ones the errors carry (bad input 2, a diverged run 3)."""
+    out = subprocess.run([sys.executable, "-m", "splitattn", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    table = out.split("exit status:\n", 1)[1]
+    rows = " ".join(table.split())  # the meanings are wrapped to the terminal
+    for status in EXIT_STATUSES:
+        assert f"{status.code} {' '.join(status.meaning.split())}" in rows
+    assert [s.code for s in EXIT_STATUSES] == [0, 1, 2, 3]
+    assert SplitattnError.exit_status == BAD_INPUT and exit_status_of(DataError("x")) == BAD_INPUT
+    assert exit_status_of(TrainingDiverged("x")) == DIVERGED and exit_status_of(RuntimeError("x")) is None

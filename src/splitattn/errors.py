@@ -36,6 +36,16 @@ DIVERGED = ExitStatus(3, "training diverged: the loss or the weights became NaN 
 EXIT_STATUSES: tuple[ExitStatus, ...] = (OK, FAILURE, BAD_INPUT, DIVERGED)
 
 
+def exit_status_of(error: BaseException) -> ExitStatus | None:
+    """The exit status an error's class declares (``exit_status``), or None for errors not the package's.
+
+    Args:
+        error: the exception that ended a command.
+    """
+    status = getattr(type(error), "exit_status", None)
+    return status if isinstance(status, ExitStatus) else None
+
+
 class SplitattnError(ValueError):
     """Bad input to splitattn; the message names what was wrong and what was expected.
 

@@ -3,6 +3,12 @@
 Only the module of the command being run is imported: the commands differ a lot in what they
 need (``zoo`` counts on the meta device, ``train`` pulls in torchvision's data pipeline), and a
 command's start-up should cost what it uses. ``--help`` on its own needs none of them.
+
+Results go to stdout, errors to stderr. The package's own errors (a :class:`~splitattn.errors.SplitattnError`,
+or any error whose class names an ``exit_status``, such as a diverged training run) end the command
+with their one-line message and the exit status of ``splitattn.errors.EXIT_STATUSES``, which
+``splitattn --help`` lists. Anything else (a ``RuntimeError`` from PyTorch, a bug) propagates with
+its traceback: turning it into one line would hide where it came from.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ import argparse
 import importlib
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from types import ModuleType
 
+from ..errors import EXIT_STATUSES, exit_status_of
 from ..interface import command_line
 from .help_format import HelpFormatter
 
@@ -42,9 +50,17 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(f".{COMMANDS[name][0]}", __name__)
 
 
+def exit_statuses_help() -> str:
+    """The exit-status table as ``splitattn --help`` ends with it."""
+    rows = (textwrap.fill(status.meaning, width=78, initial_indent=f"  {status.code}  ", subsequent_indent="     ")
+            for status in EXIT_STATUSES)
+    return "exit status:\n" + "\n".join(rows)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, the other commands' options are left out (their modules unimported)."""
-    parser = argparse.ArgumentParser(prog="splitattn", description="SENet, SKNet and ResNeSt networks.")
+    parser = argparse.ArgumentParser(prog="splitattn", description="SENet, SKNet and ResNeSt networks.",
+                                     epilog=exit_statuses_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, text) in COMMANDS.items():
         if only is not None and name != only:
@@ -57,6 +73,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``splitattn`` command and return its exit status (see :func:`exit_statuses_help`).
+
+    Args:
+        argv: the arguments after ``splitattn`` (default: ``sys.argv[1:]``).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=command if command in COMMANDS else "")
@@ -71,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with command_line(getattr(module, "FLAGS_FOR", None)):
             return module.run(args) or 0
-    except (ValueError, RuntimeError, OSError) as error:
+    except Exception as error:
+        status = exit_status_of(error)
+        if status is None:
+            raise  # not the package's own: its traceback is what tells where it came from
         print(f"splitattn {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return status.code

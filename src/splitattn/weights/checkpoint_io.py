@@ -63,7 +63,8 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict[str, object]:
             f"could run code when loaded ({first_line}). Re-save just the state dict, or convert it to "
             "safetensors, on a machine where you trust the file."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    # Bytes that are no torch file at all send torch's legacy unpickler into IndexError or KeyError.
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
             f"checkpoint file {str(path)!r} could not be read; it is probably truncated or corrupted ({first_line})"
