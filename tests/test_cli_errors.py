@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import splitattn
 from splitattn.cli import main
 from splitattn.errors import BAD_INPUT, FAILURE
 
@@ -79,6 +80,15 @@ def test_a_weights_error_is_one_line(tmp_path, capsys):
 def test_an_unknown_model_is_one_line(capsys):
     assert main(["summary", "resnest1000", "--input", "3x32x32"]) == 2
     assert _one_line_error(capsys, "summary").startswith("unknown model 'resnest1000'. Did you mean: resnest")
+
+
+def test_python_callers_catch_them_as_splitattn_errors_or_as_the_value_errors_they_were():
+    with pytest.raises(splitattn.SplitattnError, match="unknown model 'resnest1000'") as caught:
+        splitattn.create_model("resnest1000")
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(splitattn.SplitattnError, match="attn must be an attention spec") as caught:
+        splitattn.create_model("resnest14d", attn="splat")
+    assert isinstance(caught.value, TypeError)  # wrong kinds of argument stay TypeErrors
 
 
 def test_a_usage_error_stays_as_argparse_reports_it(capsys):

@@ -1,6 +1,7 @@
 """splitattn: SENet, SKNet and ResNeSt (split attention) networks for PyTorch."""
 
 from .deploy import deploy
+from .errors import SplitattnError
 from .factory import create_model
 from .layers import DropBlock2d, DropPath, SelectiveKernelConv, SplitAttnConv2d, SqueezeExcite
 from .models import ResNet, get_model_entry, list_models
@@ -26,6 +27,7 @@ __all__ = [
     "ResNet",
     "SelectiveKernelConv",
     "SplitAttnConv2d",
+    "SplitattnError",
     "SqueezeExcite",
     "convert_state_dict",
     "create_model",
