@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from splitattn.cli import COMMANDS, build_parser
+from splitattn.cli import COMMANDS, build_parser, main
 from splitattn.data import DataError
 from splitattn.errors import BAD_INPUT, DIVERGED, EXIT_STATUSES, SplitattnError, exit_status_of
 from splitattn.training import TrainingDiverged
@@ -58,11 +58,14 @@ def test_every_option_has_help_that_states_its_default(command, capsys):
             assert action.default not in (None, False), f"{command} {option} no longer needs DEFAULTS_IN_WORDS"
 
 
-def test_help_examples_render_as_typed():
+def test_help_examples_render_as_typed(capsys, monkeypatch):
     """Examples in a command's description keep their lines (argparse would rewrap them into one)."""
+    monkeypatch.setenv("COLUMNS", "80")  # the width of a terminal, or of a pipe, whatever runs the tests
     for command in ("train-det", "download", "push-to-hub"):
-        out = subprocess.run([sys.executable, "-m", "splitattn", command, "--help"], capture_output=True,
-                             text=True, check=True).stdout
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])  # as `splitattn COMMAND --help`, without starting a process for each
+        assert exited.value.code == 0
+        out = capsys.readouterr().out
         examples = [line.strip() for line in out.splitlines() if f"splitattn {command} " in line]
         assert examples, f"{command} --help shows no example"
         for line in examples:
