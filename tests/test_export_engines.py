@@ -23,7 +23,7 @@ import torch
 
 import splitattn
 from splitattn.cli import main
-from splitattn.data import eval_transform, load_rgb, prepare_digits
+from splitattn.data import eval_transform, load_rgb
 from splitattn.data.calibration import calibration_batches, calibration_files
 from splitattn.export import export_checked, export_model, tolerance_for
 from splitattn.export.openvino import TOLERANCES, openvino_runner
@@ -54,11 +54,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return prepare_digits(tmp_path_factory.mktemp("digits"))
 
 
 @pytest.fixture(scope="module")
