@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data import ImageFiles, collate_keyed, find_images
-from ..errors import SplitattnError
+from ..errors import FAILURE, OK, SplitattnError
 from ..training.prediction import predict_images
 from ..training.prediction_files import (
     OUTPUT_FORMATS,
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             summary = write_predictions(args.out, bar, k)
         print(f"wrote {summary.images} prediction(s) to {args.out}")
     _report_unreadable(summary)
-    return 1 if summary.unreadable else 0
+    return FAILURE.code if summary.unreadable else OK.code  # the table splitattn --help lists
 
 
 def _report_unreadable(summary: PredictionSummary) -> None:
