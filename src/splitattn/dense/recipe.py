@@ -163,6 +163,46 @@ def train_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: 
     return result, board
 
 
+@dataclass
+class DenseRun:
+    """A detection or segmentation run: the model, its losses, the metrics (saved ones when a
+    finished run was resumed) and ``last.pth``."""
+
+    model: nn.Module
+    fit: FitResult
+    metrics: dict
+    checkpoint: Path | None
+
+    @property
+    def stopped(self) -> bool:
+        """True when SIGTERM / Ctrl-C stopped the run early (its state is in ``checkpoint``)."""
+        return self.fit.stopped
+
+
+def run_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: DenseRecipe, device: torch.device,
+               log: Callable[[str], None], extra: dict[str, Any],
+               evaluate: Callable[[TensorBoardLog | None], dict]) -> DenseRun:
+    """Train (or continue) with :func:`train_recipe`, then ``evaluate(board)`` and save the run.
+
+    Args:
+        model, loader, loss_fn, recipe, device, log, extra: as :func:`train_recipe` takes them.
+        evaluate: the task's evaluation of the trained model, which may add to the open
+            TensorBoard log (None without one); its metrics go to ``metrics.json``.
+
+    Returns early, without evaluating, when a signal stopped the run (``run.stopped``) or when
+    ``resume`` finds the run finished already (with the metrics it saved then).
+    """
+    result, board = train_recipe(model, loader, loss_fn, recipe, device, log, extra)
+    if not finished_now(result, recipe):
+        return DenseRun(model, result, {} if result.stopped else saved_metrics(recipe), run_checkpoint(recipe))
+    try:
+        metrics = evaluate(board)
+    finally:
+        if board is not None:
+            board.close()
+    return DenseRun(model, result, metrics, save_run(recipe, result, metrics, log=log))
+
+
 def finished_now(result: FitResult, recipe: DenseRecipe) -> bool:
     """True when ``result`` trained the last step (not stopped by a signal, not a finished run resumed)."""
     return not result.stopped and result.step == recipe.steps and result.step > result.start_step

@@ -9,26 +9,16 @@ when SIGTERM / Ctrl-C stops the run; ``resume=True`` continues a stopped run exa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..dense.previews import detection_preview
-from ..dense.recipe import (
-    DenseRecipe,
-    check_recipe,
-    finished_now,
-    recipe_loader,
-    run_checkpoint,
-    save_run,
-    saved_metrics,
-    train_recipe,
-)
+from ..dense.recipe import DenseRecipe, DenseRun, check_recipe, recipe_loader, run_recipe
 from ..errors import SplitattnError
-from ..training.loop import FitResult
 from ..training.runtime import seed_everything, select_device
+from ..training.tensorboard import TensorBoardLog
 from .dataset import CocoDetectionDataset, collate_detection, train_transform
 from .evaluate import evaluate_coco
 from .models import DETECTOR_SIZES, fasterrcnn, maskrcnn
@@ -57,19 +47,7 @@ class DetectionConfig(DenseRecipe):
         *DenseRecipe.RESUME_MAY_CHANGE, "annotations", "images", "val_annotations", "val_images")
 
 
-@dataclass
-class DetectionRun:
-    """The model, its losses, the mAPs (saved ones when a finished run was resumed) and ``last.pth``."""
-
-    model: nn.Module
-    fit: FitResult
-    metrics: dict[str, dict[str, float]]
-    checkpoint: Path | None
-
-    @property
-    def stopped(self) -> bool:
-        """True when SIGTERM / Ctrl-C stopped the run early (its state is in ``checkpoint``)."""
-        return self.fit.stopped
+DetectionRun = DenseRun  # the model, its losses, the mAPs and last.pth
 
 
 def build_detector(config: DetectionConfig, num_classes: int) -> nn.Module:
@@ -118,10 +96,8 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
     log(f"training {config.architecture} over {config.backbone} on {len(train_set)} images, "
         f"{train_set.label_map.num_classes - 1} classes, {config.steps} steps on {device}")
     extra = {"classes": list(train_set.label_map.names), "category_ids": list(train_set.label_map.category_ids)}
-    result, board = train_recipe(model, loader, detection_loss, config, device, log, extra)
-    if not finished_now(result, config):
-        return DetectionRun(model, result, {} if result.stopped else saved_metrics(config), run_checkpoint(config))
-    try:
+
+    def evaluate(board: TensorBoardLog | None) -> dict:
         metrics = evaluate_coco(model, val_set, device, config.batch_size) if val_set is not None else {}
         for kind, stats in metrics.items():
             log(f"{kind}: mAP {stats['mAP']:.3f}  mAP50 {stats['mAP50']:.3f}  mAP75 {stats['mAP75']:.3f}")
@@ -131,8 +107,6 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
             if val_set is not None:
                 names = ["background", *train_set.label_map.names]
                 board.image("predictions", detection_preview(model, val_set, names, device), config.steps)
-    finally:
-        if board is not None:
-            board.close()
-    checkpoint = save_run(config, result, metrics, log=log)
-    return DetectionRun(model, result, metrics, checkpoint)
+        return metrics
+
+    return run_recipe(model, loader, detection_loss, config, device, log, extra, evaluate)

@@ -10,7 +10,6 @@ the run; ``resume=True`` continues a stopped run exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -19,20 +18,11 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from ..dense.previews import segmentation_preview
-from ..dense.recipe import (
-    DenseRecipe,
-    check_recipe,
-    finished_now,
-    recipe_loader,
-    run_checkpoint,
-    save_run,
-    saved_metrics,
-    train_recipe,
-)
+from ..dense.recipe import DenseRecipe, DenseRun, check_recipe, recipe_loader, run_recipe
 from ..errors import SplitattnError
 from ..models.registry import input_cfg
-from ..training.loop import FitResult
 from ..training.runtime import seed_everything, select_device
+from ..training.tensorboard import TensorBoardLog
 from .datasets import IGNORE_INDEX, CocoSegmentationDataset, MaskFolderDataset, segmentation_transform
 from .metrics import evaluate_segmentation
 from .models import deeplabv3
@@ -67,19 +57,7 @@ class SegmentationConfig(DenseRecipe):
         *DenseRecipe.RESUME_MAY_CHANGE, "images", "masks", "annotations", "val_images", "val_masks", "val_annotations")
 
 
-@dataclass
-class SegmentationRun:
-    """The model, its losses, the mIoU (saved ones when a finished run was resumed) and ``last.pth``."""
-
-    model: nn.Module
-    fit: FitResult
-    metrics: dict
-    checkpoint: Path | None
-
-    @property
-    def stopped(self) -> bool:
-        """True when SIGTERM / Ctrl-C stopped the run early (its state is in ``checkpoint``)."""
-        return self.fit.stopped
+SegmentationRun = DenseRun  # the model, its losses, the mIoU and last.pth
 
 
 def make_dataset(images: str, masks: str | None, annotations: str | None, transform,
@@ -135,10 +113,8 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
     loader = recipe_loader(config, train_set, drop_last=True)
     log(f"training deeplabv3 over {config.backbone} (output stride {config.output_stride}) on {len(train_set)} images, "
         f"{num_classes} classes, {config.steps} steps on {device}")
-    result, board = train_recipe(model, loader, segmentation_loss, config, device, log, {"num_classes": num_classes})
-    if not finished_now(result, config):
-        return SegmentationRun(model, result, {} if result.stopped else saved_metrics(config), run_checkpoint(config))
-    try:
+
+    def evaluate(board: TensorBoardLog | None) -> dict:
         metrics = evaluate_segmentation(model, val_set, device, num_classes, config.batch_size) if val_set else {}
         if metrics:
             log(f"mIoU {metrics['mIoU']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}")
@@ -147,8 +123,6 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
             if val_set is not None:
                 board.image("predictions",
                             segmentation_preview(model, val_set, num_classes, cfg.mean, cfg.std, device), config.steps)
-    finally:
-        if board is not None:
-            board.close()
-    checkpoint = save_run(config, result, metrics, log=log)
-    return SegmentationRun(model, result, metrics, checkpoint)
+        return metrics
+
+    return run_recipe(model, loader, segmentation_loss, config, device, log, {"num_classes": num_classes}, evaluate)
