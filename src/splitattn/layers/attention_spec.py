@@ -126,7 +126,11 @@ class AttentionSpec:
                          bias=False)
 
     def gate(self, channels: int, *, act_layer: ModuleFactory) -> nn.Module:
-        """What follows the block's last norm: a :class:`Gate`, or ``nn.Identity`` for none."""
+        """What follows the block's last norm: a :class:`Gate`, or ``nn.Identity`` for none.
+
+        Blocks hold it as ``se`` whatever the kind: the name the published SE checkpoints use,
+        kept for them (``splitattn.models.blocks``), so a new gate's weights are ``...se.*`` too.
+        """
         return nn.Identity()
 
     def merged(self, overrides: Mapping[str, Any]) -> AttentionSpec:

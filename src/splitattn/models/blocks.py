@@ -9,8 +9,12 @@ parameters, so checkpoints keep their names). The few layout switches that remai
 
 Each block also states, as data, what deploy needs: its conv -> norm -> activation chains, which
 conv ends the residual branch and which activation follows the add (``deploy_chains``,
-``residual_conv``, ``residual_between``, ``residual_act``); its gate is always named ``se``, the
-name the SE checkpoints use.
+``residual_conv``, ``residual_between``, ``residual_act``).
+
+The gate after the last norm is named ``se`` whatever the kind (squeeze-excitation, an ECA gate
+or any other :class:`~splitattn.layers.Gate`): it is the name the published SE checkpoints (timm's
+``layerN.I.se.fc1``, Cadene's renamed to it) store, so a neutral name would break every one of
+them; other gates simply reuse the slot.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ class BasicBlock(ResidualBlock):
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = norm_layer(planes)
         self.drop_block2 = drop_block()
-        self.se = attn.gate(planes, act_layer=act_layer)
+        self.se = attn.gate(planes, act_layer=act_layer)  # "se" for any kind: the SE checkpoints' name
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.downsample = downsample if downsample is not None else nn.Identity()
         self.act = make_act(act_layer)
@@ -160,7 +164,7 @@ class Bottleneck(ResidualBlock):
         self.conv3 = nn.Conv2d(mid_width, out_channels, 1, bias=False)
         self.bn3 = norm_layer(out_channels)
         self.drop_block3 = drop_block()
-        self.se = attn.gate(out_channels, act_layer=act_layer)
+        self.se = attn.gate(out_channels, act_layer=act_layer)  # "se" for any kind: the SE checkpoints' name
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.downsample = downsample if downsample is not None else nn.Identity()
         self.act3 = make_act(act_layer)

@@ -26,6 +26,7 @@ _ORIGINAL_HOST = "https://s3.us-west-1.wasabisys.com/resnest/torch/{}.pth"
 def _resnest(
     layers: tuple[int, ...],
     stem_width: int,
+    *,
     radix: int = 2,
     cardinality: int = 1,
     base_width: int = 64,
@@ -66,13 +67,15 @@ def _official_file(stem: str, timm_name: str | None) -> tuple[WeightSource, ...]
     return (*sources, release(_ORIGINAL_HOST.format(stem), "official"))
 
 
-def _official_weights(stem: str, timm_name: str | None, official_top1: float, timm_top1: float | None):
+def _official_weights(stem: str, timm_name: str | None, *, official_top1: float, timm_top1: float | None):
     """The official file under the official name, and (same file) under timm's name with timm's top-1."""
     sources = _official_file(stem, timm_name)
-    official = (PublishedWeights("in1k", sources, official_top1, OFFICIAL_TOP1, "apache-2.0", AUTHORS),)
+    official = (PublishedWeights(tag="in1k", sources=sources, top1=official_top1, top1_by=OFFICIAL_TOP1,
+                                 license="apache-2.0", trained_by=AUTHORS),)
     if timm_top1 is None:
         return official, ()
-    return official, (PublishedWeights("in1k", sources, timm_top1, TIMM_TOP1, "apache-2.0", AUTHORS),)
+    return official, (PublishedWeights(tag="in1k", sources=sources, top1=timm_top1, top1_by=TIMM_TOP1,
+                                       license="apache-2.0", trained_by=AUTHORS),)
 
 
 # name, layers, stem width, input size, crop_pct, interpolation, paper top-1
@@ -104,22 +107,28 @@ TIMM_TO_OFFICIAL = {
 for depth, (layers, stem, size, crop, interp, top1) in _DEPTHS.items():
     cfg = _cfg(size, crop, interp, top1)
     timm_name = f"resnest{depth}{_TIMM_SUFFIX[depth]}"
-    official, timm = _official_weights(_RELEASED[depth][0], timm_name, *_RELEASED[depth][1:])
-    register(ModelEntry(f"resnest{depth}", "resnest", "official",
-                        _resnest(layers, stem, dilation_style="official"), cfg, official, BOTH_LAYOUTS))
-    register(ModelEntry(timm_name, "resnest", "timm", _resnest(layers, stem), cfg, timm, BOTH_LAYOUTS))
+    stem_file, official_top1, timm_top1 = _RELEASED[depth]
+    official, timm = _official_weights(stem_file, timm_name, official_top1=official_top1, timm_top1=timm_top1)
+    register(ModelEntry(name=f"resnest{depth}", family="resnest", reference="official",
+                        architecture=_resnest(layers, stem, dilation_style="official"), base_cfg=cfg,
+                        weights=official, key_layouts=BOTH_LAYOUTS))
+    register(ModelEntry(name=timm_name, family="resnest", reference="timm", architecture=_resnest(layers, stem),
+                        base_cfg=cfg, weights=timm, key_layouts=BOTH_LAYOUTS))
 
 
 def _gluon(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
     """ResNeSt-14/26, trained by the authors in GluonCV and converted by timm."""
     sources = timm_file(f"v0.1-weights/{path}.pth", f"timm/{name}.gluon_in1k")
-    return (PublishedWeights("gluon_in1k", sources, top1, TIMM_TOP1, "apache-2.0", f"{AUTHORS}, GluonCV"),)
+    return (PublishedWeights(tag="gluon_in1k", sources=sources, top1=top1, top1_by=TIMM_TOP1, license="apache-2.0",
+                             trained_by=f"{AUTHORS}, GluonCV"),)
 
 
-register(ModelEntry("resnest14d", "resnest", "timm", _resnest((1, 1, 1, 1), 32), _cfg(),
-                    _gluon("resnest14d", "gluon_resnest14-9c8fe254", 75.516), BOTH_LAYOUTS))
-register(ModelEntry("resnest26d", "resnest", "timm", _resnest((2, 2, 2, 2), 32), _cfg(),
-                    _gluon("resnest26d", "gluon_resnest26-50eb607c", 78.476), BOTH_LAYOUTS))
+register(ModelEntry(name="resnest14d", family="resnest", reference="timm", architecture=_resnest((1, 1, 1, 1), 32),
+                    base_cfg=_cfg(), weights=_gluon("resnest14d", "gluon_resnest14-9c8fe254", 75.516),
+                    key_layouts=BOTH_LAYOUTS))
+register(ModelEntry(name="resnest26d", family="resnest", reference="timm", architecture=_resnest((2, 2, 2, 2), 32),
+                    base_cfg=_cfg(), weights=_gluon("resnest26d", "gluon_resnest26-50eb607c", 78.476),
+                    key_layouts=BOTH_LAYOUTS))
 
 # The ablation models of the paper (Table 3): radix s, cardinality x, width d, avd before the conv.
 # Top-1 from the official ablation.md; timm ports two of them under its own names.
@@ -129,14 +138,16 @@ _ABLATION = {(1, 1, 64): ("d8fbf808", 80.33, None), (2, 1, 64): ("44938639", 80.
              (1, 4, 24): ("d4a4f76f", 80.99, 81.024)}
 for (radix, cardinality, width), (digest, official_top1, timm_top1) in _ABLATION.items():
     setting = f"{radix}s{cardinality}x{width}d"
+    split = dict(radix=radix, cardinality=cardinality, base_width=width, avd_first=True)
     timm_name = f"resnest50d_{setting}" if timm_top1 is not None else None
-    official, timm = _official_weights(f"resnest50_fast_{setting}-{digest}", timm_name, official_top1, timm_top1)
+    official, timm = _official_weights(f"resnest50_fast_{setting}-{digest}", timm_name, official_top1=official_top1,
+                                       timm_top1=timm_top1)
     register(ModelEntry(
-        f"resnest50_fast_{setting}", "resnest", "official",
-        _resnest((3, 4, 6, 3), 32, radix, cardinality, width, avd_first=True, dilation_style="official"),
-        _cfg(), official, BOTH_LAYOUTS,
+        name=f"resnest50_fast_{setting}", family="resnest", reference="official",
+        architecture=_resnest((3, 4, 6, 3), 32, **split, dilation_style="official"),
+        base_cfg=_cfg(), weights=official, key_layouts=BOTH_LAYOUTS,
     ))
     if timm_name is not None:
-        register(ModelEntry(timm_name, "resnest", "timm",
-                            _resnest((3, 4, 6, 3), 32, radix, cardinality, width, avd_first=True),
-                            _cfg(interpolation="bicubic"), timm, BOTH_LAYOUTS))
+        register(ModelEntry(name=timm_name, family="resnest", reference="timm",
+                            architecture=_resnest((3, 4, 6, 3), 32, **split),
+                            base_cfg=_cfg(interpolation="bicubic"), weights=timm, key_layouts=BOTH_LAYOUTS))

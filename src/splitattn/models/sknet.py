@@ -17,8 +17,8 @@ PAPER = "Selective Kernel Networks (arXiv:1903.06586)"
 def _ra(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
     """timm's own SK training runs (RandAugment recipe); top-1 from timm's results-imagenet.csv."""
     sources = timm_file(f"v0.1-weights/{path}.pth", f"timm/{name}.ra_in1k")
-    return (PublishedWeights("ra_in1k", sources, top1, "timm results-imagenet.csv", "apache-2.0",
-                             "timm (RandAugment)"),)
+    return (PublishedWeights(tag="ra_in1k", sources=sources, top1=top1, top1_by="timm results-imagenet.csv",
+                             license="apache-2.0", trained_by="timm (RandAugment)"),)
 
 
 def _sk(layers, block, attn: SelectiveKernel, **kwargs) -> dict:
@@ -29,16 +29,20 @@ _BASIC_SK = SelectiveKernel(reduction=8, divisor=16, split_input=True)
 SK_KEYS = {"timm": "timm_sk"}  # timm wraps each conv and its BN in one module
 _CFG = PretrainedCfg(interpolation="bicubic")
 
-register(ModelEntry("skresnet18", "sknet", "timm", _sk((2, 2, 2, 2), BasicBlock, _BASIC_SK), _CFG,
-                    _ra("skresnet18", "skresnet18_ra-4eec2804", 73.020), SK_KEYS))
-register(ModelEntry("skresnet34", "sknet", "timm", _sk((3, 4, 6, 3), BasicBlock, _BASIC_SK), _CFG,
-                    _ra("skresnet34", "skresnet34_ra-bdc0ccde", 76.956), SK_KEYS))
-register(ModelEntry("skresnet50", "sknet", "timm",
-                    _sk((3, 4, 6, 3), Bottleneck, SelectiveKernel(reduction=16, divisor=8, split_input=True)),
-                    _CFG, (), SK_KEYS))
+register(ModelEntry(name="skresnet18", family="sknet", reference="timm",
+                    architecture=_sk((2, 2, 2, 2), BasicBlock, _BASIC_SK), base_cfg=_CFG,
+                    weights=_ra("skresnet18", "skresnet18_ra-4eec2804", 73.020), key_layouts=SK_KEYS))
+register(ModelEntry(name="skresnet34", family="sknet", reference="timm",
+                    architecture=_sk((3, 4, 6, 3), BasicBlock, _BASIC_SK), base_cfg=_CFG,
+                    weights=_ra("skresnet34", "skresnet34_ra-bdc0ccde", 76.956), key_layouts=SK_KEYS))
+register(ModelEntry(name="skresnet50", family="sknet", reference="timm",
+                    architecture=_sk((3, 4, 6, 3), Bottleneck,
+                                     SelectiveKernel(reduction=16, divisor=8, split_input=True)),
+                    base_cfg=_CFG, weights=(), key_layouts=SK_KEYS))
 register(ModelEntry(
-    "skresnext50_32x4d", "sknet", "timm",
-    _sk((3, 4, 6, 3), Bottleneck, SelectiveKernel(reduction=16, divisor=32), cardinality=32, base_width=4),
-    PretrainedCfg(interpolation="bicubic", paper_top1=79.21, paper=PAPER),
-    _ra("skresnext50_32x4d", "skresnext50_ra-f40e40bf", 80.168), SK_KEYS,
+    name="skresnext50_32x4d", family="sknet", reference="timm",
+    architecture=_sk((3, 4, 6, 3), Bottleneck, SelectiveKernel(reduction=16, divisor=32), cardinality=32,
+                     base_width=4),
+    base_cfg=PretrainedCfg(interpolation="bicubic", paper_top1=79.21, paper=PAPER),
+    weights=_ra("skresnext50_32x4d", "skresnext50_ra-f40e40bf", 80.168), key_layouts=SK_KEYS,
 ))
