@@ -33,15 +33,10 @@ def one_thread():
 
 def classification_checkpoint(name: str, path: Path) -> dict[str, torch.Tensor]:
     """An ImageNet-style classifier checkpoint with non-trivial BN statistics, saved to ``path``."""
+    from .reference import randomize_  # here, not at the top: it needs timm, the other helpers do not
+
     torch.manual_seed(1)
-    model = create_model(name)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.2, 0.2)
-    state = model.state_dict()
+    state = randomize_(create_model(name), seed=1).state_dict()
     save_state_dict(state, path)
     return state
 

@@ -25,6 +25,7 @@ import splitattn
 from splitattn.cli import main
 from splitattn.data import eval_transform, load_rgb
 from splitattn.data.calibration import calibration_batches, calibration_files
+from splitattn.deploy import relative_error
 from splitattn.export import export_checked, export_model, tolerance_for
 from splitattn.export.openvino import TOLERANCES, openvino_runner
 
@@ -81,8 +82,7 @@ def _openvino_ops(path) -> set[str]:
 def _error_and_agreement(run, model, images) -> tuple[float, float]:
     with torch.no_grad():
         got, expected = torch.cat([run(x) for x in images]), torch.cat([model(x) for x in images])
-    error = ((got - expected).abs().max() / expected.abs().max()).item()
-    return error, (got.argmax(1) == expected.argmax(1)).float().mean().item()
+    return relative_error(got, expected), (got.argmax(1) == expected.argmax(1)).float().mean().item()
 
 
 # The bf16 IR is the fp32 one with another hint recorded (OpenVINO takes the precision at compile
