@@ -89,7 +89,7 @@ def subset_indices(trained: TrainedModel, name: str | None) -> torch.Tensor | No
     imagenet = imagenet_classes()
     if trained.class_synsets is None or set(trained.class_synsets) != set(imagenet.synsets):
         raise SplitattnError(f"--class-subset {name} selects ImageNet-1k classes, but {trained.model_name}'s "
-                         f"{len(trained.class_names)} classes are not ImageNet-1k's")
+                             f"{len(trained.class_names)} classes are not ImageNet-1k's")
     classes = trained.classes
     return torch.tensor(sorted(classes.index_of(imagenet.synsets[i]) for i in class_subset(name)))
 

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     else:
         raise SplitattnError("name the model to explain: --checkpoint FILE (a trained model), or --model NAME with "
-                         "--pretrained for its published weights")
+                             "--pretrained for its published weights")
     result = explain_image(model, args.image, args.out)
     for path in result.files:
         print(f"wrote {path}")

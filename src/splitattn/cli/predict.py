@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         if args.json:
             raise SplitattnError("--json prints to stdout; with --out the file's suffix sets the format "
-                             "(.jsonl for JSON lines)")
+                                 "(.jsonl for JSON lines)")
         output_format(args.out)  # an unknown suffix is refused before the model is loaded
     files = find_images(args.images)
     trained = load_from_args(args)

@@ -51,7 +51,7 @@ def calibration_files(folder: str | os.PathLike, count: int = DEFAULT_COUNT) -> 
     groups = [g for g in groups if g]
     if not groups:
         raise DataError(f"calibration folder {str(root)!r} holds no images: expected {root}/<class>/<image> "
-                         f"or {root}/<image> with one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
+                        f"or {root}/<image> with one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
     interleaved = (path for row in itertools.zip_longest(*groups) for path in row if path is not None)
     return list(itertools.islice(interleaved, count))
 

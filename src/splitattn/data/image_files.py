@@ -93,7 +93,7 @@ class ImageFiles(Dataset):
         self.keys = list(keys) if keys is not None else [str(f) for f in self.files]
         if not len(self.labels) == len(self.keys) == len(self.files):
             raise DataError(f"{len(self.files)} files need as many labels and keys, "
-                             f"got {len(self.labels)} and {len(self.keys)}")
+                            f"got {len(self.labels)} and {len(self.keys)}")
 
     def __len__(self) -> int:
         return len(self.files)

@@ -32,7 +32,7 @@ def sample_synsets(count: int) -> list[int]:
     shared = sorted(set(class_subset("imagenet-a")) & set(class_subset("imagenet-r")))
     if not 1 <= count <= len(shared):
         raise DataError(f"count must be between 1 and {len(shared)} (the classes ImageNet-A and -R share), "
-                         f"got {count}")
+                        f"got {count}")
     return [shared[round(i * (len(shared) - 1) / max(count - 1, 1))] for i in range(count)]
 
 

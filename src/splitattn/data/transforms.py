@@ -58,7 +58,7 @@ def chosen_policy(random_erasing: float = 0.0, **switches: bool) -> AugmentPolic
     if len(on) > 1:
         names = " and ".join(f"{policy.option}=true" for policy in on)
         raise DataError(f"at most one of {', '.join(options)} can be on, got {names}; turn the others off "
-                         f"(e.g. {on[0].option}=false)")
+                        f"(e.g. {on[0].option}=false)")
     if isinstance(random_erasing, bool) or not 0.0 <= random_erasing <= 1.0:
         raise DataError(f"random_erasing is a probability and must be in [0, 1], got {random_erasing!r}")
     return on[0] if on else None

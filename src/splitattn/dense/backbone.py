@@ -33,7 +33,7 @@ def check_backbone_name(name: str) -> None:
         close = difflib.get_close_matches(str(name), names, n=5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SplitattnError(f"unknown backbone {name!r}{hint}; expected a splitattn zoo name such as "
-                         "resnest50, seresnet50 or skresnet18 (see splitattn.list_models())")
+                             "resnest50, seresnet50 or skresnet18 (see splitattn.list_models())")
 
 
 def set_trainable_layers(backbone: ResNetFeatures, trainable_layers: int) -> ResNetFeatures:
@@ -65,7 +65,7 @@ def resolve_training_defaults(pretrained: Pretrained, trainable_layers: int | No
         trainable_layers = 3 if is_trained else MAX_TRAINABLE_LAYERS
     if frozen_bn and not is_trained:
         raise SplitattnError("frozen_bn=True needs pretrained_backbone: a randomly initialised backbone with frozen "
-                         "BatchNorm statistics cannot learn them; pass pretrained_backbone=True or a weights file")
+                             "BatchNorm statistics cannot learn them; pass pretrained_backbone=True or a weights file")
     return trainable_layers, frozen_bn
 
 

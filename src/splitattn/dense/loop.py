@@ -39,9 +39,9 @@ def resolve_warmup(steps: int, warmup_steps: int | None) -> int:
         return default_warmup(steps)
     if not 0 <= warmup_steps < steps:
         raise SplitattnError(f"{option('warmup_steps', str(warmup_steps))} must be at least 0 and shorter than the run "
-                         f"({option('steps', str(steps))}), so that the learning rate decays to 0 by the end; give "
-                         f"fewer warm-up steps, or none for the default (a tenth of the run, at most "
-                         f"{MAX_DEFAULT_WARMUP}: {default_warmup(steps)} here)")
+                             f"({option('steps', str(steps))}), so that the learning rate decays to 0 by the end; give "
+                             f"fewer warm-up steps, or none for the default (a tenth of the run, at most "
+                             f"{MAX_DEFAULT_WARMUP}: {default_warmup(steps)} here)")
     return warmup_steps
 
 

@@ -173,7 +173,7 @@ def _check_outputs(deployed: nn.Module, example_input: torch.Tensor | None, refe
     tolerance = DEPLOY_TOLERANCES.get(dtype, DEPLOY_TOLERANCE)
     if not error <= tolerance:  # NaN fails too
         raise OutputMismatchError(f"deployed model differs from eval mode by {error:.2e} relative "
-                         f"(> {tolerance} for {dtype})")
+                                  f"(> {tolerance} for {dtype})")
     return error
 
 

@@ -53,5 +53,5 @@ def deployment_of(model: nn.Module) -> Deployment:
     record = getattr(model, RECORD_ATTRIBUTE, None)
     if not isinstance(record, Deployment):
         raise SplitattnError(f"{type(model).__name__} was not made by splitattn.deploy (it has no Deployment record); "
-                         "pass the model deploy() returned")
+                             "pass the model deploy() returned")
     return record

@@ -89,7 +89,7 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
         if val_set.label_map != train_set.label_map:
             raise SplitattnError(f"the categories of {config.val_annotations} differ from those of "
                                  f"{config.annotations}: "
-                             f"{val_set.label_map.names} vs {train_set.label_map.names}")
+                                 f"{val_set.label_map.names} vs {train_set.label_map.names}")
     model = build_detector(config, train_set.label_map.num_classes).to(device)
     loader = recipe_loader(config, train_set, drop_last=len(train_set) > config.batch_size,
                            collate_fn=collate_detection)

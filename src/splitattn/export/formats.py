@@ -55,11 +55,11 @@ def check_request(fmt: str, precision: str, calibrated: bool, options: Mapping[s
     if precision not in export_format.precisions:
         supported = "; ".join(f"{f.name}: {', '.join(f.precisions)}" for f in FORMATS.values())
         raise SplitattnError(f"{option('fmt', fmt)} does not support {option('precision', precision)} "
-                         f"(supported: {supported})")
+                             f"(supported: {supported})")
     wanted = PRECISIONS[precision]
     if wanted.needs_calibration and not calibrated:
         raise SplitattnError(f"{option('precision', precision)} needs {option('calibration')} images: "
-                         "the quantization ranges are set on real inputs")
+                             "the quantization ranges are set on real inputs")
     if calibrated and not wanted.takes_calibration:
         users = sorted((p for p in PRECISIONS.values() if p.takes_calibration), key=lambda p: not p.needs_calibration)
         used_by = " and ".join(option("precision", p.name) for p in users)
@@ -70,7 +70,7 @@ def check_request(fmt: str, precision: str, calibrated: bool, options: Mapping[s
         if allowed is None:
             having = [f.name for f in FORMATS.values() if name in f.options]
             raise SplitattnError(f"{option(name)} is an option of {', '.join(having) or 'no format'}, not of "
-                             f"{option('fmt', fmt)} (which takes {', '.join(export_format.options) or 'none'})")
+                                 f"{option('fmt', fmt)} (which takes {', '.join(export_format.options) or 'none'})")
         if value not in allowed:
             raise SplitattnError(f"{option(name)} must be one of {allowed} for {fmt}, got {value!r}")
     return export_format

@@ -38,10 +38,10 @@ def _batches_as_arrays(batches: Iterable[torch.Tensor], input_shape: tuple[int, 
     for batch in batches:
         if not isinstance(batch, torch.Tensor) or batch.ndim != 4:
             raise SplitattnError(f"calibration batches must be float tensors (N, C, H, W), got "
-                             f"{getattr(batch, 'shape', type(batch).__name__)}")
+                                 f"{getattr(batch, 'shape', type(batch).__name__)}")
         if tuple(batch.shape[1:]) != input_shape:
             raise SplitattnError(f"calibration images must be {input_shape} (C, H, W) like the export, "
-                             f"got {tuple(batch.shape[1:])}")
+                                 f"got {tuple(batch.shape[1:])}")
         arrays.append(np.ascontiguousarray(batch.detach().cpu().float().numpy()))
     if not arrays:
         raise SplitattnError("int8 calibration got no images: pass an iterable of (N, C, H, W) batches")

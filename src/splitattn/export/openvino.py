@@ -70,7 +70,7 @@ def single_images(batches: Iterable[torch.Tensor]) -> list[np.ndarray]:
     for batch in batches:
         if not isinstance(batch, torch.Tensor) or batch.ndim != 4:
             raise SplitattnError(f"calibration batches must be float tensors (N, C, H, W), got "
-                             f"{getattr(batch, 'shape', type(batch).__name__)}")
+                                 f"{getattr(batch, 'shape', type(batch).__name__)}")
         images += [np.ascontiguousarray(x.unsqueeze(0).float().numpy()) for x in batch.detach().cpu()]
     if not images:
         raise SplitattnError("int8 calibration got no images: pass an iterable of (N, C, H, W) batches")

@@ -35,7 +35,7 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         return load_rgb(path)
     except (UnidentifiedImageError, OSError) as error:
         raise SplitattnError(f"cannot read {os.fspath(path)!r} as an image (expected a PNG, JPEG or other format "
-                         f"Pillow reads): {error}") from None
+                             f"Pillow reads): {error}") from None
 
 
 def prepare_image(image: Image.Image, cfg: dict, in_chans: int = 3) -> PreparedImage:

@@ -88,7 +88,7 @@ def _matching(pattern: str) -> list[str]:
     names = list_models(pattern)
     if not names:
         raise SplitattnError(f"no zoo model matches {pattern!r}; splitattn.list_models() lists all "
-                         f"{len(list_models())} names (patterns are shell-style, e.g. 'resnest50*')")
+                             f"{len(list_models())} names (patterns are shell-style, e.g. 'resnest50*')")
     return names
 
 

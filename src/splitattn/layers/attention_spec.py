@@ -163,4 +163,4 @@ def resolve_attention(value: AttentionSpec | Mapping[str, Any] | None, base: Att
         return base.merged(value)
     raise ArgumentTypeError(f"attn must be an attention spec (SplitAttention(radix=2), SqueezeExcitation(), "
                             "SelectiveKernel(), "
-                    f"NoAttention()) or a dict of fields to change, got {type(value).__name__} {value!r}")
+                            f"NoAttention()) or a dict of fields to change, got {type(value).__name__} {value!r}")

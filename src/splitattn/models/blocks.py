@@ -70,7 +70,7 @@ class BasicBlock(ResidualBlock):
             )
         if attn.bottleneck_only:
             raise SplitattnError(f"{type(attn).__name__} needs Bottleneck blocks (block=Bottleneck); BasicBlock has no "
-                             "grouped width to split")
+                                 "grouped width to split")
         first_dilation = first_dilation or dilation
         self.conv1 = attn.spatial(in_channels, planes, stride=stride, dilation=first_dilation, groups=1,
                                   norm_layer=norm_layer, act_layer=act_layer, drop_block=drop_block)

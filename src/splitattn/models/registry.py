@@ -87,11 +87,11 @@ class ModelEntry:
                 return weights
         if not self.weights:
             raise SplitattnError(f"{self.name!r} has no published weights, so no tag {tag!r}; "
-                             f"`splitattn zoo --weights` lists the models that have some")
+                                 f"`splitattn zoo --weights` lists the models that have some")
         close = difflib.get_close_matches(tag, self.tags, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(f'{self.name}.{t}' for t in close)}?" if close else ""
         raise SplitattnError(f"unknown weights tag {tag!r} for {self.name!r}.{hint} Its tags: {', '.join(self.tags)} "
-                         f"(default {self.tags[0]})")
+                             f"(default {self.tags[0]})")
 
     def cfg_dict(self, tag: str | None = None) -> dict[str, Any]:
         """``pretrained_cfg`` as the model carries it: input settings, and the weights' own numbers.

@@ -61,7 +61,7 @@ def _check_config(block, layers, attn, output_stride, in_chans, num_classes, ste
     if not isinstance(attn, AttentionSpec):
         raise ArgumentTypeError(f"attn must be an attention spec such as SplitAttention(radix=2), "
                                 "SqueezeExcitation() or "
-                        f"NoAttention(), got {type(attn).__name__} {attn!r}")
+                                f"NoAttention(), got {type(attn).__name__} {attn!r}")
     if output_stride not in OUTPUT_STRIDES:
         raise SplitattnError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
     if in_chans < 1:

@@ -75,6 +75,6 @@ def load_quantized(path: str | os.PathLike, compile: bool = True) -> QuantizedMo
         info = {}
     if info.get("format") != FORMAT:
         raise SplitattnError(f"{path} is a torch.export archive but not one of splitattn's quantized models "
-                         f"(no {METADATA} of format {FORMAT!r}); write it with splitattn.quantize.save_quantized")
+                             f"(no {METADATA} of format {FORMAT!r}); write it with splitattn.quantize.save_quantized")
     info.pop("format")
     return QuantizedModel(program.module(), info, compiled=compile)

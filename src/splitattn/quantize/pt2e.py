@@ -48,7 +48,7 @@ def _torchao_pt2e() -> tuple[Any, Any]:
             x86 = importlib.import_module("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
     except ImportError as error:
         raise MissingPackageError("int8 quantization uses PyTorch's PT2E flow, which torch 2.14 keeps in torchao: "
-                           "pip install 'splitattn[quantize]' (torchao>=0.18)") from error
+                                  "pip install 'splitattn[quantize]' (torchao>=0.18)") from error
     return pt2e, x86
 
 
@@ -60,13 +60,13 @@ def check_quantizable(model: nn.Module) -> None:
         raise SplitattnError("the model has no parameters to quantize")
     if param.device.type != "cpu":
         raise SplitattnError(f"int8 quantization targets CPUs (oneDNN int8 kernels); the model is on {param.device}. "
-                         "On a GPU use splitattn.deploy(model, dtype=torch.bfloat16) instead")
+                             "On a GPU use splitattn.deploy(model, dtype=torch.bfloat16) instead")
     if param.dtype != torch.float32:
         raise SplitattnError(f"quantize a float32 model (the weights' ranges are read in float32), not {param.dtype}")
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64", "i686", "x86"):
         raise SplitattnError(f"the x86 int8 quantizer needs an x86 CPU, this one is {machine}; "
-                         "use splitattn.deploy(model) (float32) here")
+                             "use splitattn.deploy(model) (float32) here")
 
 
 def attention_mlp_names(model: nn.Module) -> list[str]:
@@ -82,13 +82,13 @@ def _float_layers(model: nn.Module, keep_float: str | Sequence[str]) -> list[str
     if isinstance(keep_float, str):
         if keep_float not in KEEP_FLOAT_CHOICES:
             raise SplitattnError(f"keep_float must be one of {KEEP_FLOAT_CHOICES} or a list of module names, "
-                             f"got {keep_float!r}")
+                                 f"got {keep_float!r}")
         return attention_mlp_names(model) if keep_float == "attention" else []
     modules = dict(model.named_modules())
     unknown = [name for name in keep_float if name not in modules]
     if unknown:
         raise SplitattnError(f"keep_float names modules the model does not have: {unknown} "
-                         f"(names as in model.named_modules(), e.g. 'layer1.0.conv2.fc1')")
+                             f"(names as in model.named_modules(), e.g. 'layer1.0.conv2.fc1')")
     return list(keep_float)
 
 
@@ -135,7 +135,7 @@ class QuantizedModel(nn.Module):
         itself), ``train()`` is refused."""
         if mode:
             raise SplitattnError("a quantized model is for inference and cannot train; train the float model, "
-                             "then quantize it again")
+                                 "then quantize it again")
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,7 +208,7 @@ def quantize(
     for batch in batches:
         if not isinstance(batch, torch.Tensor) or batch.ndim != 4 or batch.dtype != torch.float32:
             raise SplitattnError("calibration batches must be float32 tensors (N, C, H, W), got "
-                             f"{type(batch).__name__} {getattr(batch, 'shape', '')} {getattr(batch, 'dtype', '')}")
+                                 f"{type(batch).__name__} {getattr(batch, 'shape', '')} {getattr(batch, 'dtype', '')}")
     float_layers = _float_layers(model, keep_float)
     deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous")
     example = batches[0][:2] if batches[0].shape[0] >= 2 else torch.cat([batches[0]] * 2)

@@ -65,13 +65,13 @@ def make_dataset(images: str, masks: str | None, annotations: str | None, transf
     """A mask-folder or COCO data set, whichever the arguments name (exactly one of them)."""
     if (masks is None) == (annotations is None):
         raise SplitattnError(f"give either a mask folder or a COCO annotation file for the images in {images!r}, "
-                         f"not {'both' if masks else 'neither'}")
+                             f"not {'both' if masks else 'neither'}")
     if masks is not None:
         return MaskFolderDataset(images, masks, transform, num_classes)
     dataset = CocoSegmentationDataset(annotations, images, transform)
     if num_classes is not None and num_classes != dataset.num_classes:
         raise SplitattnError(f"num_classes={num_classes} but {annotations} has {dataset.num_classes - 1} categories "
-                         f"plus the background")
+                             f"plus the background")
     return dataset
 
 
@@ -106,8 +106,8 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
                                segmentation_transform(config.image_size, cfg.mean, cfg.std, train=False), num_classes)
     if config.batch_size < 2 or len(train_set) < 2:
         raise SplitattnError("DeepLabV3's image-pooling branch uses BatchNorm over the batch: "
-                         f"need batch_size >= 2 and at least 2 training images "
-                         f"(got {config.batch_size}, {len(train_set)})")
+                             f"need batch_size >= 2 and at least 2 training images "
+                             f"(got {config.batch_size}, {len(train_set)})")
     model = deeplabv3(config.backbone, num_classes, config.output_stride, config.pretrained_backbone,
                       config.aux_loss).to(device)
     loader = recipe_loader(config, train_set, drop_last=True)

@@ -292,7 +292,7 @@ def build_config(
             if member:  # attn.radix=4: one entry of a mapping option, the others kept
                 if _field_kind(hints[name])[0] is not dict:
                     raise ConfigError(f"config {name} is not a mapping, so {key!r} (from {origin}) has no meaning; "
-                                     f"give {name}=VALUE")
+                                      f"give {name}=VALUE")
                 try:
                     entry = yaml.safe_load(value) if isinstance(value, str) else value
                 except yaml.YAMLError as error:

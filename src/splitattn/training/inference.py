@@ -84,7 +84,7 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
     recorded = raw.get("model_name")
     if model_name is None and not isinstance(recorded, str):
         raise SplitattnError(f"{checkpoint} does not say which architecture it holds (it is not a checkpoint of "
-                         f"splitattn train); name it with {option('model_name', 'NAME')}")
+                             f"splitattn train); name it with {option('model_name', 'NAME')}")
     if model_name is not None and isinstance(recorded, str) and split_name(recorded)[0] != split_name(model_name)[0]:
         raise SplitattnError(f"{checkpoint} was trained as {recorded!r}, not {model_name!r}")
     model_name = model_name or recorded
@@ -129,7 +129,7 @@ def load_published(model_name: str | None, pretrained: str | os.PathLike = PUBLI
         return trained
     if model_name is None:
         raise SplitattnError(f"{option('pretrained', os.fspath(pretrained))} needs the architecture: add "
-                         f"{option('model_name', 'NAME')} (a zoo name, e.g. resnest50)")
+                             f"{option('model_name', 'NAME')} (a zoo name, e.g. resnest50)")
     base, tag = split_name(model_name)
     path, _, origin = resolve_weights(base, pretrained, tag)
     trained = load_trained(path, model_name, image_size, crop_pct, interpolation)
@@ -160,7 +160,7 @@ def weights_spec(model: str | None, pretrained: str) -> tuple[str | None, str]:
         resolve_name(location)  # an unknown name or tag: a ValueError with the close ones
         if model is not None and split_name(model)[0] != split_name(location)[0]:
             raise SplitattnError(f"{option('model_name', model)} and {option('pretrained', location)} name two "
-                             f"different models; give one of them")
+                                 f"different models; give one of them")
         return location, PUBLISHED
     return model, location
 

@@ -221,7 +221,7 @@ class PassBatches(Iterator):
             except StopIteration:
                 if self.in_pass == 0:
                     raise SplitattnError("the training data loader yields no batches (is the data set smaller than a "
-                                     "batch?)") from None
+                                         "batch?)") from None
                 self.pass_index, self.in_pass = self.pass_index + 1, 0
                 self._begin(0)
                 continue

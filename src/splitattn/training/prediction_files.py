@@ -103,7 +103,7 @@ def output_format(path: str | os.PathLike) -> OutputFormat:
     hint = f"; did you mean {Path(path).with_suffix(close[0]).name!r}?" if close and suffix else ""
     known = ", ".join(f"{s} ({fmt.description})" for s, fmt in OUTPUT_FORMATS.items())
     raise SplitattnError(f"cannot tell the format of {str(path)!r} from its suffix {suffix or '(none)'!r}: "
-                     f"known are {known}{hint}")
+                         f"known are {known}{hint}")
 
 
 @dataclass

@@ -77,12 +77,12 @@ def resume_state(config: Any, steps: int, extra: Mapping[str, Any], log: Callabl
         state = upgrade(state)
     if not {*STATE_KEYS, "step", "data_position", "config"} <= set(state):
         raise ConfigError(f"cannot resume from {path}: it holds no training state (weights only, written by another "
-                         f"program or an older splitattn); start a new run in another output directory")
+                          f"program or an older splitattn); start a new run in another output directory")
     check_same_run(path, config, state["config"])
     for key, value in extra.items():
         if key in state and state[key] != value:
             raise ConfigError(f"cannot resume from {path}: it was trained with {key} {state[key]}, but the training "
-                             f"data now give {value}")
+                              f"data now give {value}")
     if state["step"] >= steps:
         log(f"resume: {path} has finished all {steps} steps already; nothing to train (to train again, use another "
             f"output directory)")

@@ -154,7 +154,7 @@ class Trainer(Task):
                                      collate_fn=collate_skipping)
         if steps == 0:
             raise SplitattnError(f"batch size {config.batch_size} x {world} process(es) is larger than the training "
-                             f"set ({train_source.describe()}): lower {option('batch_size')}")
+                                 f"set ({train_source.describe()}): lower {option('batch_size')}")
         self.steps_per_epoch = min(steps, config.max_steps_per_epoch or steps)
         self.log(f"data: train {train_source.describe()} / val {val_source.describe()}, "
                  f"{len(self.class_names)} classes, {config.image_size} px crops")

@@ -45,7 +45,7 @@ class Repo:
             raise SplitattnError(f"expected 'hf-hub:org/repo' or 'local-dir:PATH', got {self.spec!r}")
         if self.is_hub and self.repo_id.count("/") != 1:
             raise SplitattnError(f"{self.spec!r}: a Hub repository is named 'hf-hub:org/repo' "
-                             "(e.g. hf-hub:timm/resnest50d.in1k)")
+                                 "(e.g. hf-hub:timm/resnest50d.in1k)")
 
     @property
     def is_hub(self) -> bool:

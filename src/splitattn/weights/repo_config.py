@@ -47,8 +47,8 @@ class RepoConfig:
         except ValueError as error:
             known = len(list_models())
             raise SplitattnError(f"{origin}: config.json is for architecture {name!r}, which splitattn does not build "
-                             f"({str(error).split('.', 1)[1].strip()}) -- splitattn has {known} models of the "
-                             "SENet, SKNet and ResNeSt families") from None
+                                 f"({str(error).split('.', 1)[1].strip()}) -- splitattn has {known} models of the "
+                                 "SENet, SKNet and ResNeSt families") from None
         ours = config.get("library_name") == LIBRARY
         tag = None if ours else tag or cfg.get("tag")
         if tag not in entry.tags:  # weights nobody published under that tag: keep the input settings only
@@ -74,7 +74,7 @@ def config_of(model: Any, label_names: list[str] | None = None) -> dict[str, Any
     cfg = getattr(model, "pretrained_cfg", None)
     if not isinstance(cfg, dict) or "architecture" not in cfg:
         raise SplitattnError("save_pretrained needs a model built by splitattn.create_model "
-                         "(it reads model.pretrained_cfg)")
+                             "(it reads model.pretrained_cfg)")
     labels = label_names if label_names is not None else cfg.get("label_names")
     if labels is not None and len(labels) != model.num_classes:
         raise SplitattnError(f"{len(labels)} class names for a model with {model.num_classes} outputs")
@@ -84,7 +84,7 @@ def config_of(model: Any, label_names: list[str] | None = None) -> dict[str, Any
         json.dumps(model_args)
     except TypeError:
         raise SplitattnError(f"the model was built with arguments JSON cannot hold ({model_args}); only numbers, "
-                         "strings, lists and dicts can be written to config.json") from None
+                             "strings, lists and dicts can be written to config.json") from None
     return {
         "architecture": cfg["architecture"],
         "num_classes": model.num_classes,
