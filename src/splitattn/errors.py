@@ -10,7 +10,10 @@ hiding it would hide the bug. :class:`SplitattnError` is a ``ValueError`` so tha
 ``TypeError``, ``FileNotFoundError`` or ``RuntimeError`` keep the type those errors had.
 
 Layer-specific errors (``DataError``, ``CheckpointError``, ``WeightsUnavailableError`` ...) derive
-from these and live with the code that raises them. No imports: every layer may use it.
+from these and live with the code that raises them. An error that is the package's to report but
+not bad input (``training.loop.TrainingDiverged``: valid settings, a run that went wrong) names its
+own ``exit_status`` from :data:`EXIT_STATUSES`, the one table ``splitattn --help`` lists. No
+imports: every layer may use it.
 """
 
 from __future__ import annotations
