@@ -21,7 +21,7 @@ from PIL import Image
 from torch import nn
 
 import splitattn
-from splitattn.deploy import count_batchnorms, deploy, relative_error
+from splitattn.deploy import count_batchnorms, deploy, deployment_of, relative_error
 from splitattn.inspect import summarize_model
 from splitattn.inspect.explain import explain_image
 from splitattn.layers import (
@@ -101,7 +101,7 @@ def test_a_new_kind_builds_trains_deploys_summarises_and_explains(eca_model_name
         expected = model(x)
     deployed = deploy(model, example_input=x)
     assert count_batchnorms(deployed) == 0
-    assert deployed.deploy_fusions["residual_fused"] == 4
+    assert deployment_of(deployed).fusions["residual_fused"] == 4
     assert {type(m).__name__ for m in deployed.modules()} >= {"FusedGatedBottleneck"}
     with torch.no_grad():
         assert relative_error(deployed(x), expected) < 1e-4
