@@ -69,13 +69,13 @@ class Regression(Task):
         self.passes.append(index)
 
 
-def _run(task: Regression, tmp_path, steps: int = 10, state=None, every: int = 0):
+def _run(task: Regression, tmp_path, steps: int = 10, state=None, every: int = 0, per_pass: int = 3):
     loader = DataLoader(NoisyPoints(), batch_size=4, shuffle=True, generator=torch.Generator())
     optimizer = torch.optim.SGD(task.model.parameters(), lr=0.002, momentum=0.9)
     optimisation = Optimisation(optimizer, warmup_cosine(optimizer, steps, 2), grad_scaler(CPU, False))
     checkpoint = Checkpointing(tmp_path / LAST, every, lambda step: {"note": f"at {step}"},
                                saved_step=state["step"] if state else None)
-    plan = LoopPlan(steps, CPU, seed=3, per_pass=3, log_every=0)
+    plan = LoopPlan(steps, CPU, seed=3, per_pass=per_pass, log_every=0)
     return fit(task, loader, optimisation, plan, checkpoint=checkpoint, state=state, log=lambda _: None,
                stop_signals=task.stop_signals)
 
@@ -116,6 +116,14 @@ def test_a_non_finite_loss_stops_before_the_weights_change_and_names_the_kept_ch
         _run(task, tmp_path, every=2)
     assert load_checkpoint(tmp_path / LAST)["step"] == 4
     assert task.steps == 4
+
+
+def test_a_pass_shorter_than_planned_is_refused_not_merged_into_the_next(tmp_path):
+    task = Regression()
+    with pytest.raises(ValueError, match="pass 1 over the training data ended after 3 batches, but its length was "
+                                         "planned as 4"):
+        _run(task, tmp_path, per_pass=4)  # 12 points in batches of 4: 3 batches a pass
+    assert task.passes == []
 
 
 def test_every_command_reports_divergence_on_stderr_with_one_exit_status(capsys):

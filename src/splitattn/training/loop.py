@@ -222,6 +222,10 @@ class PassBatches(Iterator):
                 if self.in_pass == 0:
                     raise SplitattnError("the training data loader yields no batches (is the data set smaller than a "
                                          "batch?)") from None
+                if self.plan.per_pass is not None:  # an epoch that ends early would shift every later one
+                    raise SplitattnError(f"pass {self.pass_index + 1} over the training data ended after "
+                                         f"{self.in_pass} batches, but its length was planned as "
+                                         f"{self.plan.per_pass} (did the data change while training?)") from None
                 self.pass_index, self.in_pass = self.pass_index + 1, 0
                 self._begin(0)
                 continue
