@@ -5,7 +5,7 @@ One loop (``training.loop``), one resume rule (``training.resume``) and one conf
 training (``splitattn.dense``), with the optimiser, schedule, checkpoint writer and config loader.
 """
 
-from .config import PRESETS, TrainConfig, build_config, imagenet_recipe
+from .config import PRESETS, RunConfig, TrainConfig, build_config, imagenet_recipe
 from .evaluate import evaluate
 from .loop import TrainingDiverged
 from .optim import OPTIMIZERS, build_optimizer, build_scheduler, param_groups, warmup_cosine
@@ -14,6 +14,7 @@ from .trainer import Trainer, train
 __all__ = [
     "OPTIMIZERS",
     "PRESETS",
+    "RunConfig",
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",

@@ -1,6 +1,8 @@
-"""Training configuration: one dataclass, recipe presets, YAML files and ``key=value`` overrides.
+"""Training configuration: the fields every task shares, recipe presets, YAML files and ``key=value`` overrides.
 
-``build_config`` builds this module's ``TrainConfig`` and the detection and segmentation configs
+``RunConfig`` holds the settings every training task has (batch size, optimiser, device, seed,
+output, logging, checkpoints, resume); classification's ``TrainConfig`` and the dense tasks'
+``DenseRecipe`` extend it. ``build_config`` builds ``TrainConfig`` and the detection and segmentation configs
 alike (defaults, YAML file, overrides, with the same type checks and errors), and ``save_config``
 writes any of them as a run's ``config.yaml``. Every run saves the config it actually used, so a
 result can always be reproduced.
