@@ -6,7 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import splitattn
+from splitattn.inspect import summarize_model
 from splitattn.layers import (
+    AttentionLayer,
     DropBlock2d,
     DropPath,
     SelectiveKernelConv,
@@ -190,3 +193,35 @@ def test_regularisers_reject_rates_outside_zero_one(bad):
         DropBlock2d(bad)
     with pytest.raises(ValueError, match="must be in"):
         DropPath(bad)
+
+
+# Every attention kind in each configuration whose forward makes different calls: split attention
+# with radix 2 and radix 1, SE gates with and without their input ReLU, selective kernels whose
+# branches share or split the input.
+STEP_MODELS = ["resnest14d", "resnest50_fast_1s1x64d", "seresnet18", "legacy_seresnet18", "skresnet18",
+               "skresnext50_32x4d"]
+
+
+def test_every_step_of_every_kinds_forward_is_described_and_every_note_is_used():
+    """The summary names a layer's steps by the calls its forward makes. A rewritten forward (a new
+    call, a renamed helper) must fail here, not silently drop a note from ``splitattn summary``."""
+    used: dict[type, set[str]] = {}
+    layers: dict[type, torch.nn.Module] = {}
+    for name in STEP_MODELS:
+        summary = summarize_model(name, (3, 64, 64), num_classes=10)
+        assert not summary.untraced, f"{name}: forward not traceable for {summary.untraced}"
+        with torch.device("meta"):
+            modules = dict(splitattn.create_model(name, num_classes=10).named_modules())
+        undescribed = [f"{row.path} ({row.type})" for row in summary.rows if row.step and not row.note]
+        assert not undescribed, f"{name}: steps without a note: {undescribed}"
+        for row in summary.rows:
+            if row.step:
+                layer = modules[row.path.rpartition(".")[0]]
+                used.setdefault(type(layer), set()).add(row.type.removesuffix("()"))
+                layers.setdefault(type(layer), layer)
+    attention_types = {t for t in layers if issubclass(t, AttentionLayer)}
+    assert {t.__name__ for t in attention_types} >= {"SplitAttnConv2d", "SqueezeExcite", "SelectiveKernelConv",
+                                                      "SelectiveKernelAttn"}
+    for layer_type in attention_types:
+        unused = set(layers[layer_type].step_notes()) - used[layer_type]
+        assert not unused, f"{layer_type.__name__} declares notes for calls its forward no longer makes: {unused}"

@@ -58,8 +58,13 @@ class AttentionLayer(nn.Module):
     - ``kind``, ``choice_label``, ``title``: names for records and pictures;
     - :meth:`observe`: hooks that hand each forward's attention weights to ``record`` as
       ``(B, choices, groups, C / groups)``, leaving the forward unchanged;
-    - :meth:`describe_step` / :meth:`describe_child`: the paper's words for the steps and
-      submodules that the layer summary (``splitattn summary --depth 4``) shows;
+    - :meth:`step_notes` / :meth:`describe_child`: the paper's words for the steps and
+      submodules that the layer summary (``splitattn summary --depth 4``) shows. The notes name
+      the calls of the layer's own forward (``"softmax"``, ``"spatial_mean"``), so each layer
+      declares them beside its forward, and ``tests/test_layers.py`` traces every kind's forward:
+      a call without a note (a rewritten forward) or a note no call uses (a renamed one) fails
+      there instead of silently changing the summary. :meth:`describe_step` adds what depends on
+      the shape a call produces;
     - ``attention_mlp``: the submodules that turn the pooled descriptor into attention weights.
       They multiply one vector per image, so int8 would save nothing there and only add rounding
       to the weights that scale a whole feature map: ``splitattn.quantize`` keeps them in float
@@ -75,8 +80,19 @@ class AttentionLayer(nn.Module):
     def observe(self, record: Callable[[torch.Tensor], None]) -> list[torch.utils.hooks.RemovableHandle]:
         return []
 
+    def step_notes(self) -> dict[str, str]:
+        """The paper's words for the calls of this layer's forward, by op name (a torch.fx call's
+        function or method name: ``"softmax"``, ``"mul"``, ``"spatial_mean"``)."""
+        return {}
+
     def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
-        return ""
+        """The note for one call of the forward, given the shape (batch left out) it produced.
+
+        Args:
+            op: the call's function or method name, as :meth:`step_notes` keys it.
+            shape: the shape of its output without the batch dimension.
+        """
+        return self.step_notes().get(op, "")
 
     def describe_child(self, name: str) -> str:
         return ""

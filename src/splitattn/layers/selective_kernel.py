@@ -66,9 +66,9 @@ class SelectiveKernelAttn(AttentionLayer):
         weights = logits.view(batch, num_paths, channels, 1, 1).softmax(dim=1, dtype=accumulation_dtype(logits))
         return weights.to(logits.dtype)
 
-    def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
+    def step_notes(self) -> dict[str, str]:
         return {"spatial_mean": "global average pool", "sum": "fuse: sum of branches",
-                "softmax": "softmax across branches"}.get(op, "")
+                "softmax": "softmax across branches", "to": "weights back to the layer's dtype"}
 
     def describe_child(self, name: str) -> str:
         return {"fc_reduce": "reduce", "fc_select": "one projection per branch"}.get(name, "")
@@ -122,8 +122,9 @@ class SelectiveKernelConv(AttentionLayer):
         self.attn = SelectiveKernelAttn(out_channels, num_paths, attn_channels, norm_layer, act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inputs = x.chunk(self.num_paths, dim=1) if self.split_input else [x] * self.num_paths
-        paths = torch.stack([path(xi) for path, xi in zip(self.paths, inputs, strict=True)], dim=1)
+        # Indexed, not zipped: torch.fx can index the chunks of a traced tensor but not iterate them
+        chunks = x.chunk(self.num_paths, dim=1) if self.split_input else None
+        paths = torch.stack([path(chunks[i] if chunks is not None else x) for i, path in enumerate(self.paths)], dim=1)
         return split_weighted_sum(paths, self.attn(paths))
 
     def observe(self, record: Callable[[torch.Tensor], None]) -> list[torch.utils.hooks.RemovableHandle]:
@@ -132,8 +133,9 @@ class SelectiveKernelConv(AttentionLayer):
             record(out.view(out.shape[0], out.shape[1], 1, -1))
         return [self.attn.register_forward_hook(hook)]
 
-    def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
-        return {"stack": "stack branches", "split_weighted_sum": "select: weighted sum of branches"}.get(op, "")
+    def step_notes(self) -> dict[str, str]:
+        return {"getitem": "the branch's share of the input channels (split_input)", "stack": "stack branches",
+                "split_weighted_sum": "select: weighted sum of branches"}
 
     def describe_child(self, name: str) -> str:
         if name.startswith("paths."):

@@ -142,20 +142,26 @@ class SplitAttnConv2d(AttentionLayer):
             record(attn.view(attn.shape[0], self.radix, self.cardinality, -1))
         return [self.act0.register_forward_hook(hook)]
 
+    def step_notes(self) -> dict[str, str]:
+        """The calls of ``forward``, ``attention`` and :func:`radix_softmax`."""
+        return {
+            "spatial_mean": "global average pool",
+            "softmax": f"r-softmax across {self.radix} splits in each of {self.cardinality} cardinal group(s)",
+            "to": "weights back to the layer's dtype",
+            "sigmoid": "sigmoid gate (radix 1)",
+            "mul": "gate channels",  # radix 1; more splits go through split_weighted_sum
+            "split_weighted_sum": "weighted sum of the splits",
+        }
+
     def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
-        radix, channels, groups = self.radix, self.out_channels, self.cardinality
+        """Two calls are told apart by their shape: the view that splits the map, the sum that pools."""
+        radix, channels = self.radix, self.out_channels
         is_map = len(shape) == 4 and shape[2:] != (1, 1)  # not the (radix, C, 1, 1) weights
         if op in ("view", "reshape") and is_map and shape[:2] == (radix, channels) and radix > 1:
             return f"split: {radix} splits of {channels} channels"
         if op == "sum" and math.prod(shape) == channels and (len(shape) == 1 or shape[1:] == (1, 1)):
             return f"pooled sum of the {radix} splits" if radix > 1 else "pooled descriptor"
-        return {
-            "spatial_mean": "global average pool",
-            "softmax": f"r-softmax across {radix} splits in each of {groups} cardinal group(s)",
-            "sigmoid": "sigmoid gate (radix 1)",
-            "mul": "gate channels",  # radix 1; more splits go through split_weighted_sum
-            "split_weighted_sum": "weighted sum of the splits",
-        }.get(op, "")
+        return super().describe_step(op, shape)
 
     def describe_child(self, name: str) -> str:
         groups = self.radix * self.cardinality

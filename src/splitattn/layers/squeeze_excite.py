@@ -44,9 +44,9 @@ class SqueezeExcite(Gate):
         """The per-channel gate ``(B, C, 1, 1)``, in (0, 1)."""
         return torch.sigmoid(self.fc2(self.act(self.fc1(spatial_mean(x, keepdim=True)))))
 
-    def describe_step(self, op: str, shape: tuple[int, ...]) -> str:
-        return {"spatial_mean": "squeeze: global average pool", "sigmoid": "excitation gate",
-                "mul": "scale channels"}.get(op, "")
+    def step_notes(self) -> dict[str, str]:
+        """The calls of ``attention`` and of :class:`Gate`'s forward, which this gate runs."""
+        return {"spatial_mean": "squeeze: global average pool", "sigmoid": "excitation gate", "mul": "scale channels"}
 
     def describe_child(self, name: str) -> str:
         return {"fc1": "excitation: reduce", "fc2": "excitation: expand"}.get(name, "")
