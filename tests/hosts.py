@@ -68,7 +68,8 @@ class LocalHost:
 def publish(monkeypatch, name: str, *sources: WeightSource, tag: str = "test_in1k", top1: float = 70.0) -> None:
     """Make ``sources`` the published weights of ``name`` (its only tag) for this test."""
     entry = get_model_entry(name)
-    weights = PublishedWeights(tag, tuple(sources), top1, "this test", "apache-2.0", "this test")
+    weights = PublishedWeights(tag=tag, sources=tuple(sources), top1=top1, top1_by="this test", license="apache-2.0",
+                               trained_by="this test")
     monkeypatch.setitem(_REGISTRY, name, dataclasses.replace(entry, weights=(weights,)))
 
 

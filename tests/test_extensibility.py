@@ -74,9 +74,10 @@ class EfficientChannelAttention(AttentionSpec):
 @pytest.fixture(scope="module")
 def eca_model_name():
     name = "ecaresnet_tiny"
-    register(ModelEntry(name, "ecanet", "timm", dict(block=Bottleneck, layers=(1, 1, 1, 1), stem_width=32,
-                                                      deep_stem=True, attn=EfficientChannelAttention(kernel_size=5)),
-                        PretrainedCfg(input_size=(3, 64, 64))))
+    register(ModelEntry(name=name, family="ecanet", reference="timm",
+                        architecture=dict(block=Bottleneck, layers=(1, 1, 1, 1), stem_width=32, deep_stem=True,
+                                          attn=EfficientChannelAttention(kernel_size=5)),
+                        base_cfg=PretrainedCfg(input_size=(3, 64, 64))))
     yield name
     _REGISTRY.pop(name)
 

@@ -351,8 +351,8 @@ def cached_published(weights_file, tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("SPLITATTN_CACHE", str(cache))
     monkeypatch.setenv("SPLITATTN_DOWNLOAD_TIMEOUT", "1")
     source = WeightSource(f"http://127.0.0.1:9/{filename}", digest[:8], "timm")  # port 9: nothing answers
-    weights = PublishedWeights("test_in1k", (source,), 70.0, "this test", "apache-2.0", "this test",
-                               crop_pct=0.95, interpolation="bicubic")
+    weights = PublishedWeights(tag="test_in1k", sources=(source,), top1=70.0, top1_by="this test",
+                               license="apache-2.0", trained_by="this test", crop_pct=0.95, interpolation="bicubic")
     entry = _REGISTRY["resnest14d"]
     monkeypatch.setitem(_REGISTRY, "resnest14d", dataclasses.replace(entry, weights=(weights,)))
     return "resnest14d.test_in1k"

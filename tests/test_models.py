@@ -241,3 +241,18 @@ def test_output_stride_8_dilates_the_last_two_stages_from_their_second_block(nam
     if official_pool:
         assert first_pool.stride == 1
     assert isinstance(model.layer2[0].avd_last, torch.nn.AvgPool2d) and model.layer2[0].avd_last.stride == 2
+
+
+def test_zoo_records_take_keywords_only():
+    """Adjacent strings (tag, top1_by, license, trained_by; name, family, reference) cannot be swapped by position."""
+    from splitattn.models.published import PublishedWeights, hub
+    from splitattn.models.registry import ModelEntry
+
+    with pytest.raises(TypeError, match="positional"):
+        PublishedWeights("in1k", (hub("timm/x"),), 70.0, "timm", "apache-2.0", "timm")
+    with pytest.raises(TypeError, match="positional"):
+        ModelEntry("x", "resnet", "timm", {})
+    weights = PublishedWeights(tag="in1k", sources=(hub("timm/x"),), top1=70.0, top1_by="timm",
+                               license="apache-2.0", trained_by="timm")
+    entry = ModelEntry(name="x", family="resnet", reference="timm", architecture={}, weights=(weights,))
+    assert entry.tags == ("in1k",)

@@ -64,12 +64,14 @@ class WeightSource:
         return self.url if self.is_hub else urlparse(self.url).netloc or self.url
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PublishedWeights:
     """One published weight set of a zoo model (a tag) and the evaluation it was reported with.
 
     ``top1`` is the ImageNet-1k validation top-1 (%) these weights reach at ``input_size`` with
     ``crop_pct`` and ``interpolation`` (None: the model's defaults), as measured by ``top1_by``.
+    Keyword-only: four of its fields are free-form strings, which positions would let a zoo file
+    swap without any error.
     """
 
     tag: str

@@ -40,9 +40,9 @@ class PretrainedCfg:
     paper: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelEntry:
-    """One zoo model.
+    """One zoo model, built with keywords only (``name``, ``family`` and ``reference`` are all strings).
 
     ``reference`` names the implementation whose layout and weights this entry reproduces:
     ``official`` (the ResNeSt authors' package) or ``timm``. ``weights`` are the published weight
