@@ -36,7 +36,7 @@ from .fuse import pack_and_fuse
 from .memory_format import MEMORY_FORMATS, resolve_memory_format
 from .packed_conv import PackedConv2d, onednn_unavailable_reason
 from .precision import DEPLOY_TOLERANCE, DEPLOY_TOLERANCES, cast_floats, compute_in, warn_if_bfloat16_is_emulated
-from .record import FUSIONS_ATTRIBUTE, RECORD_ATTRIBUTE, Deployment, deployment_of
+from .record import RECORD_ATTRIBUTE, Deployment, deployment_of
 from .strip import strip_training_modules
 
 COMPILE_MODES = tuple(COMPILERS)
@@ -181,12 +181,9 @@ def _record(deployed: nn.Module, deployment: Deployment) -> nn.Module:
     """Leave ``deployment`` on the result, where :func:`deployment_of` reads it.
 
     ``setattr``, not ``deployed.deployment = ...``: ``nn.Module.__setattr__`` is typed for tensors and
-    modules. ``deploy_fusions`` repeats ``deployment.fusions`` under the name the new-kind test in
-    tests/test_extensibility.py still reads; it goes once that test reads the record.
+    modules.
     """
     setattr(deployed, RECORD_ATTRIBUTE, deployment)
-    if deployment.fusions:
-        setattr(deployed, FUSIONS_ATTRIBUTE, dict(deployment.fusions))
     return deployed
 
 

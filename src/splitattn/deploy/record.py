@@ -16,8 +16,6 @@ from torch import nn
 from ..errors import SplitattnError
 
 RECORD_ATTRIBUTE = "deployment"
-# The fusion counts again, under their name from before the record (see deploy._record).
-FUSIONS_ATTRIBUTE = "deploy_fusions"
 
 
 @dataclass(frozen=True)
