@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from splitattn.cli import main
 from splitattn.data import DataError
-from splitattn.dense.loop import build_scheduler, resolve_warmup
+from splitattn.dense.loop import resolve_warmup
 from splitattn.dense.shapes import make_shapes_dataset
 from splitattn.models import IMAGENET_MEAN, IMAGENET_STD
 from splitattn.segmentation import CocoSegmentationDataset, MaskFolderDataset, deeplabv3
@@ -30,6 +30,7 @@ from splitattn.segmentation.datasets import segmentation_transform
 from splitattn.segmentation.metrics import confusion_matrix, evaluate_segmentation, scores
 from splitattn.segmentation.train import SegmentationConfig, train_segmenter
 from splitattn.training.checkpoint import load_checkpoint, save_checkpoint
+from splitattn.training.optim import warmup_cosine
 
 from .dense_helpers import (
     FAMILIES,
@@ -293,7 +294,7 @@ def test_short_run_warms_up_and_ends_its_decay_near_zero(short_run, small, capsy
     # Any length: the last step's rate is the end of the cosine, and nothing is left after it.
     for steps in (2, 10, 37, 1000, 5000):
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
-        scheduler, used = build_scheduler(optimizer, steps, resolve_warmup(steps, None)), []
+        scheduler, used = warmup_cosine(optimizer, steps, resolve_warmup(steps, None)), []
         for _ in range(steps):
             used.append(optimizer.param_groups[0]["lr"])
             optimizer.step()

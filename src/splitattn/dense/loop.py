@@ -20,7 +20,6 @@ from torch import nn
 from ..errors import SplitattnError
 from ..interface import option
 from ..training.loop import Task
-from ..training.optim import warmup_cosine
 
 MAX_DEFAULT_WARMUP = 100  # default warm-up: a tenth of the run, at most this many steps
 
@@ -45,8 +44,6 @@ def resolve_warmup(steps: int, warmup_steps: int | None) -> int:
     return warmup_steps
 
 
-# The dense tasks' name for the shared schedule: build_scheduler(optimizer, steps, warmup_steps).
-build_scheduler = warmup_cosine
 
 
 class LossTask(Task):

@@ -35,12 +35,12 @@ from ..interface import option
 from ..training.checkpoint import LAST, remove_partial_writes
 from ..training.config import RunConfig, save_config
 from ..training.loop import Checkpointing, FitResult, LoopPlan, Optimisation, StepHook, fit, tracker_hook
-from ..training.optim import build_optimizer, check_optimizer
+from ..training.optim import build_optimizer, check_optimizer, warmup_cosine
 from ..training.resume import resume_state
 from ..training.runtime import grad_scaler, ignore_stop_signals
 from ..training.tensorboard import TensorBoardLog, check_log
 from ..weights.checkpoint_io import atomic_write
-from .loop import LossFn, LossTask, build_scheduler, default_warmup, resolve_warmup
+from .loop import LossFn, LossTask, default_warmup, resolve_warmup
 
 METRICS = "metrics.json"
 CONFIG = "config.yaml"
@@ -117,7 +117,7 @@ def fit_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: De
     """
     optimizer = build_optimizer(model, recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay)
     warmup = resolve_warmup(recipe.steps, recipe.warmup_steps)
-    optimisation = Optimisation(optimizer, build_scheduler(optimizer, recipe.steps, warmup),
+    optimisation = Optimisation(optimizer, warmup_cosine(optimizer, recipe.steps, warmup),
                                 grad_scaler(device, recipe.amp), clip_grad=CLIP_GRAD)
     checkpoint = None
     if recipe.output:
