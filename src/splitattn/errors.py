@@ -13,13 +13,17 @@ Layer-specific errors (``DataError``, ``CheckpointError``, ``WeightsUnavailableE
 from these and live with the code that raises them. An error that is the package's to report but
 not bad input (``training.loop.TrainingDiverged``: valid settings, a run that went wrong) names its
 own ``exit_status`` from :data:`EXIT_STATUSES`, the one table ``splitattn --help`` lists. No
-imports: every layer may use it.
+package imports: every layer may use it.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,3 +80,20 @@ class MissingPackageError(SplitattnError, RuntimeError):
 
 class OutputMismatchError(SplitattnError):
     """An exported or deployed model whose outputs differ from PyTorch's beyond the tolerance checked."""
+
+
+def one_of(table: Mapping[Any, T], key: object, what: str) -> T:
+    """``table[key]``, or a :class:`SplitattnError` naming the close keys and all of them.
+
+    Args:
+        table: the records a name chooses among (formats, compile modes ...).
+        key: the name given.
+        what: how messages name the choice (``format``, ``compile``).
+    """
+    try:
+        return table[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable key (a list given for a name)
+        pass
+    close = difflib.get_close_matches(str(key), [k for k in table if isinstance(k, str)], n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise SplitattnError(f"{what} must be one of {tuple(table)}, got {key!r}.{hint}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import SplitattnError
+from ..errors import one_of
 from .inductor import FrozenInductorModel
 
 
@@ -68,6 +68,4 @@ def compiler_for(mode: str | None) -> Compiler:
     Raises:
         ValueError: an unknown mode, naming the known ones.
     """
-    if mode not in COMPILERS:
-        raise SplitattnError(f"compile must be one of {tuple(COMPILERS)}, got {mode!r}")
-    return COMPILERS[mode]
+    return one_of(COMPILERS, mode, "compile")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..errors import SplitattnError
+from ..errors import SplitattnError, one_of
 from ..interface import option
 from .format import PRECISIONS, ExportFormat
 from .onnx import ONNX
@@ -31,9 +31,7 @@ def format_for(fmt: str) -> ExportFormat:
     Raises:
         SplitattnError: an unknown name, naming the known ones.
     """
-    if fmt not in FORMATS:
-        raise SplitattnError(f"format must be one of {tuple(FORMATS)}, got {fmt!r}")
-    return FORMATS[fmt]
+    return one_of(FORMATS, fmt, "format")
 
 
 def check_request(fmt: str, precision: str, calibrated: bool, options: Mapping[str, object]) -> ExportFormat:
