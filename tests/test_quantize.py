@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -155,21 +154,8 @@ def test_trained_model_keeps_its_predictions_in_bfloat16_and_int8(trained, digit
 
 
 @needs_torchao
-def test_compiled_int8_matches_the_reference_graph_and_survives_save_and_load(trained, digits, tmp_path):
-    # In a fresh process: inductor's int8 compile segfaulted in a suite worker that had run a few
-    # hundred tests before it (deploy, export, detection; torch._dynamo.reset() did not help), and
-    # never in a process of its own. What it checks is unchanged.
-    script = (f"import torch; torch.set_num_threads(1); from pathlib import Path; "
-              f"from tests.test_quantize import check_compiled_int8; "
-              f"check_compiled_int8(Path({str(trained)!r}), Path({str(digits)!r}), Path({str(tmp_path)!r}))")
-    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
-                         cwd=Path(__file__).resolve().parents[1], env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-4000:]
-
-
-def check_compiled_int8(trained: Path, digits: Path, tmp_path: Path) -> None:
-    """The compiled int8 model agrees with its reference graph, pads a smaller batch without a second
-    compile, and survives save and load, in this process and a new one."""
+def test_compiled_int8_matches_the_reference_graph_and_survives_save_and_load(trained, digits, tmp_path,
+                                                                              one_thread):
     model = load_trained(trained).model
     calibration = calibration_batches(digits / "train", model, count=64, batch_size=32)
     quantized = quantize(model, calibration)  # compiled by inductor: oneDNN int8 kernels

@@ -70,10 +70,10 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    elif torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True
+    # Set both ways: the switch is process-wide, and a run that is not deterministic must not
+    # inherit it from an earlier one in the same process (a notebook, a test worker).
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic and torch.cuda.is_available()
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
