@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,7 @@ def digits_root(digits) -> Path:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def _train_cmd(digits_root: Path, output: Path, *extra: str) -> list[str]:
@@ -55,15 +54,17 @@ def _assert_same_weights(a: Path, b: Path) -> None:
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-def _wait_for_epochs(path: Path, count: int, process: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_file() and len(path.read_text().splitlines()) >= count:
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"training ended early: {process.stdout.read()}")
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for the first epoch")
+def _wait_for_line(process: subprocess.Popen, prefix: str) -> list[str]:
+    """Read the run's output (unbuffered: ``_env``) up to the line starting with ``prefix``, so a
+    signal lands at a known step however fast this machine trains."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(prefix):
+            return seen
+    process.wait()
+    raise AssertionError(f"the run ended before printing {prefix!r}: {''.join(seen)}")
+
 
 
 @pytest.mark.long
@@ -134,10 +135,9 @@ def uninterrupted(tmp_path_factory, digits_root) -> Path:
 
 def test_sigkill_then_resume_ends_with_the_same_weights(tmp_path, digits_root, uninterrupted):
     run = tmp_path / "killed"
-    process = subprocess.Popen(_train_cmd(digits_root, run, "--epochs", "3"), env=_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    _wait_for_epochs(run / "metrics.jsonl", 1, process)
-    time.sleep(0.3)  # into epoch 2
+    process = subprocess.Popen(_train_cmd(digits_root, run, "--epochs", "3", "log_every=1"), env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_line(process, "step 10/24:")  # inside epoch 2: its progress is lost, epoch 1's checkpoint kept
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert load_checkpoint(run / "last.pth")["epoch"] >= 1
@@ -150,16 +150,17 @@ def test_sigkill_then_resume_ends_with_the_same_weights(tmp_path, digits_root, u
 
 def test_sigterm_saves_mid_epoch_and_resumes_exactly(tmp_path, digits_root, uninterrupted):
     run = tmp_path / "terminated"
-    process = subprocess.Popen(_train_cmd(digits_root, run, "--epochs", "3"), env=_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    _wait_for_epochs(run / "metrics.jsonl", 1, process)
-    time.sleep(1.5)  # an epoch of this run takes about 4 s: the signal lands inside epoch 2
+    process = subprocess.Popen(_train_cmd(digits_root, run, "--epochs", "3", "log_every=1"), env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = _wait_for_line(process, "step 10/24:")  # epoch 2 (8 steps each), step 2 done
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
+    output = "".join(seen) + output
     assert process.returncode == 0, output
     assert "saved" in output
     state = load_checkpoint(run / "last.pth")
-    assert state["step_in_epoch"] > 0, "the save should be mid-epoch"
+    assert 0 < state["step_in_epoch"] < 8, "the save should be mid-epoch"
+    assert state["epoch"] == 1, "one whole epoch done"
     result = subprocess.run(_train_cmd(digits_root, run, "--epochs", "3", "--resume"), env=_env(),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
