@@ -88,7 +88,7 @@ def build_backbone(
         output_stride: 32, or 16 / 8 to dilate the last stages.
         trainable_layers: stages that train, counted from layer4 (default 3 if pretrained, else 5).
         frozen_bn: ``FrozenBatchNorm2d`` instead of BN, holding the loaded statistics (default: when pretrained).
-        kwargs: other ``create_model`` arguments (``drop_path_rate`` ...).
+        **kwargs: other ``create_model`` arguments (``drop_path_rate`` ...).
     """
     check_backbone_name(name)
     trainable_layers, frozen_bn = resolve_training_defaults(pretrained, trainable_layers, frozen_bn)

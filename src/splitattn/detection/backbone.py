@@ -63,7 +63,7 @@ def fpn_backbone(
         returned_layers: stages (1..4) feeding the pyramid.
         out_channels: channels of every pyramid level.
         extra_blocks: torchvision's extra FPN block (default: a max-pooled extra level, "pool").
-        kwargs: other ``create_model`` arguments.
+        **kwargs: other ``create_model`` arguments.
     """
     if not returned_layers or any(i not in (1, 2, 3, 4) for i in returned_layers):
         raise SplitattnError(f"returned_layers must be a non-empty subset of (1, 2, 3, 4), got "

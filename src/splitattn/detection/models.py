@@ -85,7 +85,7 @@ def fasterrcnn(
         fpn_channels: channels of the pyramid levels (torchvision: 256).
         anchor_sizes: one tuple of sizes per level (5 levels); smaller for small images.
         representation_size: width of the two-layer box head (torchvision: 1024).
-        kwargs: any other ``torchvision.models.detection.FasterRCNN`` argument.
+        **kwargs: any other ``torchvision.models.detection.FasterRCNN`` argument.
 
     In train mode ``model(images, targets)`` returns the losses ``loss_classifier``,
     ``loss_box_reg``, ``loss_objectness`` and ``loss_rpn_box_reg``; in eval mode ``model(images)``

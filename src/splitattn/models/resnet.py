@@ -134,18 +134,25 @@ class ResNet(Trunk):
         attn: the blocks' attention: ``SplitAttention(radix=2)`` (Bottleneck only),
             ``SqueezeExcitation()``, ``SelectiveKernel()``, ``NoAttention()`` or any other
             :class:`~splitattn.layers.AttentionSpec`.
-        cardinality, base_width: ResNeXt grouping; block width is ``planes * base_width / 64 * cardinality``.
-        stem_width, deep_stem: stem layout (deep stem = ResNet-C/D).
+        cardinality: ResNeXt groups; block width is ``planes * base_width / 64 * cardinality``.
+        base_width: ResNeXt width per group (64 for a plain ResNet).
+        stem_width: channels of the stem's first convs (deep stem) or its one 7 x 7 conv.
+        deep_stem: three 3 x 3 convs instead of one 7 x 7 (ResNet-C/D).
         stem_pool: ``"pad"`` (3 x 3 max pool, padding 1) or ``"ceil"`` (no padding, ceil mode; original SENet).
-        avg_down, down_kernel_size: shortcut layout (ResNet-D average pool; SENet-154's 3 x 3 conv).
-        avd, avd_first: ResNeSt average downsampling in the block (see ``Bottleneck``).
+        avg_down: shortcut layout of ResNet-D: average pool, then a 1 x 1 conv.
+        down_kernel_size: kernel of the shortcut conv (3 for SENet-154, else 1).
+        avd: ResNeSt average downsampling in the block (see ``Bottleneck``).
+        avd_first: that pool before the 3 x 3 conv instead of after it.
         block_args: layout switches of one block type (``stride_in_1x1``, ``mid_expansion``).
         output_stride: 32, or 16 / 8 for dense prediction: later stages dilate instead of striding.
         dilation_style: ``"timm"`` or ``"official"``: how the first block of a dilated stage pools,
             which only matters to reproduce the outputs of weights from either source.
-        norm_layer, act_layer: the norm (``nn.BatchNorm2d``; ``FrozenBatchNorm2d`` for detection,
-            ``partial(nn.GroupNorm, 32)`` for small batches) and the activation, everywhere.
-        num_classes, in_chans, drop_rate: classifier size, input channels, dropout before the classifier.
+        norm_layer: the norm everywhere (``nn.BatchNorm2d``; ``FrozenBatchNorm2d`` for detection,
+            ``partial(nn.GroupNorm, 32)`` for small batches).
+        act_layer: the activation everywhere.
+        num_classes: classifier size.
+        in_chans: input channels.
+        drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth, growing linearly with block index up to this rate.
         drop_block_rate: DropBlock rate in stages 3 and 4, one DropBlock per place that drops
             (ramp them with ``set_drop_block_progress``).
