@@ -135,23 +135,27 @@ def test_push_to_hub_writes_weights_config_and_a_card_that_tell_the_truth(run_di
                      str(out)]) == 0
     assert f"wrote alice/resnest14d-digits: {out}" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
+    # timm has resnest14d, so the repository is in timm's format, ours under "splitattn"
     assert config["architecture"] == "resnest14d" and config["num_classes"] == 10
-    assert config["label_names"] == [str(d) for d in range(10)] and config["library_name"] == "splitattn"
+    assert config["label_names"] == [str(d) for d in range(10)] and "library_name" not in config
     assert config["pretrained_cfg"]["input_size"] == [3, 16, 16]
-    assert config["training_config"]["max_steps_per_epoch"] == 4
+    assert config["splitattn"]["architecture"] == "resnest14d" and config["splitattn"]["layout"] == "timm"
+    assert config["splitattn"]["training_config"]["max_steps_per_epoch"] == 4
 
     card = (out / "README.md").read_text()
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     best = max(metrics, key=lambda r: r["val_top1"])
-    assert card.startswith("---\nlibrary_name: splitattn\nlicense: apache-2.0\n")
+    assert card.startswith("---\nlibrary_name: timm\nlicense: apache-2.0\n")
+    assert "tags: [image-classification, timm, splitattn, resnest]" in card
     assert "# resnest14d-digits" in card and "`resnest14d` (resnest)" in card
     params = sum(p.numel() for p in read_run(run_dir).trained.model.parameters())
     assert f"Parameters: {params / 1e6:.2f} M" in card
     assert f"| {best['epoch']} (best) | {best['val_top1']:.2f} |" in card
-    data = json.loads((out / "config.json").read_text())["training_config"]["data"]
+    data = config["splitattn"]["training_config"]["data"]
     assert f"trained on the image folder `{data}`" in card and "2 epochs, batch 16" in card
     assert "![Loss and accuracy per epoch](curves.png)" in card and (out / "curves.png").is_file()
     assert 'create_model("hf-hub:alice/resnest14d-digits")' in card
+    assert 'timm.create_model("hf-hub:alice/resnest14d-digits", pretrained=True)' in card
     assert "## Intended use and limitations" in card
 
 

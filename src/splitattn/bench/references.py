@@ -16,8 +16,6 @@ from ..models import get_model_entry
 from ..models.resnest import TIMM_TO_OFFICIAL
 from ..weights import export_state_dict
 
-OFFICIAL_TO_TIMM = {official: timm_name for timm_name, official in TIMM_TO_OFFICIAL.items()}
-
 
 def _optional(module: str):
     try:
@@ -27,11 +25,8 @@ def _optional(module: str):
 
 
 def timm_name(name: str) -> str | None:
-    """timm's name for zoo model ``name``, or None when timm has no such network."""
-    entry = get_model_entry(name)
-    if entry.reference == "official":
-        return OFFICIAL_TO_TIMM.get(name)
-    return name
+    """timm's name for zoo model ``name``, or None when timm has no such network (the zoo's ``timm_name``)."""
+    return get_model_entry(name).timm_name
 
 
 def official_name(name: str) -> str | None:

@@ -49,6 +49,9 @@ class ModelEntry:
     sets (tags), the default first. ``key_layouts`` says, for each reference implementation that has
     this network, how its parameter names differ from ours (a scheme of ``splitattn.weights.convert``):
     ``same``, ``senet_legacy`` (the original SENet release) or ``timm_sk`` (timm's SK blocks).
+    ``timm_name`` is timm's name for the same network (same layers, a layout ``key_layouts["timm"]``
+    converts), which shared repositories name so timm and transformers load them; None where timm
+    has no such network (then a shared repository is splitattn's alone).
     """
 
     name: str
@@ -58,11 +61,15 @@ class ModelEntry:
     base_cfg: PretrainedCfg = field(default_factory=PretrainedCfg)
     weights: tuple[PublishedWeights, ...] = ()
     key_layouts: dict[str, str] = field(default_factory=lambda: {"timm": "same"})
+    timm_name: str | None = None
 
     def __post_init__(self) -> None:
         tags = [w.tag for w in self.weights]
         if len(set(tags)) != len(tags):
             raise SplitattnError(f"{self.name}: a weights tag is listed twice: {tags}")
+        if self.timm_name is not None and "timm" not in self.key_layouts:
+            raise SplitattnError(f"{self.name}: timm_name {self.timm_name!r} needs a 'timm' entry in key_layouts "
+                                 "saying how timm names its parameters")
 
     @property
     def tags(self) -> tuple[str, ...]:

@@ -97,7 +97,9 @@ _RELEASED = {
 }
 
 # timm's names for networks of the official release: same layers, same parameter names, same
-# published weights (timm loads the official files); only dilated stages pool differently.
+# published weights (timm loads the official files); only dilated stages pool differently, so a
+# network of the official release shares as timm's (``ModelEntry.timm_name``) at output stride 32.
+# timm has no port of the other five ablation models (resnest50_fast_1s1x64d ...).
 TIMM_TO_OFFICIAL = {
     **{f"resnest{depth}{suffix}": f"resnest{depth}" for depth, suffix in _TIMM_SUFFIX.items()},
     "resnest50d_4s2x40d": "resnest50_fast_4s2x40d",
@@ -111,9 +113,9 @@ for depth, (layers, stem, size, crop, interp, top1) in _DEPTHS.items():
     official, timm = _official_weights(stem_file, timm_name, official_top1=official_top1, timm_top1=timm_top1)
     register(ModelEntry(name=f"resnest{depth}", family="resnest", reference="official",
                         architecture=_resnest(layers, stem, dilation_style="official"), base_cfg=cfg,
-                        weights=official, key_layouts=BOTH_LAYOUTS))
+                        weights=official, key_layouts=BOTH_LAYOUTS, timm_name=timm_name))
     register(ModelEntry(name=timm_name, family="resnest", reference="timm", architecture=_resnest(layers, stem),
-                        base_cfg=cfg, weights=timm, key_layouts=BOTH_LAYOUTS))
+                        base_cfg=cfg, weights=timm, key_layouts=BOTH_LAYOUTS, timm_name=timm_name))
 
 
 def _gluon(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
@@ -125,10 +127,10 @@ def _gluon(name: str, path: str, top1: float) -> tuple[PublishedWeights, ...]:
 
 register(ModelEntry(name="resnest14d", family="resnest", reference="timm", architecture=_resnest((1, 1, 1, 1), 32),
                     base_cfg=_cfg(), weights=_gluon("resnest14d", "gluon_resnest14-9c8fe254", 75.516),
-                    key_layouts=BOTH_LAYOUTS))
+                    key_layouts=BOTH_LAYOUTS, timm_name="resnest14d"))
 register(ModelEntry(name="resnest26d", family="resnest", reference="timm", architecture=_resnest((2, 2, 2, 2), 32),
                     base_cfg=_cfg(), weights=_gluon("resnest26d", "gluon_resnest26-50eb607c", 78.476),
-                    key_layouts=BOTH_LAYOUTS))
+                    key_layouts=BOTH_LAYOUTS, timm_name="resnest26d"))
 
 # The ablation models of the paper (Table 3): radix s, cardinality x, width d, avd before the conv.
 # Top-1 from the official ablation.md; timm ports two of them under its own names.
@@ -145,9 +147,10 @@ for (radix, cardinality, width), (digest, official_top1, timm_top1) in _ABLATION
     register(ModelEntry(
         name=f"resnest50_fast_{setting}", family="resnest", reference="official",
         architecture=_resnest((3, 4, 6, 3), 32, **split, dilation_style="official"),
-        base_cfg=_cfg(), weights=official, key_layouts=BOTH_LAYOUTS,
+        base_cfg=_cfg(), weights=official, key_layouts=BOTH_LAYOUTS, timm_name=timm_name,
     ))
     if timm_name is not None:
         register(ModelEntry(name=timm_name, family="resnest", reference="timm",
                             architecture=_resnest((3, 4, 6, 3), 32, **split),
-                            base_cfg=_cfg(interpolation="bicubic"), weights=timm, key_layouts=BOTH_LAYOUTS))
+                            base_cfg=_cfg(interpolation="bicubic"), weights=timm, key_layouts=BOTH_LAYOUTS,
+                            timm_name=timm_name))

@@ -110,31 +110,34 @@ LEGACY_KEYS = {"timm": "senet_legacy"}  # timm keeps the original release's para
 for depth, layers in DEPTHS.items():
     block = BasicBlock if depth < 50 else Bottleneck
     register(ModelEntry(name=f"seresnet{depth}", family="senet", reference="timm", architecture=_se(layers, block),
-                        base_cfg=_cfg(interpolation="bicubic"), weights=_TIMM_SE_WEIGHTS.get(f"seresnet{depth}", ())))
+                        base_cfg=_cfg(interpolation="bicubic"), weights=_TIMM_SE_WEIGHTS.get(f"seresnet{depth}", ()),
+                        timm_name=f"seresnet{depth}"))
     register(ModelEntry(name=f"legacy_seresnet{depth}", family="senet", reference="timm",
                         architecture=_legacy(layers, block), base_cfg=_cfg(f"seresnet{depth}"),
-                        weights=_LEGACY_WEIGHTS[f"legacy_seresnet{depth}"], key_layouts=LEGACY_KEYS))
+                        weights=_LEGACY_WEIGHTS[f"legacy_seresnet{depth}"], key_layouts=LEGACY_KEYS,
+                        timm_name=f"legacy_seresnet{depth}"))
 
 _RESNEXT = dict(cardinality=32, base_width=4)
 register(ModelEntry(name="seresnext26d_32x4d", family="senet", reference="timm",
                     architecture=_se((2, 2, 2, 2), stem_width=32, deep_stem=True, avg_down=True, **_RESNEXT),
                     base_cfg=_cfg(interpolation="bicubic", first_conv="conv1.0"),
-                    weights=_TIMM_SE_WEIGHTS["seresnext26d_32x4d"]))
+                    weights=_TIMM_SE_WEIGHTS["seresnext26d_32x4d"], timm_name="seresnext26d_32x4d"))
 register(ModelEntry(name="seresnext50_32x4d", family="senet", reference="timm",
                     architecture=_se((3, 4, 6, 3), **_RESNEXT), base_cfg=_cfg(interpolation="bicubic"),
-                    weights=_TIMM_SE_WEIGHTS["seresnext50_32x4d"]))
+                    weights=_TIMM_SE_WEIGHTS["seresnext50_32x4d"], timm_name="seresnext50_32x4d"))
 register(ModelEntry(name="seresnext101_32x4d", family="senet", reference="timm",
                     architecture=_se((3, 4, 23, 3), **_RESNEXT), base_cfg=_cfg(interpolation="bicubic"),
-                    weights=_TIMM_SE_WEIGHTS["seresnext101_32x4d"]))
+                    weights=_TIMM_SE_WEIGHTS["seresnext101_32x4d"], timm_name="seresnext101_32x4d"))
 for depth, layers in ((26, (2, 2, 2, 2)), (50, (3, 4, 6, 3)), (101, (3, 4, 23, 3))):
     register(ModelEntry(name=f"legacy_seresnext{depth}_32x4d", family="senet", reference="timm",
                         architecture=_legacy(layers, **_RESNEXT), base_cfg=_cfg(f"seresnext{depth}_32x4d"),
-                        weights=_LEGACY_WEIGHTS[f"legacy_seresnext{depth}_32x4d"], key_layouts=LEGACY_KEYS))
+                        weights=_LEGACY_WEIGHTS[f"legacy_seresnext{depth}_32x4d"], key_layouts=LEGACY_KEYS,
+                        timm_name=f"legacy_seresnext{depth}_32x4d"))
 
 register(ModelEntry(
     name="legacy_senet154", family="senet", reference="timm",
     architecture=_legacy((3, 8, 36, 3), cardinality=64, base_width=2, stem_width=64, deep_stem=True,
                          down_kernel_size=3) | {"block_args": {"mid_expansion": 2}},
     base_cfg=_cfg("senet154", first_conv="conv1.0"), weights=_LEGACY_WEIGHTS["legacy_senet154"],
-    key_layouts=LEGACY_KEYS,
+    key_layouts=LEGACY_KEYS, timm_name="legacy_senet154",
 ))

@@ -29,20 +29,21 @@ _BASIC_SK = SelectiveKernel(reduction=8, divisor=16, split_input=True)
 SK_KEYS = {"timm": "timm_sk"}  # timm wraps each conv and its BN in one module
 _CFG = PretrainedCfg(interpolation="bicubic")
 
-register(ModelEntry(name="skresnet18", family="sknet", reference="timm",
+register(ModelEntry(name="skresnet18", family="sknet", reference="timm", timm_name="skresnet18",
                     architecture=_sk((2, 2, 2, 2), BasicBlock, _BASIC_SK), base_cfg=_CFG,
                     weights=_ra("skresnet18", "skresnet18_ra-4eec2804", 73.020), key_layouts=SK_KEYS))
-register(ModelEntry(name="skresnet34", family="sknet", reference="timm",
+register(ModelEntry(name="skresnet34", family="sknet", reference="timm", timm_name="skresnet34",
                     architecture=_sk((3, 4, 6, 3), BasicBlock, _BASIC_SK), base_cfg=_CFG,
                     weights=_ra("skresnet34", "skresnet34_ra-bdc0ccde", 76.956), key_layouts=SK_KEYS))
 register(ModelEntry(name="skresnet50", family="sknet", reference="timm",
                     architecture=_sk((3, 4, 6, 3), Bottleneck,
                                      SelectiveKernel(reduction=16, divisor=8, split_input=True)),
-                    base_cfg=_CFG, weights=(), key_layouts=SK_KEYS))
+                    base_cfg=_CFG, weights=(), key_layouts=SK_KEYS, timm_name="skresnet50"))
 register(ModelEntry(
     name="skresnext50_32x4d", family="sknet", reference="timm",
     architecture=_sk((3, 4, 6, 3), Bottleneck, SelectiveKernel(reduction=16, divisor=32), cardinality=32,
                      base_width=4),
     base_cfg=PretrainedCfg(interpolation="bicubic", paper_top1=79.21, paper=PAPER),
     weights=_ra("skresnext50_32x4d", "skresnext50_ra-f40e40bf", 80.168), key_layouts=SK_KEYS,
+    timm_name="skresnext50_32x4d",
 ))

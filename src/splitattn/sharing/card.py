@@ -2,7 +2,9 @@
 
 Written from facts only: the architecture and its counts, the training run's saved config and
 metrics when there is a run, and the licence. What the card cannot know (what the data set
-represents, known failure modes) it says plainly is the author's to add.
+represents, known failure modes) it says plainly is the author's to add. Its ``library_name`` is
+the library the Hub offers the repository to: ``timm`` for a repository in timm's format (timm,
+transformers and splitattn all load it), ``splitattn`` for one only splitattn builds, with why.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 from ..inspect import summarize_model
 from ..models import get_model_entry
 from ..models.registry import resolve_name
+from ..weights.repo_config import RepoFormat, repo_format
 from .run import CURVES, RunRecord
 
 DEFAULT_LICENSE = "apache-2.0"
@@ -53,7 +56,7 @@ def _recipe(config: dict[str, Any]) -> list[str]:
                                     ("channels-last", config.get("channels_last"))) if on]
     if extras:
         lines.append(f"- Also: {', '.join(extras)}")
-    lines.append(f"- Seed {config.get('seed')}; the full config is `training_config` in config.json")
+    lines.append(f"- Seed {config.get('seed')}; the full config is `splitattn.training_config` in config.json")
     return lines
 
 
@@ -76,12 +79,36 @@ def started_from_license(run: RunRecord | None) -> str | None:
     return weights.license if weights is not None else None
 
 
+def _usage(name: str, repo: str, fmt: RepoFormat) -> list[str]:
+    """How each library that can load the repository loads it."""
+    ours = ["```python", "import splitattn", "",
+            f'model = splitattn.create_model("hf-hub:{repo}").eval()',
+            'model.pretrained_cfg["label_names"]   # the class names, in output order', "```",
+            f"or, from the command line: `splitattn predict image.jpg --checkpoint hf-hub:{repo}`."]
+    if fmt.timm_name is None:
+        return [f"Only splitattn builds this network: {fmt.reason}. timm and transformers refuse the repository "
+                "(its config.json is not a timm model's) rather than build another network.", "", *ours]
+    return [f"The repository is in timm's format (timm's `{fmt.timm_name}`, the same network as splitattn's "
+            f"`{name}`), so timm, transformers and splitattn all load it, with the same outputs.", "",
+            "With timm:", "```python", "import timm", "",
+            f'model = timm.create_model("hf-hub:{repo}", pretrained=True).eval()', "```",
+            "With transformers:", "```python", "from transformers import pipeline", "",
+            f'classify = pipeline("image-classification", model="{repo}")', "```",
+            "With splitattn (its own model class, and the exact model it was built as):", *ours]
+
+
 def model_card(model: nn.Module, repo_id: str | None = None, run: RunRecord | None = None,
-               license: str | None = None) -> str:
+               license: str | None = None, fmt: RepoFormat | None = None) -> str:
     """The README.md of a model repository holding ``model`` (a zoo model), optionally from a training run.
 
-    ``license`` defaults to that of the published weights a run started from, else Apache-2.0.
+    Args:
+        model: the model shared (built by ``splitattn.create_model``).
+        repo_id: ``ORG/NAME``, for the title and the usage examples.
+        run: its training run, for the recipe, the results and the curves.
+        license: default: that of the published weights a run started from, else Apache-2.0.
+        fmt: the repository's format (default :func:`~splitattn.weights.repo_config.repo_format`).
     """
+    fmt = fmt or repo_format(model)
     cfg = model.pretrained_cfg
     name = cfg["architecture"]
     entry = get_model_entry(name)
@@ -97,10 +124,10 @@ def model_card(model: nn.Module, repo_id: str | None = None, run: RunRecord | No
     size = "x".join(str(s) for s in cfg["input_size"])
     lines = [
         "---",
-        "library_name: splitattn",
+        f"library_name: {fmt.library}",
         f"license: {license}",
         "pipeline_tag: image-classification",
-        f"tags: [image-classification, splitattn, {entry.family}]",
+        f"tags: [image-classification, {'timm, ' if fmt.timm_name else ''}splitattn, {entry.family}]",
         "---",
         f"# {title}",
         "",
@@ -110,6 +137,7 @@ def model_card(model: nn.Module, repo_id: str | None = None, run: RunRecord | No
         "",
         "## Model details",
         f"- Architecture: `{name}` ({entry.family}); attention: {_ATTENTION.get(entry.family, entry.family)}",
+        f"- timm architecture: `{fmt.timm_name}`" if fmt.timm_name else f"- splitattn only: {fmt.reason}",
         *([f"- Paper: {cfg['paper']}"] if cfg.get("paper") else []),
         f"- Parameters: {summary.total_params / 1e6:.2f} M; MACs: {summary.total_macs / 1e9:.3f} G for one "
         f"{size} image",
@@ -133,14 +161,7 @@ def model_card(model: nn.Module, repo_id: str | None = None, run: RunRecord | No
         "Measure it on your own data before relying on it.",
         "",
         "## How to use",
-        "```python",
-        "import splitattn",
-        "",
-        f'model = splitattn.create_model("hf-hub:{repo_id or "ORG/REPO"}").eval()',
-        'model.pretrained_cfg["label_names"]   # the class names, in output order',
-        "```",
-        "or, from the command line: "
-        f"`splitattn predict image.jpg --checkpoint hf-hub:{repo_id or 'ORG/REPO'}`.",
+        *_usage(name, repo_id or "ORG/REPO", fmt),
         "",
         "## Licence",
         f"{license}" + (f"; it was fine-tuned from published weights licensed {inherited}" if inherited else ""),

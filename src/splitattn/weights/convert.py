@@ -156,6 +156,22 @@ def export_state_dict(
     return {rename(k): v for k, v in unwrap_state_dict(state_dict).items()}
 
 
+def export_name(module: str, target: str, model_name: str) -> str:
+    """What ``target`` (``timm``, ``official``) calls our module ``module`` (``"fc"`` -> ``"last_linear"``).
+
+    A shared repository names its first conv and classifier in its config, so that timm adapts the
+    one to other input channels and drops the other for another head; they must be timm's names.
+
+    Args:
+        module: a module path of our model, e.g. ``"conv1.0"`` or ``"fc"``.
+        target: the layout to name it in (``"ours"`` returns it unchanged).
+        model_name: the zoo name of the model.
+    """
+    if target not in TARGETS:
+        raise SplitattnError(f"target must be one of {TARGETS}, got {target!r}")
+    return _key_renamer(target, model_name, export=True)(f"{module}.weight").removesuffix(".weight")
+
+
 def detect_source(state_dict: Mapping[str, torch.Tensor], expected_keys: set[str], model_name: str) -> str:
     """Which layout a state dict is in: ``"ours"``, ``"official"`` or ``"timm"``, by trying each.
 
