@@ -1,10 +1,10 @@
-"""The benchmark suite behind the README's speed tables: ``python benchmarks/run.py``.
+"""The benchmark suite behind the speed tables of docs/benchmarks.md: ``python benchmarks/run.py``.
 
 Runs, in one process, every configuration the performance issue sets a target for (ResNeSt-50,
 SE-ResNet-50 and SK-ResNeXt-50 inference at batch 1 and 16; their training steps at batch 16),
 plus the scaling tables, and writes RESULTS.json and RESULTS.md (``runs/bench/results-<time>`` unless
 ``--out`` names another prefix; ``--out benchmarks/results`` replaces the committed results the
-README's tables come from).
+docs/benchmarks.md's tables come from).
 Candidates are interleaved (A B A B ...) so ratios survive a noisy machine; absolute numbers do not
 and are only context. ``--quick`` shrinks everything to a smoke run.
 """
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from summary import summary  # benchmarks/summary.py: the README's condensed tables
+from summary import summary  # benchmarks/summary.py: the condensed tables of docs/benchmarks.md
 
 from splitattn.bench import BenchConfig, environment, markdown_table, roof_rate, roof_text, run_config
 
@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip", nargs="*", default=[], choices=("inference", "training", "scaling", "precision"))
     parser.add_argument("--accuracy", metavar="CHECKPOINT", default="runs/train/best.pth",
                         help="a digits model of `splitattn train` to evaluate in float32, bfloat16 and int8 "
-                             "(default: runs/train/best.pth, the README's; the section is left out if missing)")
+                             "(default: runs/train/best.pth, the quick start's; the section is left out if missing)")
     parser.add_argument("--engines", nargs="*", default=["onnx", "onnx+int8", "openvino", "openvino+int8"],
                         help="engine peers of the inference table (default: onnxruntime and OpenVINO, float32 "
                              "and int8); those whose package is missing are left out with a note")

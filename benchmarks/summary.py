@@ -1,8 +1,8 @@
-"""The README's condensed speed tables, from a results file: ``python benchmarks/summary.py [results.json]``.
+"""The speed tables of docs/benchmarks.md, from a results file: ``python benchmarks/summary.py [results.json]``.
 
 ``run.py`` writes every row; these tables keep the ratios a reader compares (ours against timm in
 timm's default layout and against the faster of timm's two layouts) and the roof fractions against
-both probes, so the README can be regenerated rather than retyped.
+both probes, so the page can be regenerated rather than retyped.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def scaling_table(rows: Sequence[dict]) -> str:
 
 
 def tables(results: dict) -> dict[str, str]:
-    """Each table the results file has data for, by its title (the line the README puts above it)."""
+    """Each table the results file has data for, by its title (the line docs/benchmarks.md puts above it)."""
     env, found = results["environment"], {}
     if results.get("inference"):
         found["Inference (each cell: x timm / x the faster timm layout):"] = inference_table(results["inference"], env)

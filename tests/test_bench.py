@@ -128,11 +128,11 @@ def test_benchmark_summary_states_each_speed_target_as_met_or_not():
     ("results.json", ("Inference", "Training step", "Scaling")),
     ("precision.json", ("Reduced precision", "Speed targets", "Accuracy of reduced precision")),
 ])
-def test_readme_speed_tables_are_what_the_summary_makes_of_the_committed_results(results, titles):
-    """The README's tables are regenerated from benchmarks/*.json, never retyped: each is exactly
+def test_benchmark_page_tables_are_what_the_summary_makes_of_the_committed_results(results, titles):
+    """The benchmark page's tables are regenerated from benchmarks/*.json, never retyped: each is exactly
     what ``python benchmarks/summary.py benchmarks/FILE`` prints (paste its output to update them)."""
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
     made = _summary_module().tables(json.loads((ROOT / "benchmarks" / results).read_text()))
     for title in titles:
         [table] = [table for heading, table in made.items() if heading.startswith(title)]
-        assert table in readme, f"README's {title!r} table differs from the summary of benchmarks/{results}"
+        assert table in page, f"docs/benchmarks.md's {title!r} table differs from the summary of benchmarks/{results}"

@@ -1,6 +1,7 @@
-"""The README, followed as a new user would: every shell block runs, in order, in a fresh copy.
+"""The README and the documentation, followed as a new user would: every shell block runs, in order.
 
-Blocks run in one bash session in a copy of the repository's tracked files (with this environment
+The README's blocks run first, then each page's in the order of mkdocs.yml's nav (the order the
+site reads in), all in one bash session in a copy of the repository's tracked files (with this environment
 as its .venv) and a fresh home directory, so nothing from an earlier run helps. What the README
 itself says is all the test changes: a block whose first line says it is "not run by the README
 test" (GPUs, internet, a Hub login, the hour-long benchmark suite) is skipped, and a command
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = "not run by the README test"
@@ -27,21 +29,47 @@ ADDED_ARGS = re.compile(r"^(?P<command>.*?)\s*#\s*README test:\s*(?P<args>.+)$")
 
 @dataclass(frozen=True)
 class Block:
-    line: int  # where the block starts in README.md
+    file: str  # README.md or docs/PAGE.md, relative to the repository
+    line: int  # where the block starts in it
     text: str
 
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
 
-def shell_blocks(readme: str) -> list[Block]:
-    blocks, current, start = [], None, 0
-    for number, line in enumerate(readme.splitlines(), start=1):
+
+def shell_blocks(markdown: str, file: str = "README.md") -> list[Block]:
+    """The bash blocks of one Markdown file, fenced at any indent (a block inside a list item too)."""
+    blocks, current, start, indent = [], None, 0, ""
+    for number, line in enumerate(markdown.splitlines(), start=1):
         if current is None and line.strip() in ("```bash", "```sh", "```shell"):
-            current, start = [], number
+            current, start, indent = [], number, line[:len(line) - len(line.lstrip())]
         elif current is not None and line.strip() == "```":
-            blocks.append(Block(start, "\n".join(current)))
+            blocks.append(Block(file, start, "\n".join(current)))
             current = None
         elif current is not None:
-            current.append(line)
+            current.append(line.removeprefix(indent))
     return blocks
+
+
+def _pages(nav: object) -> list[str]:
+    """The Markdown files of mkdocs.yml's nav, in order (entries are paths, {title: path} or {title: [...]})."""
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, dict):
+        return [page for value in nav.values() for page in _pages(value)]
+    return [page for item in nav or () for page in _pages(item)]
+
+
+def documents(root: Path = ROOT) -> list[str]:
+    """README.md, then the site's pages in nav order: the order a reader follows and the test runs."""
+    config = yaml.safe_load((root / "mkdocs.yml").read_text())
+    docs_dir = config.get("docs_dir", "docs")
+    return ["README.md", *(f"{docs_dir}/{page}" for page in _pages(config["nav"]))]
+
+
+def all_blocks(root: Path = ROOT) -> list[Block]:
+    return [block for name in documents(root) for block in shell_blocks((root / name).read_text(), name)]
 
 
 def runnable(block: Block) -> bool:
@@ -58,13 +86,27 @@ def as_tested(block: Block) -> str:
     return "\n".join(lines)
 
 
-def test_readme_blocks_are_found_and_labelled():
-    blocks = shell_blocks((ROOT / "README.md").read_text())
+def test_readme_and_docs_blocks_are_found_and_labelled():
+    blocks = all_blocks()
     assert any(not runnable(b) and "scripts/setup.sh" in b.text for b in blocks[:1]), "set-up and test come first"
-    assert sum(runnable(b) for b in blocks) >= 6
+    assert sum(runnable(b) for b in blocks if b.file == "README.md") >= 3  # activate, train, use the checkpoint
+    assert sum(runnable(b) for b in blocks) >= 12
+    assert {b.file for b in blocks if runnable(b)} >= {"docs/training.md", "docs/deployment.md", "docs/benchmarks.md"}
     for block in blocks:
         if "torchrun --nproc_per_node 8" in block.text or "benchmarks/run.py --compile" in block.text:
-            assert not runnable(block), f"README.md:{block.line} needs GPUs or long; it must say so"
+            assert not runnable(block), f"{block.where} needs GPUs or long; it must say so"
+
+
+def test_readme_maps_every_page_of_the_site():
+    """The README's map links each page of the site by its path in the repository (so it works on GitHub)."""
+    readme = (ROOT / "README.md").read_text()
+    links = set(re.findall(r"\]\((docs/[^)#]+\.md)(?:#[^)]*)?\)", readme))
+    assert links, "the README links no documentation page"
+    assert all((ROOT / link).is_file() for link in links), sorted(link for link in links if not (ROOT / link).is_file())
+    # the site's home page repeats the map; a section (the API reference) is linked by its index page
+    pages = {name for name in documents()[1:]
+             if name != "docs/index.md" and (name.count("/") == 1 or name.endswith("/index.md"))}
+    assert pages <= links, f"pages missing from the README's map: {sorted(pages - links)}"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the README's commands are bash")
@@ -80,9 +122,9 @@ def test_every_readme_command_runs_as_written_in_order(tmp_path):
             target.write_bytes(source.read_bytes())
     (repo / ".venv").symlink_to(Path(sys.prefix))  # this environment is what scripts/setup.sh made
     script = ["set -euo pipefail"]
-    for block in shell_blocks((repo / "README.md").read_text()):
+    for block in all_blocks(repo):
         if runnable(block):
-            script += [f"echo '>>> README.md:{block.line}'", as_tested(block)]
+            script += [f"echo '>>> {block.where}'", as_tested(block)]
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPLITATTN_", "VIRTUAL_ENV"))}
@@ -90,6 +132,6 @@ def test_every_readme_command_runs_as_written_in_order(tmp_path):
                PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
     result = subprocess.run(["bash", "-c", "\n".join(script)], cwd=repo, env=env, capture_output=True, text=True,
                             timeout=1500)
-    ran = [line for line in result.stdout.splitlines() if line.startswith(">>> README.md:")]
-    assert result.returncode == 0, (f"README block {ran[-1] if ran else '?'} failed:\n"
+    ran = [line.removeprefix(">>> ") for line in result.stdout.splitlines() if line.startswith(">>> ")]
+    assert result.returncode == 0, (f"shell block {ran[-1] if ran else '?'} failed:\n"
                                     f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
