@@ -312,3 +312,41 @@ def test_deploy_leaves_the_callers_model_as_it_was():
     assert count_batchnorms(model) == count_batchnorms(splitattn.create_model("seresnet18", num_classes=4))
     with torch.no_grad():
         assert relative_error(deployed(x), model.eval()(x)) < TOLERANCE  # and it deployed eval mode, not train mode
+
+
+def _tiny_net() -> nn.Module:
+    """Small enough that each inductor compile takes a few seconds; the setting under test is the wrapper's."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
+
+
+def test_inductor_compiles_one_static_graph_per_shape():
+    """Shapes 1, 2, 3, then 1 again: three static graphs. With dynamo's automatic dynamic shapes the
+    second shape would make the batch symbolic and the third reuse that graph (weights then repacked
+    at run time); the count tells the two apart, through the counter the benchmark's check reads."""
+    from splitattn.deploy.graph_count import counting_graphs
+    from splitattn.deploy.inductor import FrozenInductorModel
+
+    net = _tiny_net()
+    compiled = FrozenInductorModel(net)
+    counts = []
+    with torch.no_grad():
+        for batch in (1, 2, 3, 1, 2):
+            x = torch.randn(batch, 3, 8, 8)
+            with counting_graphs() as graphs:
+                out = compiled(x)
+            counts.append(graphs.count)
+            torch.testing.assert_close(out, net(x), rtol=1e-4, atol=1e-5)
+    assert counts == [1, 1, 1, 0, 0]
+
+
+def test_benchmark_check_wants_one_graph_per_configuration():
+    from splitattn.bench.compile_check import check_one_graph
+    from splitattn.deploy.inductor import FrozenInductorModel
+
+    x = torch.randn(5, 3, 8, 8)
+    compiled = FrozenInductorModel(_tiny_net())
+    with torch.no_grad():
+        check_one_graph(lambda: compiled(x), "tiny+compile")  # one graph, then none
+        with pytest.raises(ValueError, match=r"eager: its first call compiled 0 graph\(s\) and its second 0"):
+            check_one_graph(lambda: _tiny_net()(x), "eager")  # not compiled at all

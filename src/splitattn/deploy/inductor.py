@@ -8,6 +8,13 @@ it through ``torch.compile(options=...)`` reaches inductor only, and nothing get
 compiled model is called inside ``inductor.config.patch(freezing=True)``, which leaves the
 setting as it was for everyone else. Freezing applies to inference (no autograd); with autograd
 on, the same compiled model runs unfrozen.
+
+Shapes are static (``dynamic=False``): a second input shape compiles a second graph for that
+shape instead of letting dynamo's automatic dynamic shapes make the batch symbolic. A symbolic
+batch would cost every call: inductor can pack a conv's weight for oneDNN once only when the
+input size is known ("For dynamic shape case, we need to pack weight in runtime",
+``torch/_inductor/fx_passes/mkldnn_fusion.py``), so with a symbolic batch each conv repacks its
+weight on every forward. Callers that see many batch sizes pad them to one (:class:`FixedBatch`).
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ class FrozenInductorModel(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model  # the parameters, state_dict and attributes users look for
-        object.__setattr__(self, "_compiled", torch.compile(model))  # not a submodule: no duplicate parameters
+        # not a submodule: no duplicate parameters; dynamic=False: one static graph per shape (see above)
+        object.__setattr__(self, "_compiled", torch.compile(model, dynamic=False))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         import torch._inductor.config as inductor_config
