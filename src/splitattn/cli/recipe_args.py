@@ -20,7 +20,7 @@ from ..dense.recipe import DenseRecipe
 from ..training.config import build_config
 from ..training.loop import TrainingDiverged, report_diverged
 from ..training.optim import OPTIMIZERS
-from ..training.tensorboard import LOGS
+from ..training.trackers import log_help
 from .config_args import add_config_arguments, command_line_options
 
 RecipeT = TypeVar("RecipeT", bound=DenseRecipe)
@@ -76,7 +76,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, config_class: type[Den
                                                                      "metrics.json", output))
     option("log_every", "print the mean loss (and its parts) of the last N steps every N steps, and after the "
                         "first; 0: never", type=int, metavar="N")
-    option("log", "'tensorboard' also writes TensorBoard event files into OUTPUT/tensorboard", choices=LOGS)
+    option("log", log_help("OUTPUT"), metavar="NAME[,NAME]")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                         help="no progress bar on stderr (default: a bar with the loss, learning rate and ETA)")
     option("checkpoint_every", "save OUTPUT/last.pth every N steps, so that a killed run loses at most N; it is also "

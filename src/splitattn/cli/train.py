@@ -15,7 +15,7 @@ import os
 
 from ..training import PRESETS, TrainConfig, TrainingDiverged, build_config, train
 from ..training.loop import report_diverged
-from ..training.tensorboard import LOGS
+from ..training.trackers import log_help
 from .config_args import add_config_arguments, command_line_options
 
 # Python argument names in messages -> this command's flags (see splitattn.interface).
@@ -42,8 +42,7 @@ FLAG_HELP = {
     "seed": "seed of every random generator",
     "pretrained": "weights to start from: 'published' (the model's published weights; --model name.tag picks a "
                   "set), a file, a URL or hf-hub:org/repo (default: none, random initialisation)",
-    "log": "'tensorboard' also writes TensorBoard event files into RUN_DIR/tensorboard (metrics.jsonl is always "
-           "written)",
+    "log": log_help("RUN_DIR"),
 }
 SWITCH_HELP = {
     "resume": "continue the run in --output from its last.pth",
@@ -54,6 +53,7 @@ SWITCH_HELP = {
     "channels_last": "train in NHWC memory format (faster on recent CPUs and GPUs)",
     "sync_bn": "synchronise BatchNorm statistics across processes (GPUs only)",
 }
+FLAG_METAVARS = {"log": "NAME[,NAME]"}  # the others: argparse's (the flag's name)
 FLAG_TYPES = {"epochs": int, "batch_size": int, "lr": float, "workers": int, "image_size": int, "seed": int}
 
 
@@ -65,9 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'imagenet': the paper's recipe for --model (crop, schedule, augmentation)")
     for name in FLAGS:
         default = "0.1 x global batch / 256" if name == "lr" else getattr(defaults, name)
-        kwargs = {"choices": LOGS} if name == "log" else {"type": FLAG_TYPES[name]} if name in FLAG_TYPES else {}
+        kwargs = {"type": FLAG_TYPES[name]} if name in FLAG_TYPES else {}
         shown = f" (default: {default})" if default is not None else ""
-        parser.add_argument(f"--{name.replace('_', '-')}", help=FLAG_HELP[name] + shown, **kwargs)
+        parser.add_argument(f"--{name.replace('_', '-')}", help=FLAG_HELP[name] + shown,
+                            metavar=FLAG_METAVARS.get(name), **kwargs)
     for switch in SWITCHES:
         parser.add_argument(f"--{switch.replace('_', '-')}", action="store_true", default=None,
                             help=SWITCH_HELP[switch])

@@ -38,7 +38,7 @@ from ..training.loop import Checkpointing, FitResult, LoopPlan, Optimisation, St
 from ..training.optim import build_optimizer, check_optimizer, warmup_cosine
 from ..training.resume import resume_state
 from ..training.runtime import grad_scaler, ignore_stop_signals
-from ..training.tensorboard import TensorBoardLog, check_log
+from ..training.trackers import FAILED, FINISHED, STOPPED, RunTrackers, check_log, no_output_error, open_trackers
 from ..weights.checkpoint_io import atomic_write
 from .loop import LossFn, LossTask, default_warmup, resolve_warmup
 
@@ -76,8 +76,8 @@ def check_recipe(recipe: DenseRecipe) -> None:
     for name in ("checkpoint_every", "log_every"):
         if getattr(recipe, name) < 0:
             raise ConfigError(f"{option(name)} must be >= 0 (0: never), got {getattr(recipe, name)}")
-    if check_log(recipe.log) and not recipe.output:
-        raise ConfigError("log='tensorboard' needs an output directory to write the event files into")
+    if check_log(recipe.log) and not recipe.output:  # a tracker named wrong, not installed or unreachable: now
+        raise no_output_error(recipe.log)
     if recipe.resume and not recipe.output:
         raise ConfigError(f"{option('resume')} needs {option('output')}, the directory of the run to continue")
 
@@ -96,14 +96,15 @@ def recipe_loader(recipe: DenseRecipe, dataset: Dataset, *, drop_last: bool,
                       generator=torch.Generator().manual_seed(recipe.seed))
 
 
-def open_board(recipe: DenseRecipe, purge_step: int | None = None) -> TensorBoardLog | None:
-    """The run's TensorBoard log when ``recipe.log`` asks for one; ``purge_step``: a resumed run's
-    first step, from which the events of the interrupted run are dropped."""
-    if not check_log(recipe.log):
+def open_board(recipe: DenseRecipe, start_step: int = 0) -> RunTrackers | None:
+    """The run's trackers when ``recipe.log`` asks for some (checked again: ``check_recipe`` did it
+    before the data were read); ``start_step``: a resumed run's step, which continues the tools' runs."""
+    kinds = check_log(recipe.log, preflight=False)
+    if not kinds:
         return None
     if not recipe.output:
-        raise ConfigError("log='tensorboard' needs an output directory to write the event files into")
-    return TensorBoardLog(recipe.output, purge_step=purge_step)
+        raise no_output_error(recipe.log)
+    return open_trackers(kinds, recipe.output, asdict(recipe), start_step)
 
 
 def fit_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: DenseRecipe, device: torch.device,
@@ -144,21 +145,21 @@ def fit_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: De
 
 
 def train_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: DenseRecipe, device: torch.device,
-                 log: Callable[[str], None], extra: dict[str, Any]) -> tuple[FitResult, TensorBoardLog | None]:
-    """Resume (when asked), open the TensorBoard log and train; the log is returned open, for the
-    evaluation to add to, only when this call trained the run to its end (else it is closed)."""
+                 log: Callable[[str], None], extra: dict[str, Any]) -> tuple[FitResult, RunTrackers | None]:
+    """Resume (when asked), open the trackers and train; they are returned open, for the evaluation
+    to add to, only when this call trained the run to its end (else they are closed)."""
     state = resume_state(recipe, recipe.steps, extra, log)
     board = None
     if state is None or state["step"] < recipe.steps:
-        board = open_board(recipe, purge_step=state["step"] + 1 if state is not None else None)
+        board = open_board(recipe, start_step=state["step"] if state is not None else 0)
     try:
         result = fit_recipe(model, loader, loss_fn, recipe, device, log, tracker_hook(board), extra=extra, state=state)
     except BaseException:
         if board is not None:
-            board.close()
+            board.close(FAILED)
         raise
     if board is not None and not finished_now(result, recipe):
-        board.close()
+        board.close(STOPPED if result.stopped else FINISHED)
         board = None
     return result, board
 
@@ -181,13 +182,13 @@ class DenseRun:
 
 def run_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: DenseRecipe, device: torch.device,
                log: Callable[[str], None], extra: dict[str, Any],
-               evaluate: Callable[[TensorBoardLog | None], dict]) -> DenseRun:
+               evaluate: Callable[[RunTrackers | None], dict]) -> DenseRun:
     """Train (or continue) with :func:`train_recipe`, then ``evaluate(board)`` and save the run.
 
     Args:
         model, loader, loss_fn, recipe, device, log, extra: as :func:`train_recipe` takes them.
         evaluate: the task's evaluation of the trained model, which may add to the open
-            TensorBoard log (None without one); its metrics go to ``metrics.json``.
+            trackers (None without any); its metrics go to ``metrics.json``.
 
     Returns early, without evaluating, when a signal stopped the run (``run.stopped``) or when
     ``resume`` finds the run finished already (with the metrics it saved then).
@@ -195,12 +196,17 @@ def run_recipe(model: nn.Module, loader: DataLoader, loss_fn: LossFn, recipe: De
     result, board = train_recipe(model, loader, loss_fn, recipe, device, log, extra)
     if not finished_now(result, recipe):
         return DenseRun(model, result, {} if result.stopped else saved_metrics(recipe), run_checkpoint(recipe))
+    status = FAILED
     try:
         metrics = evaluate(board)
+        checkpoint = save_run(recipe, result, metrics, log=log)
+        if board is not None and checkpoint is not None:  # dense runs keep no best.pth: the final model
+            board.artefact(checkpoint, "checkpoint", result.step)
+        status = FINISHED
     finally:
         if board is not None:
-            board.close()
-    return DenseRun(model, result, metrics, save_run(recipe, result, metrics, log=log))
+            board.close(status)
+    return DenseRun(model, result, metrics, checkpoint)
 
 
 def finished_now(result: FitResult, recipe: DenseRecipe) -> bool:

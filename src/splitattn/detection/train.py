@@ -18,7 +18,7 @@ from ..dense.previews import detection_preview
 from ..dense.recipe import DenseRecipe, DenseRun, check_recipe, recipe_loader, run_recipe
 from ..errors import SplitattnError
 from ..training.runtime import seed_everything, select_device
-from ..training.tensorboard import TensorBoardLog
+from ..training.trackers import RunTrackers
 from .dataset import CocoDetectionDataset, collate_detection, train_transform
 from .evaluate import evaluate_coco
 from .models import DETECTOR_SIZES, fasterrcnn, maskrcnn
@@ -97,12 +97,12 @@ def train_detector(config: DetectionConfig, log=print) -> DetectionRun:
         f"{train_set.label_map.num_classes - 1} classes, {config.steps} steps on {device}")
     extra = {"classes": list(train_set.label_map.names), "category_ids": list(train_set.label_map.category_ids)}
 
-    def evaluate(board: TensorBoardLog | None) -> dict:
+    def evaluate(board: RunTrackers | None) -> dict:
         metrics = evaluate_coco(model, val_set, device, config.batch_size) if val_set is not None else {}
         for kind, stats in metrics.items():
             log(f"{kind}: mAP {stats['mAP']:.3f}  mAP50 {stats['mAP50']:.3f}  mAP75 {stats['mAP75']:.3f}")
         if board is not None:
-            board.scalars({f"val/{kind}/{k}": v for kind, stats in metrics.items() for k, v in stats.items()},
+            board.metrics({f"val/{kind}/{k}": v for kind, stats in metrics.items() for k, v in stats.items()},
                           config.steps)
             if val_set is not None:
                 names = ["background", *train_set.label_map.names]

@@ -22,7 +22,7 @@ from ..dense.recipe import DenseRecipe, DenseRun, check_recipe, recipe_loader, r
 from ..errors import SplitattnError
 from ..models.registry import input_cfg
 from ..training.runtime import seed_everything, select_device
-from ..training.tensorboard import TensorBoardLog
+from ..training.trackers import RunTrackers
 from .datasets import IGNORE_INDEX, CocoSegmentationDataset, MaskFolderDataset, segmentation_transform
 from .metrics import evaluate_segmentation
 from .models import deeplabv3
@@ -114,12 +114,12 @@ def train_segmenter(config: SegmentationConfig, log=print) -> SegmentationRun:
     log(f"training deeplabv3 over {config.backbone} (output stride {config.output_stride}) on {len(train_set)} images, "
         f"{num_classes} classes, {config.steps} steps on {device}")
 
-    def evaluate(board: TensorBoardLog | None) -> dict:
+    def evaluate(board: RunTrackers | None) -> dict:
         metrics = evaluate_segmentation(model, val_set, device, num_classes, config.batch_size) if val_set else {}
         if metrics:
             log(f"mIoU {metrics['mIoU']:.3f}  pixel accuracy {metrics['pixel_accuracy']:.3f}")
         if board is not None:
-            board.scalars({f"val/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, config.steps)
+            board.metrics({f"val/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, config.steps)
             if val_set is not None:
                 board.image("predictions",
                             segmentation_preview(model, val_set, num_classes, cfg.mean, cfg.std, device), config.steps)

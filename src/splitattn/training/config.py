@@ -45,7 +45,7 @@ class RunConfig:
     deterministic: bool = False  # deterministic algorithms (GPU), for bit-exact reruns
     workers: int = 0  # data loading processes; 0 loads in the training process
     output: str | None = None
-    log: str = "jsonl"  # "tensorboard": TensorBoard event files too, in OUTPUT/tensorboard
+    log: str = "jsonl"  # trackers besides metrics.jsonl: tensorboard, wandb, mlflow, or several: "tensorboard,wandb"
     log_every: int = 20  # a line with the mean loss of the last N steps every N steps (0: never)
     progress: bool = True  # a progress bar on stderr
     checkpoint_every: int = 100  # save OUTPUT/last.pth every this many steps (0: at the natural points only)

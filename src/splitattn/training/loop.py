@@ -63,13 +63,13 @@ def report_diverged(command: str, error: TrainingDiverged) -> int:
 
 
 def tracker_hook(tracker: Any | None) -> StepHook | None:
-    """The per-step hook that sends the loss, its parts and the learning rate to ``tracker`` (an
-    object with ``scalars(values, step)``, such as ``TensorBoardLog``); None without one."""
-    if tracker is None:
+    """The per-step hook that sends the loss, its parts and the learning rate to ``tracker`` (a
+    ``training.trackers.Tracker``: its ``step(values, step)``); None without one (or an empty one)."""
+    if not tracker:
         return None
 
     def on_step(step: int, loss: float, parts: dict[str, float], lr: float) -> None:
-        tracker.scalars({"train/loss": loss, "train/lr": lr, **{f"train/{k}": v for k, v in parts.items()}}, step)
+        tracker.step({"train/loss": loss, "train/lr": lr, **{f"train/{k}": v for k, v in parts.items()}}, step)
 
     return on_step
 

@@ -1,7 +1,8 @@
 """TensorBoard event files beside ``metrics.jsonl``, for users who watch training there.
 
 Written through ``torch.utils.tensorboard`` (which needs the ``tensorboard`` package, an optional
-extra: ``pip install 'splitattn[tensorboard]'``), into ``RUN_DIR/tensorboard``. Only what a run
+extra: ``pip install 'splitattn[tensorboard]'``), into ``RUN_DIR/tensorboard``; one of the
+trackers of ``training.trackers``. Only what a run
 already computes is logged: per-step loss and learning rate, per-epoch metrics, the curves picture
 and a few validation images with what the model said about them.
 """
@@ -15,29 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SplitattnError
+from .trackers import FINISHED, TrackedRun, Tracker, finite
 
-LOGS = ("jsonl", "tensorboard")
 SUBDIR = "tensorboard"
-INSTALL_HINT = "pip install 'splitattn[tensorboard]' (or pip install tensorboard)"
 
 
-def check_log(log: str) -> bool:
-    """Validate a ``log`` setting before a run starts; True when TensorBoard files are wanted."""
-    if log not in LOGS:
-        raise SplitattnError(f"log must be one of {LOGS} (metrics.jsonl is always written), got {log!r}")
-    if log != "tensorboard":
-        return False
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        raise SplitattnError(f"--log tensorboard needs the tensorboard package, which is not installed: "
-                             f"{INSTALL_HINT}") \
-            from None
-    return True
-
-
-class TensorBoardLog:
+class TensorBoardLog(Tracker):
     """One run's event files; ``purge_step`` drops events a resumed run is about to write again."""
 
     def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
@@ -46,13 +30,26 @@ class TensorBoardLog:
         self.directory = Path(run_dir) / SUBDIR
         self.writer = SummaryWriter(str(self.directory), purge_step=purge_step)
 
-    def scalars(self, values: Mapping[str, float], step: int) -> None:
-        for tag, value in values.items():
-            if value is not None and math.isfinite(float(value)):
-                self.writer.add_scalar(tag, float(value), step)
+    @classmethod
+    def from_run(cls, run: TrackedRun) -> TensorBoardLog:
+        """The event files of ``run``; a resumed run rewrites the steps after its checkpoint."""
+        return cls(run.directory, purge_step=run.start_step + 1 if run.resumed else None)
 
-    def image(self, tag: str, image: torch.Tensor | np.ndarray, step: int) -> None:
-        """A (3, H, W) float image in [0, 1] or uint8, or (H, W, 3/4) as PIL and matplotlib give."""
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        for tag, value in finite(values).items():
+            self.writer.add_scalar(tag, value, step)
+
+    def step(self, values: Mapping[str, float], step: int) -> None:
+        self.scalars(values, step)
+
+    def metrics(self, values: Mapping[str, float], step: int, epoch: int | None = None) -> None:
+        """At the epoch on the x axis for runs counted in epochs (``epoch/val_top1`` at 1, 2 ...), else the step."""
+        self.scalars(values, epoch if epoch is not None else step)
+
+    def image(self, tag: str, image: torch.Tensor | np.ndarray, step: int, epoch: int | None = None) -> None:
+        """A (3, H, W) float image in [0, 1] or uint8, or (H, W, 3/4) as PIL and matplotlib give; at
+        the epoch when given, as the metrics."""
+        step = epoch if epoch is not None else step
         array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
         layout = "HWC" if array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] not in (3, 4) else "CHW"
         if layout == "HWC" and array.shape[-1] == 4:
@@ -66,10 +63,15 @@ class TensorBoardLog:
         with Image.open(path) as picture:
             self.image(tag, np.asarray(picture.convert("RGB")), step)
 
+    def artefact(self, path: Path, kind: str, step: int, epoch: int | None = None) -> None:
+        """The curves as a picture (at the epoch, as the metrics); TensorBoard keeps no other files."""
+        if kind == "curves":
+            self.picture("curves", path, epoch if epoch is not None else step)
+
     def flush(self) -> None:
         self.writer.flush()
 
-    def close(self) -> None:
+    def close(self, status: str = FINISHED) -> None:
         self.writer.close()
 
 

@@ -3,14 +3,13 @@
 The ``Trainer`` is classification's :class:`~splitattn.training.loop.Task`: it builds the data,
 the model, the optimiser and the schedule, and gives the shared loop (``training.loop.fit``) the
 loss of a batch (mixup, label smoothing, the DropBlock ramp), the EMA update and what ends an
-epoch (evaluation, ``best.pth``, metrics, TensorBoard). The step, AMP, exact resume, signals,
+epoch (evaluation, ``best.pth``, metrics, the trackers). The step, AMP, exact resume, signals,
 divergence and checkpoints are the loop's, as for detection and segmentation; an epoch is a pass
 of ``steps_per_epoch`` batches, reseeded from (seed, epoch, rank).
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, Subset
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..data import batch_mix, collate_skipping, eval_transform, prepare_digits, train_transform
 from ..data.skips import SKIPPED_FILE, SkippedSample, SkipReport, describe_skips
@@ -34,6 +33,7 @@ from ..layers import resolve_attention, set_drop_block_progress
 from ..models.registry import get_model_entry, input_cfg
 from .checkpoint import BEST, LAST, remove_partial_writes, save_checkpoint
 from .config import TrainConfig, describe, save_config
+from .epoch_tracking import log_epoch, prediction_preview
 from .evaluate import evaluate
 from .loop import Checkpointing, LoopPlan, Optimisation, Task, TrainingDiverged, fit, tracker_hook
 from .metrics import append_jsonl, plot_curves, read_jsonl, topk_correct
@@ -51,10 +51,7 @@ from .runtime import (
     start,
     stop,
 )
-from .tensorboard import TensorBoardLog, check_log, prediction_grid, unnormalize
-
-PREVIEW_IMAGES = 8  # validation images shown with the model's predictions in TensorBoard
-
+from .trackers import FAILED, FINISHED, STOPPED, RunTrackers, check_log, open_trackers
 
 __all__ = ["Trainer", "TrainingDiverged", "check_attention", "train"]  # TrainingDiverged: the loop's
 
@@ -75,8 +72,8 @@ class Trainer(Task):
         self.runtime = runtime
         self.output = Path(config.output)
         self.stop_signals = StopSignals(self.log)
-        self.wants_tensorboard = check_log(config.log)  # refused before any work when tensorboard is missing
-        self.tensorboard: TensorBoardLog | None = None
+        self.tracker_kinds = check_log(config.log, preflight=runtime.is_main)  # refused before any work
+        self.trackers: RunTrackers | None = None
         check_optimizer(config.optimizer)  # refused before the data are read, as is a wrong attention field
         check_attention(config.model, config.attn)
         seed_everything(config.seed + runtime.rank, config.deterministic)
@@ -246,23 +243,25 @@ class Trainer(Task):
             if self.start_step == 0:
                 (self.output / "metrics.jsonl").unlink(missing_ok=True)
             self.log(f"config:\n{describe(config)}")
-            if self.wants_tensorboard:  # a resumed run rewrites the steps after its checkpoint
-                purge = self.start_step + 1 if config.resume else None
-                self.tensorboard = TensorBoardLog(self.output, purge_step=purge)
+            if self.tracker_kinds:
+                self.trackers = open_trackers(self.tracker_kinds, self.output, config.to_dict(), self.start_step)
         self.checkpointing = Checkpointing(self.output / LAST, config.checkpoint_every, self._extra,
                                            saved_step=self.start_step if self.state is not None else None,
                                            write=self.runtime.is_main)
         plan = LoopPlan(self.total_steps, self.runtime.device, config.amp, config.seed, config.deterministic,
                         self.runtime, per_pass=self.steps_per_epoch, on_pass=self._begin_epoch,
                         log_every=config.log_every, progress=config.progress and self.runtime.is_main)
-        hook = tracker_hook(self.tensorboard)
+        hook, status = tracker_hook(self.trackers), FAILED
         try:
             result = fit(self, self.train_loader, self.optimisation, plan, checkpoint=self.checkpointing,
                          state=self.state, on_step=[hook] if hook is not None else [], log=self.log,
                          stop_signals=self.stop_signals)
+            status = STOPPED if result.stopped else FINISHED
+            if self.trackers and not result.stopped:
+                self.trackers.artefact(self.output / BEST, "checkpoint", result.step)
         finally:
-            if self.tensorboard is not None:
-                self.tensorboard.close()
+            if self.trackers is not None:
+                self.trackers.close(status)
         if result.stopped:
             return {"stopped": True, "epoch": (result.step - 1) // self.steps_per_epoch}
         return self.record
@@ -337,8 +336,11 @@ class Trainer(Task):
                                  "config": config.to_dict()}, self.output / BEST)
             append_jsonl(self.output / "metrics.jsonl", record)
             plot_curves(read_jsonl(self.output / "metrics.jsonl"), self.output / "curves.png")
-            if self.tensorboard is not None:
-                self._log_epoch(record)
+            if self.trackers:
+                preview = prediction_preview(self.model, self.val_loader.dataset, self.mean, self.std,
+                                             self.class_names, self.runtime.device)
+                log_epoch(self.trackers, record, (epoch + 1) * self.steps_per_epoch, self.output / "curves.png",
+                          preview)
         barrier(self.runtime)
         return record
 
@@ -362,31 +364,6 @@ class Trainer(Task):
         if self.runtime.is_main and len(self.skip_report):
             self.output.mkdir(parents=True, exist_ok=True)
             self.skip_report.write(self.output / SKIPPED_FILE)
-
-    def _preview_samples(self) -> list[tuple[torch.Tensor, int]]:
-        """A few readable validation samples, spread over an indexed set (folders are sorted by
-        class), or the first ones of a stream."""
-        dataset = self.val_loader.dataset
-        if isinstance(dataset, IterableDataset):
-            return list(itertools.islice((s for s in dataset if not isinstance(s, SkippedSample)), PREVIEW_IMAGES))
-        picks = sorted({round(i * (len(dataset) - 1) / max(PREVIEW_IMAGES - 1, 1)) for i in range(PREVIEW_IMAGES)})
-        return [s for s in (dataset[i] for i in picks if i < len(dataset)) if not isinstance(s, SkippedSample)]
-
-    def _log_epoch(self, record: dict[str, Any]) -> None:
-        """Epoch metrics, the curves and a few validation images with the model's answers."""
-        board, epoch = self.tensorboard, record["epoch"]
-        board.scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, epoch)
-        board.picture("curves", self.output / "curves.png", epoch)
-        samples = self._preview_samples()
-        if samples:
-            images = torch.stack([image for image, _ in samples])
-            self.model.eval()
-            with torch.no_grad():
-                logits = self.model(images.to(self.runtime.device))
-            pictures = unnormalize(images, self.mean, self.std)
-            board.image("predictions", prediction_grid(pictures, [label for _, label in samples], logits.cpu(),
-                                                       self.class_names), epoch)
-        board.flush()
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
