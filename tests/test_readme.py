@@ -2,8 +2,8 @@
 
 The README's blocks run first, then each page's in the order of mkdocs.yml's nav (the order the
 site reads in), all in one bash session in a copy of the repository's tracked files (with this environment
-as its .venv) and a fresh home directory, so nothing from an earlier run helps. What the README
-itself says is all the test changes: a block whose first line says it is "not run by the README
+as its .venv) and a fresh home directory, so nothing from an earlier run helps. What the pages
+themselves say is all the test changes: a block whose first line says it is "not run by the README
 test" (GPUs, internet, a Hub login, the hour-long benchmark suite) is skipped, and a command
 ending in ``# README test: ARGS`` runs with ARGS added (fewer epochs or steps). The set-up and
 test commands at the top are what runs this test, so they are not run again inside it.
