@@ -8,6 +8,14 @@ Before quantizing, the worst layers by int8 rounding noise are listed (--sensiti
 agreement with float32. The int8 model is written as a .pt2 archive that ``splitattn eval`` and
 ``predict`` take as --checkpoint, and ``splitattn.quantize.load_quantized`` loads without
 recalibrating. int8 runs on x86 CPUs (oneDNN; fastest with AVX-512 VNNI or AMX).
+
+With --aot the .pt2 is an ahead-of-time compiled package instead (AOTInductor, at --batch-size
+images of the model's input size; other batch sizes are padded or split): compiled here once,
+checked against the float model's top-1 on the calibration images, and loaded by ``eval`` and
+``predict`` without compiling. A flag, not a file name, because both are ``.pt2`` (PT2 archives)
+and the metadata inside tells them apart on load; not the default, because a package runs only
+with this torch on a CPU with this one's instruction sets, and loading it runs the compiled
+code it holds (load only packages you made), while the archive is portable and holds no code.
 """
 
 from __future__ import annotations
@@ -50,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compare with the int8 graph run as is (reference arithmetic, no inductor "
                              "compile; default: compiled, as it ships)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    parser.add_argument("--aot", action="store_true",
+                        help="write an ahead-of-time compiled package (AOTInductor, compiled for --batch-size): "
+                             "eval and predict load it without compiling; it runs only with this torch on a CPU "
+                             "like this one, and loading it runs its compiled code (load only packages you made). "
+                             "Default: the portable archive, compiled when loaded")
 
 
 def _default_output(checkpoint: str) -> Path:
@@ -72,9 +85,11 @@ def run(args: argparse.Namespace) -> int:
     quantized = quantize(model, calibration, keep_float=args.keep_float, compile=args.compile)
     quantized.info["pretrained_cfg"]["label_names"] = list(trained.class_names)
     output = Path(args.output) if args.output else _default_output(args.checkpoint)
-    save_quantized(quantized, output, example=calibration[0])
-    print(f"wrote {output}: {quantized.int8_layers} convs/linears in int8, {len(quantized.float_layers)} left in "
-          f"float ({args.keep_float}), calibrated on {quantized.info['calibration_images']} images "
+    save_quantized(quantized, output, example=calibration[0], aot=args.aot, float_model=model,
+                   check_batches=calibration)
+    kind = "compiled package, checked against float32 on the calibration images" if args.aot else "archive"
+    print(f"wrote {output} ({kind}): {quantized.int8_layers} convs/linears in int8, {len(quantized.float_layers)} "
+          f"left in float ({args.keep_float}), calibrated on {quantized.info['calibration_images']} images "
           f"in {time.perf_counter() - started:.0f} s")
     if args.val:
         dataset = ImageFolderDataset(args.val, trained.transform, class_names=trained.class_names)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import OutputMismatchError, SplitattnError
+from .aot import AotModel, load_package, read_package_info, save_package
 from .compilers import COMPILERS, Compiler, compiler_for
 from .fixed_batch import FixedBatch
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
@@ -50,6 +51,7 @@ __all__ = [
     "DEPLOY_TOLERANCES",
     "FUSE_MODES",
     "MEMORY_FORMATS",
+    "AotModel",
     "Compiler",
     "Deployment",
     "FixedBatch",
@@ -59,8 +61,11 @@ __all__ = [
     "deployment_of",
     "fold_batchnorms",
     "fold_bn_into_conv",
+    "load_package",
     "pack_and_fuse",
+    "read_package_info",
     "relative_error",
+    "save_package",
     "strip_training_modules",
 ]
 
@@ -212,7 +217,9 @@ def deploy(
         compile: a key of :data:`COMPILERS`: None (eager), ``"inductor"`` (``torch.compile`` with
             weight freezing, which packs and fuses the convs itself and compiles the rest) or
             ``"jit"`` (trace, freeze and ``torch.jit.optimize_for_inference``, which fuses conv +
-            ReLU through oneDNN).
+            ReLU through oneDNN) or ``"aot"`` (AOTInductor at ``example_input``'s static shape: an
+            :class:`AotModel` that ``save_package`` writes and ``load_package`` loads without
+            compiling; other batch sizes are padded or split to it).
         fuse: ``"onednn"`` packs every conv's weight for oneDNN once and fuses the ReLUs and
             residual adds into the convs (CPU, float32 or bfloat16); ``"none"`` keeps standard
             ``nn.Conv2d`` modules, which exporters and compilers need; ``"auto"`` is ``"onednn"``

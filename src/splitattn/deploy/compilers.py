@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import one_of
+from ..errors import SplitattnError, one_of
 from .inductor import FrozenInductorModel
 
 
@@ -44,6 +44,16 @@ def _inductor(model: nn.Module, _example: torch.Tensor | None) -> nn.Module:
     return FrozenInductorModel(model)
 
 
+def _aot(model: nn.Module, example: torch.Tensor | None) -> nn.Module:
+    """AOTInductor at the example's static shape (:mod:`.aot`): compiled now, saved with ``save_package``,
+    loaded later without compiling."""
+    from .aot import compile_package
+
+    if example is None:
+        raise SplitattnError("compile='aot' compiles for one input shape and needs example_input")
+    return compile_package(model, example)
+
+
 def _jit(model: nn.Module, example: torch.Tensor | None) -> nn.Module:
     """Trace, freeze and ``optimize_for_inference`` (which fuses conv + ReLU through oneDNN)."""
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -56,6 +66,7 @@ COMPILERS: dict[str | None, Compiler] = {c.name: c for c in (
     Compiler(None, _eager, traces=False),
     Compiler("inductor", _inductor),
     Compiler("jit", _jit, needs_example=True),
+    Compiler("aot", _aot, needs_example=True),
 )}
 
 

@@ -18,19 +18,19 @@ In torch 2.14 the PT2E entry points live in ``torchao.quantization.pt2e`` (``pip
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib
-import logging
 import platform
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..deploy import deploy
+from ..deploy.aot import plain as _plain
+from ..deploy.aot import quiet_compiler as _quiet_compiler
 from ..deploy.cpu_features import native_int8
 from ..deploy.inductor import FrozenInductorModel
 from ..errors import MissingPackageError, SplitattnError
@@ -154,28 +154,6 @@ class QuantizedModel(nn.Module):
         return out
 
 
-# What compiling the int8 graph prints on every first call, none of it about the user's model: a
-# deprecation inside torchao's registration, inductor's own tensor-copy notice and its CUDA search.
-_COMPILER_NOTICES = ("To copy construct from a tensor",)
-_COMPILER_LOGGERS = ("torch.utils._pytree", "torch.utils.cpp_extension")
-
-
-@contextlib.contextmanager
-def _quiet_compiler() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in _COMPILER_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
-        for message in _COMPILER_NOTICES:
-            warnings.filterwarnings("ignore", message=message)
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
-
-
 def count_int8_layers(graph: nn.Module) -> int:
     """Convs and linears whose weights the converted graph holds in int8 (one weight dequantize each)."""
     return sum(1 for node in graph.graph.nodes if node.op == "call_function"
@@ -236,12 +214,3 @@ def quantize(
 
 def _dynamic_batch() -> tuple[dict[int, Any]]:
     return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with tuples as lists and only JSON types, for the saved archive's metadata."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..data import KeyedBatch
-from ..deploy import FixedBatch, deploy
+from ..deploy import AotModel, FixedBatch, deploy
 from ..errors import SplitattnError
 from ..quantize import QuantizedModel
 
@@ -59,6 +59,8 @@ def _inference_model(model: nn.Module, example: torch.Tensor, batch_size: int) -
     """
     if isinstance(model, QuantizedModel):
         return FixedBatch(model, batch_size) if model.compiled else model
+    if isinstance(model, AotModel):  # compiled ahead of time: pads or splits to the batch it was compiled for
+        return model
     return deploy(model.eval(), batch_size=batch_size, example_input=example, inplace=True)
 
 
