@@ -33,6 +33,7 @@ DEFAULT_EXPERIMENT = "splitattn"
 CHECK_TIMEOUT_S = 5  # how long the check before training waits for the tracking server
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a parameter's value
 PARAMS_PER_BATCH = 100  # a tracking server takes at most 100 parameters per request
+DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # stores through SQLAlchemy, which mlflow-skinny lacks
 STATUS = {FINISHED: "FINISHED", STOPPED: "KILLED", FAILED: "FAILED"}
 
 
@@ -68,9 +69,9 @@ def check_mlflow() -> None:
         with _quick_requests():
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as error:  # MlflowException, a refused connection, a store that needs sqlalchemy ...
-        reason = " ".join(str(error).split())[:400]
-        hint = (" MLflow's default store needs the full package (pip install mlflow)" if "sqlalchemy" in reason
-                else "")
+        reason = " ".join(str(error).split())[:400].rstrip(".")
+        hint = (" A database store needs the full MLflow package (pip install mlflow); mlflow-skinny has none."
+                if uri.split(":")[0] in DATABASES else "")
         raise ConfigError(f"--log mlflow: the MLflow tracking store {uri} cannot be used: {reason}.{hint} Set "
                           f"MLFLOW_TRACKING_URI to a tracking server that is up (http://HOST:5000) or a local "
                           f"store; checked before training starts") from None
