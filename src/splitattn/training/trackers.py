@@ -95,6 +95,11 @@ class TrackerKind:
     purpose: str  # for --help
 
     def load(self, attribute: str) -> Any:
+        """``attribute`` of the tracker's module, imported now (so its package is imported only when asked for).
+
+        Args:
+            attribute: ``cls`` or ``preflight``.
+        """
         return getattr(importlib.import_module(f"{__package__}.{self.module}"), attribute)
 
 
@@ -111,7 +116,11 @@ LOGS = (JSONL, *TRACKERS)  # the names --log takes, alone or comma-separated
 
 
 def log_help(where: str = "RUN_DIR") -> str:
-    """The ``--log`` help text of every training command."""
+    """The ``--log`` help text of every training command.
+
+    Args:
+        where: how the command's help names the run directory (``RUN_DIR``, ``OUTPUT``).
+    """
     tools = "; ".join(f"{name}: {kind.purpose}" for name, kind in TRACKERS.items())
     return (f"where to log the run besides {where}/metrics.jsonl (always written): {tools}. Several: "
             f"tensorboard,wandb. Each needs its extra: pip install 'splitattn[NAME]'").replace("RUN_DIR", where)
@@ -154,7 +163,11 @@ def check_log(log: str | Sequence[str] | None, preflight: bool = True) -> tuple[
 
 
 def picture(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """An image as (H, W, 3) uint8, whichever layout and range it came in (as :meth:`Tracker.image` takes them)."""
+    """An image as (H, W, 3) uint8, whichever layout and range it came in.
+
+    Args:
+        image: as :meth:`Tracker.image` takes it.
+    """
     array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
         array = array.transpose(1, 2, 0)
@@ -165,7 +178,11 @@ def picture(image: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def finite(values: Mapping[str, Any]) -> dict[str, float]:
-    """The values that are numbers and finite: a tool's chart has no place for None or NaN."""
+    """The values that are numbers and finite: a tool's chart has no place for None or NaN.
+
+    Args:
+        values: metric names and values, some perhaps None, NaN or not numbers.
+    """
     return {k: float(v) for k, v in values.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
 
@@ -242,5 +259,9 @@ def open_trackers(kinds: Sequence[TrackerKind], directory: str | Path, config: d
 
 
 def no_output_error(log: str) -> ConfigError:
-    """The error of a run that asks for trackers but has no directory to write their files into."""
+    """The error of a run that asks for trackers but has no directory to write their files into.
+
+    Args:
+        log: the run's ``log`` setting.
+    """
     return ConfigError(f"log={log!r} needs an output directory (the run directory the trackers write into)")
