@@ -36,11 +36,14 @@ ROUNDING = 1e-5
 # The five ablation models of the ResNeSt paper that timm never ported.
 WITHOUT_TIMM = {"resnest50_fast_1s1x64d", "resnest50_fast_2s1x64d", "resnest50_fast_4s1x64d",
                 "resnest50_fast_1s2x40d", "resnest50_fast_2s2x40d"}
-# Deeper copies of blocks checked here at a smaller depth (same block, same stem, more of them):
-# together they would add ~10 s on two cores; test_parity checks them against timm under their own names.
-DEPTH_ONLY = {"seresnet101", "seresnet152", "legacy_seresnet101", "legacy_seresnet152", "seresnext101_32x4d",
-              "legacy_seresnext101_32x4d", "resnest200", "resnest200e", "resnest269", "resnest269e"}
-CHECKED = [name for name in list_models() if name not in WITHOUT_TIMM | DEPTH_ONLY]
+# One model per distinct network: every official ResNeSt name (timm has it under another name), and
+# one of each block, stem and width among timm's names (test_parity checks every one of those
+# against timm under its own name). The others are deeper or shallower copies of the same blocks:
+# together they would add ~10 s on two cores.
+CHECKED = ["resnest50", "resnest101", "resnest50_fast_1s4x24d", "resnest50_fast_4s2x40d", "resnest14d",
+           "seresnet18", "seresnet50", "seresnext26d_32x4d", "legacy_seresnet18", "legacy_seresnet50",
+           "legacy_seresnext26_32x4d", "legacy_senet154", "skresnet18", "skresnet50", "skresnext50_32x4d",
+           "resnet18", "resnet50d"]
 # One model per family: the official ResNeSt name, timm's ResNeSt, SE, SK, the original SENet release.
 TIMM_FORMAT = ["resnest50", "resnest14d", "seresnet50", "skresnet18", "legacy_seresnet18"]
 # timm lacks the first; the second changes an attention field timm's resnest14d has no argument for.
@@ -225,3 +228,13 @@ def test_a_repository_written_by_earlier_versions_still_loads(tmp_path):
         assert torch.equal(loaded(x), model(x))
     cfg = loaded.pretrained_cfg
     assert cfg["label_names"] == ["a", "b", "c"] and cfg["input_size"] == (3, 48, 48) and cfg["mean"] == (0.5,) * 3
+
+
+def test_a_grayscale_model_keeps_its_one_channel_in_timm_and_splitattn(tmp_path):
+    model = randomize_(create_model("legacy_seresnet18", num_classes=3, in_chans=1))
+    save_pretrained(model, tmp_path / "gray")
+    assert json.loads((tmp_path / "gray" / "config.json").read_text())["model_args"] == {"in_chans": 1}
+    x = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(create_model(f"local-dir:{tmp_path / 'gray'}").eval()(x), model(x))
+        assert torch.equal(_timm(f"local-dir:{tmp_path / 'gray'}", pretrained=True)(x), model(x))

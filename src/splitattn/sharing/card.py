@@ -113,7 +113,7 @@ def model_card(model: nn.Module, repo_id: str | None = None, run: RunRecord | No
     name = cfg["architecture"]
     entry = get_model_entry(name)
     labels = cfg.get("label_names") or [str(i) for i in range(model.num_classes)]
-    summary = summarize_model(name, tuple(cfg["input_size"]), num_classes=model.num_classes,
+    summary = summarize_model(name, (model.in_chans, *cfg["input_size"][1:]), num_classes=model.num_classes,
                               in_chans=model.in_chans)
     inherited = started_from_license(run)
     license = license or inherited or cfg.get("license") or DEFAULT_LICENSE
