@@ -22,7 +22,7 @@ from splitattn import create_model
 from splitattn.cli import main
 from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform
 from splitattn.data.calibration import calibration_batches
-from splitattn.deploy import DEPLOY_TOLERANCES, FixedBatch, deploy, relative_error
+from splitattn.deploy import DEPLOY_TOLERANCES, FixedBatch, deploy, read_package_info, relative_error
 from splitattn.quantize import (
     QuantizedModel,
     attention_mlp_names,
@@ -241,3 +241,43 @@ def test_quantize_command_writes_an_int8_model_that_eval_reads(trained, digits, 
     assert trained_model.class_names == load_trained(trained).class_names
     assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@needs_torchao
+def test_quantize_aot_writes_a_package_that_eval_runs_in_a_fresh_process_without_compiling(trained, digits, tmp_path,
+                                                                                          capsys, one_thread):
+    from .test_aot import run_child
+
+    output = tmp_path / "digits.int8.pt2"
+    assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(digits / "train"), "--num-images",
+                 "64", "--output", str(output), "--sensitivity", "0", "--aot"]) == 0
+    assert f"wrote {output} (compiled package, checked against float32" in capsys.readouterr().out
+    info = read_package_info(output)
+    assert info["precision"] == "int8" and info["input_shape"] == [32, 3, SIZE, SIZE]
+    assert info["float_top1_agreement"] >= 0.95  # checked when saved, on the calibration images
+    assert main(["eval", "--checkpoint", str(trained), "--data", str(digits / "val"), "--json"]) == 0
+    float_result = json.loads(capsys.readouterr().out)
+    script = f"""
+import contextlib, io
+from splitattn.cli import main
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):  # 50 a batch: a compiled 32 and a padded 18
+    code = main(["eval", "--checkpoint", {str(output)!r}, "--data", {str(digits / "val")!r}, "--json",
+                 "--batch-size", "50"])
+assert code == 0
+finish({{"seconds": time.perf_counter() - started, "eval": json.loads(printed.getvalue())}})
+"""
+    ran = run_child(script)
+    print(f"AOT int8 package: a fresh process's eval of {ran['eval']['images']} images, imports included: "
+          f"{ran['seconds']:.1f} s")  # measured, not asserted
+    assert ran["eval"]["images"] == float_result["images"] > 300
+    assert abs(ran["eval"]["top1"] - float_result["top1"]) <= 2.5  # as the int8 models above
+    loaded = load_quantized(output)
+    val = _batches(digits / "val", 32, limit=4)
+    float_model = load_trained(trained).model.eval()
+    agree = total = 0
+    with torch.no_grad():
+        for images, _ in val:
+            agree += int((loaded(images).argmax(1) == float_model(images).argmax(1)).sum())
+            total += len(images)
+    assert agree / total >= 0.95  # as the int8 model compiled in process (test above)
