@@ -350,3 +350,41 @@ def test_benchmark_check_wants_one_graph_per_configuration():
         check_one_graph(lambda: compiled(x), "tiny+compile")  # one graph, then none
         with pytest.raises(ValueError, match=r"eager: its first call compiled 0 graph\(s\) and its second 0"):
             check_one_graph(lambda: _tiny_net()(x), "eager")  # not compiled at all
+
+
+ATTENTION_FAMILIES = ["resnest50", "resnest14d", "resnest50d_4s2x40d", "seresnet18", "legacy_seresnet18",
+                      "skresnet18", "skresnext50_32x4d"]  # official and timm-d ResNeSt (4s2x40d: grouped fc), SE, SK
+
+
+def _convs_on_one_by_one_maps(model: nn.Module, x: torch.Tensor) -> int:
+    """Conv calls (plain or oneDNN-packed) during a forward whose input map is 1 x 1."""
+    calls = []
+    hooks = [m.register_forward_pre_hook(lambda _m, args: calls.append(args[0].shape[-2:] == (1, 1)))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, PackedConv2d))]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return sum(calls)
+
+
+@pytest.mark.parametrize("name", ATTENTION_FAMILIES)
+def test_attention_mlps_become_matrix_products_with_eval_modes_outputs(name):
+    from splitattn.deploy import DEPLOY_TOLERANCE, PooledLinear
+    from splitattn.layers import AttentionLayer
+
+    torch.manual_seed(0)
+    model = randomize_(splitattn.create_model(name, num_classes=10, zero_init_last=False)).eval()
+    x = torch.randn(2, 3, 64, 64)  # the last stage's maps are 2 x 2: only the attention pools to 1 x 1
+    deployed = deploy(model, example_input=x)  # raises beyond DEPLOY_TOLERANCE of eval mode
+    mlps = sum(len(m.attention_mlp) for m in model.modules() if isinstance(m, AttentionLayer))
+    assert mlps > 0 and deployment_of(deployed).attention_matmuls == mlps
+    assert sum(isinstance(m, PooledLinear) for m in deployed.modules()) == mlps
+    assert _convs_on_one_by_one_maps(model, x) == mlps  # eval mode: every MLP layer a conv on a 1 x 1 map
+    assert _convs_on_one_by_one_maps(deployed, x) == 0
+    with torch.no_grad():
+        assert relative_error(deployed(x[:1]), model(x[:1])) < DEPLOY_TOLERANCE
+    kept = deploy(model, attention_mlp="conv", fuse="none")
+    assert _convs_on_one_by_one_maps(kept, x) == mlps and deployment_of(kept).attention_matmuls == 0
+    with pytest.raises(ValueError, match="attention_mlp must be one of"):
+        deploy(model, attention_mlp="linear")

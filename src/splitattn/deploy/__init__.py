@@ -15,7 +15,8 @@ taking and returning float32 tensors (it casts at its input and output), so call
 its outputs are checked against float32 eval mode with ``DEPLOY_TOLERANCES[dtype]``.
 
 ``deploy`` is a pipeline of named steps, each a function below: copy, reference outputs, strip for
-inference, precision, memory format, oneDNN packing, compile, check, record. What it made is one
+inference (fold, drop training modules, attention MLPs as matrix products), precision, memory
+format, oneDNN packing, compile, check, record. What it made is one
 :class:`Deployment` record on the result (``deployment_of(model)``).
 """
 
@@ -30,6 +31,7 @@ from torch import nn
 
 from ..errors import OutputMismatchError, SplitattnError
 from .aot import AotModel, load_package, read_package_info, save_package
+from .attention_matmul import PooledLinear, attention_mlps_as_matmuls
 from .compilers import COMPILERS, Compiler, compiler_for
 from .fixed_batch import FixedBatch
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
@@ -42,9 +44,11 @@ from .strip import strip_training_modules
 
 COMPILE_MODES = tuple(COMPILERS)
 FUSE_MODES = ("auto", "onednn", "none")
+ATTENTION_MLP_MODES = ("matmul", "conv")
 DEFAULT_IMG_SIZE = 224
 
 __all__ = [
+    "ATTENTION_MLP_MODES",
     "COMPILERS",
     "COMPILE_MODES",
     "DEPLOY_TOLERANCE",
@@ -56,6 +60,8 @@ __all__ = [
     "Deployment",
     "FixedBatch",
     "PackedConv2d",
+    "PooledLinear",
+    "attention_mlps_as_matmuls",
     "count_batchnorms",
     "deploy",
     "deployment_of",
@@ -78,10 +84,12 @@ def relative_error(ours: torch.Tensor | list, reference: torch.Tensor | list) ->
 
 
 def _validate(compile: str | None, fuse: str, batch_size: int, dtype: torch.dtype | None,
-              example_input: torch.Tensor | None) -> Compiler:
+              example_input: torch.Tensor | None, attention_mlp: str) -> Compiler:
     compiler = compiler_for(compile)
     if fuse not in FUSE_MODES:
         raise SplitattnError(f"fuse must be one of {FUSE_MODES}, got {fuse!r}")
+    if attention_mlp not in ATTENTION_MLP_MODES:
+        raise SplitattnError(f"attention_mlp must be one of {ATTENTION_MLP_MODES}, got {attention_mlp!r}")
     if batch_size < 1:
         raise SplitattnError(f"batch_size must be >= 1, got {batch_size}")
     if dtype is not None and dtype not in DEPLOY_TOLERANCES:
@@ -99,12 +107,16 @@ def _reference_outputs(model: nn.Module, example_input: torch.Tensor | None) -> 
         return model(example_input)
 
 
-def _strip_for_inference(model: nn.Module) -> None:
-    """Fold the BatchNorms, drop the training-only modules, freeze the parameters (all in place)."""
+def _strip_for_inference(model: nn.Module, attention_mlp: str) -> int:
+    """Fold the BatchNorms, drop the training-only modules, turn the attention MLPs into matrix
+    products (``attention_mlp="matmul"``), freeze the parameters (all in place); returns how many MLP
+    layers became matrix products."""
     fold_batchnorms(model)
     strip_training_modules(model)
+    matmuls = attention_mlps_as_matmuls(model) if attention_mlp == "matmul" else 0
     for param in model.parameters():
         param.requires_grad_(False)
+    return matmuls
 
 
 def _set_precision(model: nn.Module, dtype: torch.dtype | None) -> torch.dtype:
@@ -201,6 +213,7 @@ def deploy(
     compile: str | None = None,
     fuse: str = "auto",
     dtype: torch.dtype | None = None,
+    attention_mlp: str = "matmul",
     inplace: bool = False,
 ) -> nn.Module:
     """Return ``model`` in deploy mode: a copy, with ``model`` itself left as it was, unless ``inplace``.
@@ -230,18 +243,21 @@ def deploy(
             is several times faster on CPUs with native bf16 (AVX-512 BF16, AMX) and on GPUs, and
             packs its convs for oneDNN where the CPU supports it. The deployed model still takes
             and returns float32; ``example_input`` checks it within ``DEPLOY_TOLERANCES[dtype]``.
+        attention_mlp: ``"matmul"`` computes each attention's MLP (its 1 x 1 convs on the pooled
+            1 x 1 map, BN folded) as matrix products on the pooled ``(N, C)`` vector
+            (:class:`PooledLinear`); ``"conv"`` keeps the convs.
         inplace: convert ``model`` itself (it is switched to eval mode, folded and packed).
 
     Returns:
         The deployed model, with a :class:`Deployment` record (``deployment_of(result)``).
     """
-    compiler = _validate(compile, fuse, batch_size, dtype, example_input)
+    compiler = _validate(compile, fuse, batch_size, dtype, example_input, attention_mlp)
     deployed = (model if inplace else copy.deepcopy(model)).eval()
     reference = _reference_outputs(deployed, example_input)
-    _strip_for_inference(deployed)
+    matmuls = _strip_for_inference(deployed, attention_mlp)
     compute_dtype = _set_precision(deployed, dtype)
     fmt = _set_memory_format(deployed, memory_format, batch_size, example_input)
     fusions = _pack(deployed, fuse, compiler, example_input, batch_size, compute_dtype, fmt)
     result = _compile(deployed, compiler, example_input, fmt)
     error = _check_outputs(result, example_input, reference, compute_dtype)
-    return _record(result, Deployment(fmt, compute_dtype, compile, fusions, error))
+    return _record(result, Deployment(fmt, compute_dtype, compile, fusions, error, matmuls))

@@ -30,6 +30,7 @@ class Deployment:
             empty when the convs were left standard.
         checked_error: the worst relative error against eval mode on ``example_input``, measured
             on the returned model itself; ``None`` when no example was given.
+        attention_matmuls: attention MLP layers computed as matrix products (``attention_mlp="matmul"``).
     """
 
     memory_format: torch.memory_format
@@ -37,6 +38,7 @@ class Deployment:
     compile: str | None = None
     fusions: Mapping[str, int] = field(default_factory=dict)
     checked_error: float | None = None
+    attention_matmuls: int = 0
 
 
 def deployment_of(model: nn.Module) -> Deployment:

@@ -62,7 +62,8 @@ def _sqnr(reference: torch.Tensor, noisy: torch.Tensor) -> float:
 def _apply(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if isinstance(layer, nn.Conv2d):
         return F.conv2d(x, weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)
-    return F.linear(x, weight, layer.bias)
+    # deploy computes the attention MLPs as linears on pooled (N, C, 1, 1) maps (PooledLinear)
+    return F.linear(x.flatten(1) if x.ndim > 2 else x, weight, layer.bias)
 
 
 def sensitivity(model: nn.Module, calibration: Iterable[torch.Tensor], max_images: int = 32) -> list[LayerSensitivity]:
@@ -99,7 +100,7 @@ def sensitivity(model: nn.Module, calibration: Iterable[torch.Tensor], max_image
                 name, kind, _sqnr(reference, _apply(layer, rounded_input, rounded_weight)),
                 _sqnr(reference, _apply(layer, seen, rounded_weight)),
                 _sqnr(reference, _apply(layer, rounded_input, layer.weight)),
-                per_image if isinstance(layer, nn.Conv2d) else layer.weight.numel()))
+                per_image if isinstance(layer, nn.Conv2d) else int(torch.count_nonzero(layer.weight))))
     return sorted(results, key=lambda r: r.sqnr_db)
 
 
