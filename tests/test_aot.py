@@ -76,9 +76,10 @@ def package(model, tmp_path_factory) -> Path:
     return save_package(compiled, tmp_path_factory.mktemp("aot") / "seresnet18.pt2")
 
 
-def test_package_loads_in_a_fresh_process_without_compiling_and_gives_eval_modes_outputs(model, package):
+def test_package_loads_in_a_fresh_process_without_compiling_and_gives_eval_modes_outputs(model, package, digits):
     torch.manual_seed(1)
     inputs = torch.randn(5, 3, SIZE, SIZE)
+    images = digits / "val" / "3"
     with torch.no_grad():
         expected = model(inputs)
     script = f"""
@@ -91,13 +92,20 @@ with torch.no_grad():
     first = model(x[:{BATCH}])
     seconds, imports = time.perf_counter() - imported, imported - started
     outputs = [model(x[:1]), first, model(x)]  # padded, as compiled, split into 2 + 2 + 1 (padded)
+import contextlib, io
+from splitattn.cli import main
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):  # predict reads the package as eval does (tests/test_quantize.py)
+    assert main(["predict", {str(images)!r}, "--checkpoint", {str(package)!r}, "--json", "--top-k", "1"]) == 0
 finish({{"type": type(model).__name__, "seconds": seconds, "imports": imports,
-        "outputs": [o.tolist() for o in outputs]}})
+        "outputs": [o.tolist() for o in outputs], "predicted": printed.getvalue().splitlines()}})
 """
     result = run_child(script)
     print(f"AOT fp32 package in a fresh process: load + first batch {result['seconds']:.2f} s "
           f"(after {result['imports']:.1f} s importing torch and splitattn)")  # measured, not asserted
     assert result["type"] == "AotModel"
+    predicted = [json.loads(line) for line in result["predicted"]]
+    assert len(predicted) == len(list(images.iterdir())) > 0 and all(len(p["predictions"]) == 1 for p in predicted)
     for out, reference in zip(map(torch.tensor, result["outputs"]), (expected[:1], expected[:BATCH], expected),
                               strict=True):
         assert out.shape == reference.shape
@@ -109,7 +117,8 @@ def test_package_records_what_eval_and_predict_need(package, model):
     info = read_package_info(package)
     assert info["format"] == "splitattn-aot/1" and info["input_shape"] == [BATCH, 3, SIZE, SIZE]
     assert info["num_classes"] == 10 and info["torch"] == torch.__version__
-    assert info["pretrained_cfg"]["input_size"] == list(model.pretrained_cfg["input_size"])
+    assert info["pretrained_cfg"]["input_size"] == [3, SIZE, SIZE]  # what eval and predict preprocess to
+    assert info["pretrained_cfg"]["crop_pct"] == model.pretrained_cfg["crop_pct"]
     loaded = load_package(package)
     assert loaded.batch_size == BATCH and loaded.num_classes == 10 and loaded.eval() is loaded
     with pytest.raises(ValueError, match="compiled package is for inference"):

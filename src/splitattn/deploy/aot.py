@@ -127,6 +127,8 @@ def compile_package(model: nn.Module, example: torch.Tensor, info: dict[str, Any
     example = example.detach().float().contiguous()
     record = {**(info if info is not None else _model_info(model)), **_build_info(),
               "input_shape": list(example.shape), "format": FORMAT}
+    # the only size it takes: eval and predict preprocess to what the package records
+    record["pretrained_cfg"] = {**record.get("pretrained_cfg", {}), "input_size": list(example.shape[1:])}
     with torch.no_grad(), quiet_compiler():  # no_grad: freezing (constant weights) applies to inference only
         program = torch.export.export(model, (example,))  # no dynamic_shapes: every dimension static
         files = torch._inductor.aot_compile(program.module(), (example,),

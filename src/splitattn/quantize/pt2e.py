@@ -188,7 +188,12 @@ def quantize(
             raise SplitattnError("calibration batches must be float32 tensors (N, C, H, W), got "
                                  f"{type(batch).__name__} {getattr(batch, 'shape', '')} {getattr(batch, 'dtype', '')}")
     float_layers = _float_layers(model, keep_float)
-    deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous")
+    # The attention MLPs as matrix products while they stay in float (one GEMM each instead of a
+    # oneDNN conv on a 1 x 1 map); as convs when any is quantized: the x86 quantizer leaves the
+    # linears on pooled vectors unannotated (measured: keep_float="none" kept all 8 of a resnest14d
+    # in float), and convs it quantizes.
+    mlp = "matmul" if set(attention_mlp_names(model)) <= set(float_layers) else "conv"
+    deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous", attention_mlp=mlp)
     example = batches[0][:2] if batches[0].shape[0] >= 2 else torch.cat([batches[0]] * 2)
     # Without VNNI, oneDNN sums pairs of uint8 x int8 products in int16, which saturates on 8-bit
     # activations (measured: logits 30% off the reference graph); 7-bit activations cannot overflow.

@@ -71,7 +71,8 @@ def sensitivity(model: nn.Module, calibration: Iterable[torch.Tensor], max_image
 
     Every layer's inputs are held at once, so at most ``max_images`` calibration images are used.
     """
-    deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous")
+    # the MLPs as convs: how quantize rounds them when they are quantized (keep_float="none")
+    deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous", attention_mlp="conv")
     mlp = set(attention_mlp_names(deployed))
     layers = {name: m for name, m in deployed.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     inputs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
