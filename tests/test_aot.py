@@ -136,7 +136,7 @@ def _rewrite_metadata(source: Path, target: Path, **changes) -> None:
             copy.writestr(item, data)
 
 
-def test_a_package_from_another_torch_or_cpu_is_refused_before_its_code_is_loaded(package, tmp_path):
+def test_a_package_from_another_torch_or_cpu_is_refused_and_from_another_host_warned_of(package, tmp_path):
     other_torch = tmp_path / "other_torch.pt2"
     _rewrite_metadata(package, other_torch, torch="1.0.0")
     with pytest.raises(ValueError, match=r"compiled with torch 1\.0\.0, this is torch"):
@@ -145,6 +145,12 @@ def test_a_package_from_another_torch_or_cpu_is_refused_before_its_code_is_loade
     _rewrite_metadata(package, other_cpu, cpu_features=["avx2", "made-up-isa"])
     with pytest.raises(ValueError, match=r"with made-up-isa, which this .* CPU lacks"):
         load_package(other_cpu)
+    elsewhere = tmp_path / "elsewhere.pt2"
+    _rewrite_metadata(package, elsewhere, host="somebody-elses-machine")
+    with pytest.warns(UserWarning, match=r"compiled on another machine .* runs the compiled code .* load only"):
+        assert load_package(elsewhere).batch_size == BATCH
+    with pytest.raises(ValueError, match="loaded from a file, which is the saved package"):
+        save_package(load_package(package), tmp_path / "again.pt2")
     with pytest.raises(ValueError, match=r"not one of splitattn's compiled packages .* load only packages you made"):
         load_package(_not_a_package(tmp_path))
 

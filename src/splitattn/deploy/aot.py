@@ -16,7 +16,8 @@ that someone you trust built. A ``torch.export`` archive (``save_quantized`` wit
 holds no code and is the format to take from elsewhere. Nothing here unpickles (the loader does
 not read pickled weights; the metadata is JSON), and the metadata is read from the zip before the
 library is touched, so a package from another torch version or for a CPU without the instruction
-sets it was compiled for is refused instead of crashing the process.
+sets it was compiled for is refused instead of crashing the process; one compiled on another host
+loads with a warning that says the above.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _model_info(model: nn.Module) -> dict[str, Any]:
 
 def _build_info() -> dict[str, Any]:
     """Where a package can run: the torch it links against and the CPU features it may use."""
-    return {"torch": torch.__version__, "machine": platform.machine(),
+    return {"torch": torch.__version__, "machine": platform.machine(), "host": platform.node(),
             "cpu_features": [name for name, present in cpu_features().items() if present]}
 
 
@@ -168,6 +169,8 @@ def save_package(model: AotModel, path: str | os.PathLike) -> Path:
     """
     if not isinstance(model, AotModel):
         raise SplitattnError(f"save_package takes a model compiled with compile='aot', got {type(model).__name__}")
+    if not model._aoti_files:
+        raise SplitattnError("this package was loaded from a file, which is the saved package: copy that file")
     path = Path(path)
     if path.suffix != ".pt2":
         raise SplitattnError(f"a compiled package is saved as a .pt2 file, got {str(path)!r}")
@@ -225,6 +228,9 @@ def load_package(path: str | os.PathLike) -> AotModel:
         raise SplitattnError(f"{path} is not one of splitattn's compiled packages (no {METADATA} of format "
                              f"{FORMAT!r} beside a compiled library); {SAFETY}")
     _check_runs_here(path, info)
+    if info.get("host") != platform.node():
+        warnings.warn(f"{path} was compiled on another machine ({info.get('host')!r}); {SAFETY}", UserWarning,
+                      stacklevel=2)
     try:
         runner = _load_runner(path)
     except Exception as error:  # a damaged package: the C++ loader's message
