@@ -23,6 +23,7 @@ from splitattn.cli import main
 from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform
 from splitattn.data.calibration import calibration_batches
 from splitattn.deploy import DEPLOY_TOLERANCES, FixedBatch, deploy, read_package_info, relative_error
+from splitattn.deploy.graph_count import counting_graphs
 from splitattn.quantize import (
     QuantizedModel,
     attention_mlp_names,
@@ -164,9 +165,11 @@ def test_compiled_int8_matches_the_reference_graph_and_survives_save_and_load(tr
         compiled, reference = quantized(x), quantized.graph(x)
     assert relative_error(compiled, reference) < 0.02  # the kernels round a little differently
     assert torch.equal(compiled.argmax(1), reference.argmax(1))
-    with torch.no_grad():  # an evaluation's last, smaller batch is padded to the compiled size: no second compile
-        last = FixedBatch(quantized, len(x))(x[:3])
-    assert quantized._compiled_shapes == {tuple(x.shape)}
+    with torch.no_grad(), counting_graphs() as graphs:  # an evaluation's last, smaller batch is padded to the
+        last = FixedBatch(quantized, len(x))(x[:3])             # compiled size, and a repeat compiles nothing
+        again = quantized(x)
+    assert quantized._compiled_shapes == {tuple(x.shape)} and graphs.count == 0
+    torch.testing.assert_close(again, compiled)
     torch.testing.assert_close(last, compiled[:3], rtol=1e-4, atol=1e-4)  # each image on its own
     path = save_quantized(quantized, tmp_path / "model.int8.pt2", example=x)
     loaded = load_quantized(path, compile=False)
