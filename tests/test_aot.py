@@ -10,6 +10,7 @@ fails there rather than only taking longer.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -125,6 +126,19 @@ def test_package_records_what_eval_and_predict_need(package, model):
         loaded.train()
     with pytest.raises(ValueError, match=r"compiled for float32 images of shape \(3, 32, 32\), got .* \(3, 40, 40\)"):
         loaded(torch.zeros(1, 3, 40, 40))
+
+
+def compiled_calls(path: Path) -> set[str]:
+    """The CPU operators the package's compiled wrapper calls (``aoti_torch_cpu_*``), read from its source."""
+    with zipfile.ZipFile(path) as archive:
+        source = "".join(archive.read(n).decode(errors="ignore") for n in archive.namelist()
+                         if n.endswith("wrapper.cpp"))
+    return set(re.findall(r"aoti_torch_cpu_(\w+?)\(", source))
+
+
+def test_package_runs_packed_onednn_convs_and_the_attention_mlps_as_packed_matmuls(package):
+    calls = compiled_calls(package)  # frozen weights: packed once when compiled, not on every call
+    assert "mkldnn__convolution_pointwise" in calls and "_linear_pointwise" in calls, sorted(calls)
 
 
 def _rewrite_metadata(source: Path, target: Path, **changes) -> None:

@@ -255,6 +255,11 @@ def test_quantize_aot_writes_a_package_that_eval_runs_in_a_fresh_process_without
     assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(digits / "train"), "--num-images",
                  "64", "--output", str(output), "--sensitivity", "0", "--aot"]) == 0
     assert f"wrote {output} (compiled package, checked against float32" in capsys.readouterr().out
+    from .test_aot import compiled_calls
+
+    calls = compiled_calls(output)  # oneDNN's int8 kernels compiled in; the float attention MLPs as matrix products
+    assert {"_qconv_pointwise_tensor", "_qlinear_pointwise_tensor", "_linear_pointwise"} <= calls, sorted(calls)
+    assert "mkldnn__convolution_pointwise" not in calls  # no float conv left: every conv is int8
     info = read_package_info(output)
     assert info["precision"] == "int8" and info["input_shape"] == [32, 3, SIZE, SIZE]
     assert info["float_top1_agreement"] >= 0.95  # checked when saved, on the calibration images
