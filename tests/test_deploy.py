@@ -388,3 +388,25 @@ def test_attention_mlps_become_matrix_products_with_eval_modes_outputs(name):
     assert _convs_on_one_by_one_maps(kept, x) == mlps and deployment_of(kept).attention_matmuls == 0
     with pytest.raises(ValueError, match="attention_mlp must be one of"):
         deploy(model, attention_mlp="linear")
+
+
+def test_many_compiled_models_of_one_class_each_compile(monkeypatch):
+    """Dynamo's recompile limit counts every model of a class (they share ``forward``); past it, it would
+    run the next ones eagerly. Our compiles raise the limit: with dynamo's own at 2, a third still compiles."""
+    import torch._dynamo.config as dynamo_config
+
+    from splitattn.deploy.graph_count import counting_graphs
+    from splitattn.deploy.inductor import FrozenInductorModel
+
+    monkeypatch.setattr(dynamo_config, "recompile_limit", 2)
+    x = torch.randn(2, 3, 8, 8)
+    counts = []
+    with torch.no_grad():
+        for seed in range(3):
+            torch.manual_seed(seed)
+            net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
+            with counting_graphs() as graphs:
+                out = FrozenInductorModel(net)(x)
+            counts.append(graphs.count)
+            torch.testing.assert_close(out, net(x), rtol=1e-4, atol=1e-5)  # each with its own weights
+    assert counts == [1, 1, 1]

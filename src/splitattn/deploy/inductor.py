@@ -15,6 +15,13 @@ batch would cost every call: inductor can pack a conv's weight for oneDNN once o
 input size is known ("For dynamic shape case, we need to pack weight in runtime",
 ``torch/_inductor/fx_passes/mkldnn_fusion.py``), so with a symbolic batch each conv repacks its
 weight on every forward. Callers that see many batch sizes pad them to one (:class:`FixedBatch`).
+
+Dynamo keeps its compiled graphs per Python function, and every model of one class runs the same
+``forward``: each new instance (another deploy of a ResNet, another batch size) counts against the
+function's recompile limit (8 in torch 2.14), past which dynamo runs the model eagerly without a
+word (measured: the 9th and 10th compiled instances of one class compiled no graph). Different
+instances are not recompiles of one model, so our compiles run with a limit of at least
+:data:`RECOMPILE_LIMIT`; ``splitattn.bench.compile_check`` verifies each configuration compiled.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+RECOMPILE_LIMIT = 64  # graphs per forward function: models of one class, times the shapes each one runs
 
 
 class FrozenInductorModel(nn.Module):
@@ -35,9 +44,11 @@ class FrozenInductorModel(nn.Module):
         object.__setattr__(self, "_compiled", torch.compile(model, dynamic=False))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        import torch._dynamo.config as dynamo_config
         import torch._inductor.config as inductor_config
 
-        with inductor_config.patch(freezing=True):
+        limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
+        with inductor_config.patch(freezing=True), dynamo_config.patch(recompile_limit=limit):
             return self._compiled(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
