@@ -19,7 +19,7 @@ fi
 # tests, the deploy, export and detection ones among them, segfaulted in a later training or
 # inductor compile (reproduced in one process, never in a fresh one; the cause is not found yet).
 isolated=(tests/test_deploy.py tests/test_export.py tests/test_export_engines.py tests/test_detection.py
-          tests/test_segmentation.py tests/test_quantize.py)
+          tests/test_segmentation.py tests/test_quantize.py tests/test_aot.py)
 ignores=()
 for file in "${isolated[@]}"; do ignores+=(--ignore "$file"); done
 .venv/bin/python -m pytest -q -n 2 --dist load "${ignores[@]}"
