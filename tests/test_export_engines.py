@@ -15,7 +15,9 @@ without bf16 instructions; on a Xeon with AMX it erred by 3.7e-3 to 8.7e-3 at 64
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -209,3 +211,34 @@ def test_calibration_takes_every_class_in_turn_with_eval_preprocessing(tmp_path,
     cfg = model.pretrained_cfg
     transform = eval_transform(48, cfg["mean"], cfg["std"], cfg["crop_pct"], cfg["interpolation"])
     torch.testing.assert_close(batches[0][0], transform(load_rgb(sorted(flat.glob("*.png"))[0])))
+
+
+TWO_COMPILED_MODELS = """
+import faulthandler, gc, os, signal, sys, time
+import torch
+import splitattn
+from splitattn.export.openvino import compile_openvino, export_openvino
+faulthandler.enable()  # as pytest does: it puts the thread's signal stack in place first
+signal.signal(signal.SIGUSR1, lambda *_: print("handler ran", flush=True))
+model = splitattn.create_model("resnet18", num_classes=10).eval()
+path = export_openvino(model, sys.argv[1], torch.randn(1, 3, 32, 32))
+first, second = compile_openvino(path), compile_openvino(path)
+del first; gc.collect()
+del second; gc.collect()
+os.kill(os.getpid(), signal.SIGUSR1)
+time.sleep(0.1)
+print("alive", flush=True)
+"""
+
+
+def test_two_compiled_models_freed_in_turn_leave_signals_working(tmp_path):
+    """OpenVINO's CPU plugin leaves the thread's signal stack pointing at memory it frees when two
+    compiled models are freed in the order they were made; the next signal with a Python handler
+    then killed the process with SIGSEGV (a test worker, hundreds of tests later). Our OpenVINO
+    calls put the signal stack back (``export/signal_stack.py``)."""
+    _openvino()
+    result = subprocess.run([sys.executable, "-c", TWO_COMPILED_MODELS, str(tmp_path / "m.xml")],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stdout}{result.stderr[-2000:]}"
+    assert result.stdout.split() == ["handler", "ran", "alive"]

@@ -37,6 +37,7 @@ from ..errors import SplitattnError
 from ..optional import require
 from .compare import worst_relative_error
 from .format import ExportFormat, Run
+from .signal_stack import preserved_signal_stack
 
 # OpenVINO's name of the inference precision each of ours is compiled with.
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
@@ -85,7 +86,7 @@ def _quantize(ov_model, calibration: Iterable[torch.Tensor], input_shape: tuple[
         raise SplitattnError(f"calibration images must be {input_shape} (C, H, W) like the export, got {sorted(wrong)}")
     nncf.set_log_level(logging.ERROR)  # its INFO lines would bury the command's one-line report
     # Its progress bars ignore the log level and go to stdout: a library call should print nothing.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), preserved_signal_stack():  # it compiles to calibrate
         return nncf.quantize(ov_model, nncf.Dataset(images), subset_size=len(images))
 
 
@@ -139,7 +140,8 @@ def compile_openvino(path: str | Path, precision: str = "fp32", threads: int | N
     ov = _require("openvino")
     config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
               "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
-    return ov.Core().compile_model(str(path), "CPU", config)
+    with preserved_signal_stack():  # the CPU plugin would leave one that dies with the model
+        return ov.Core().compile_model(str(path), "CPU", config)
 
 
 def compiled_precision(compiled) -> str:
