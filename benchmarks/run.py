@@ -72,8 +72,8 @@ def precision_rows(checkpoint: Path, quick: bool) -> list[dict]:
         return []
     from torch.utils.data import DataLoader
 
-    from splitattn.cli.calibration import calibration_batches
     from splitattn.data import ImageFolderDataset, collate_skipping
+    from splitattn.data.calibration import calibration_batches
     from splitattn.data.digits import default_root
     from splitattn.training.agreement import compare_precisions, precision_variants
     from splitattn.training.inference import load_trained

@@ -390,7 +390,7 @@ def test_attention_mlps_become_matrix_products_with_eval_modes_outputs(name):
         deploy(model, attention_mlp="linear")
 
 
-def test_many_compiled_models_of_one_class_each_compile(monkeypatch):
+def test_many_compiled_models_of_one_class_each_compile():
     """Dynamo's recompile limit counts every model of a class (they share ``forward``); past it, it would
     run the next ones eagerly. Our compiles raise the limit: with dynamo's own at 2, a third still compiles."""
     import torch._dynamo.config as dynamo_config
@@ -398,10 +398,11 @@ def test_many_compiled_models_of_one_class_each_compile(monkeypatch):
     from splitattn.deploy.graph_count import counting_graphs
     from splitattn.deploy.inductor import FrozenInductorModel
 
-    monkeypatch.setattr(dynamo_config, "recompile_limit", 2)
     x = torch.randn(2, 3, 8, 8)
     counts = []
-    with torch.no_grad():
+    # The config's own patch, not monkeypatch: pytest's undo deletes a module attribute it did not
+    # find in the module's __dict__, and torch's config then hides the setting for the whole process.
+    with torch.no_grad(), dynamo_config.patch(recompile_limit=2):
         for seed in range(3):
             torch.manual_seed(seed)
             net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
