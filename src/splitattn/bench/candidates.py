@@ -20,9 +20,11 @@ from torch import nn
 from ..deploy import deploy
 from ..errors import SplitattnError
 from ..factory import create_model
+from .compile_check import checked_compiled
 from .config import DTYPES, BenchConfig, Candidate, calibration, float32_cpu_only
 from .engines import engine_candidate, engine_variants
 from .references import reference_builders
+from .timm_engines import TIMM_ENGINES, timm_engine_candidate
 
 TRAINING_VARIANTS = ("train", "train+channels_last", "train+ckpt_stage", "train+ckpt_block")
 
@@ -34,9 +36,13 @@ def _prepare(model: nn.Module, config: BenchConfig, memory_format: torch.memory_
     return model.to(config.device, config.torch_dtype).to(memory_format=memory_format or config.memory_format)
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+def _forward(model: nn.Module, x: torch.Tensor, grad_off: Callable = torch.inference_mode) -> Callable[[], object]:
+    """One forward on ``x``. Compiled candidates pass ``torch.no_grad``: dynamo guards on the input's
+    dispatch keys, which differ under ``inference_mode``, so the graph deploy compiled (and checked)
+    under ``no_grad`` would be compiled a second time on the first ``inference_mode`` call."""
+
     def run() -> object:
-        with torch.inference_mode():
+        with grad_off():
             return model(x)
 
     return run
@@ -51,27 +57,46 @@ def _eager(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor)
     return Candidate("ours eager", _forward(ours, x), ours)
 
 
+# Compilers whose candidates hold dynamo graphs: their build and first call must compile one static graph.
+DYNAMO_COMPILERS = ("inductor",)
+ONE_GRAPH = "one static graph at build and first call, none after (checked); called under torch.no_grad"
+
+
 def _deployed(compile_mode: str | None, variant: str, model: nn.Module, config: BenchConfig,
               x: torch.Tensor) -> Candidate:
     base = _prepare(create_model(config.model).eval(), config)
     base.load_state_dict(model.state_dict())
-    deployed = deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode)
+    label, built = f"ours {variant}", []
+
+    def build() -> Callable[[], object]:  # deploy runs the compiled model once in its output check
+        built.append(deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode))
+        return _forward(built[0], x, torch.no_grad if checked else torch.inference_mode)
+
+    checked = compile_mode in DYNAMO_COMPILERS
+    run = checked_compiled(build, label) if checked else build()
     observable = compile_mode is None or torch.device(config.device).type == "cuda"
-    return Candidate(f"ours {variant}", _forward(deployed, x), deployed, observable)
+    setup = {"model": f"deploy(batch_size={config.batch_size}, example_input=x, compile={compile_mode!r})",
+             "threads": torch.get_num_threads(), **({"graphs": ONE_GRAPH} if checked else {})}
+    return Candidate(label, run, built[0], observable, setup=setup)
 
 
 def _deployed_bf16(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor) -> Candidate:
     float32_cpu_only(config, variant)
     deployed = deploy(model, batch_size=config.batch_size, example_input=x, dtype=torch.bfloat16)
-    return Candidate(f"ours {variant}", _forward(deployed, x), deployed, precision="bfloat16")
+    setup = {"model": f"deploy(batch_size={config.batch_size}, example_input=x, dtype=torch.bfloat16)",
+             "threads": torch.get_num_threads()}
+    return Candidate(f"ours {variant}", _forward(deployed, x), deployed, precision="bfloat16", setup=setup)
 
 
 def _quantized(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor) -> Candidate:
     float32_cpu_only(config, variant)
     from ..quantize import quantize
 
-    quantized = quantize(model, calibration(config))
-    return Candidate("ours int8", _forward(quantized, x), quantized, observable_memory=False, precision="int8")
+    quantized = quantize(model, calibration(config))  # compiles on its first call
+    run = checked_compiled(lambda: _forward(quantized, x, torch.no_grad), "ours int8")
+    setup = {"model": f"quantize(model, {len(calibration(config))} random batches), compiled by inductor",
+             "threads": torch.get_num_threads(), "graphs": ONE_GRAPH}
+    return Candidate("ours int8", run, quantized, observable_memory=False, precision="int8", setup=setup)
 
 
 # Ours in each mode and precision; the engines people deploy with follow, from the export table.
@@ -87,8 +112,9 @@ OURS: dict[str, OursBuilder] = {
 
 def inference_variants() -> tuple[str, ...]:
     """Every inference variant: ours (:data:`OURS`), then each export format in each of its
-    benchmark precisions (``onnx``, ``onnx+int8``, ...), read from the export table as it is now."""
-    return (*OURS, *engine_variants())
+    benchmark precisions (``onnx``, ``onnx+int8``, ...), read from the export table as it is now,
+    then timm's model exported plainly (:data:`.timm_engines.TIMM_ENGINES`)."""
+    return (*OURS, *engine_variants(), *TIMM_ENGINES)
 
 
 def inference_candidates(
@@ -103,7 +129,7 @@ def inference_candidates(
         workdir: where the engine candidates' files are written (default: a new temporary folder).
     """
     engines = engine_variants()
-    unknown = set(variants) - set(OURS) - set(engines)
+    unknown = set(variants) - set(inference_variants())
     if unknown:
         raise SplitattnError(f"unknown inference variants {sorted(unknown)}; expected some of {inference_variants()}")
     x = config.example()
@@ -114,7 +140,10 @@ def inference_candidates(
             candidates.append(OURS[variant](variant, model, config, x))
             continue
         workdir = workdir or Path(tempfile.mkdtemp(prefix="splitattn-bench-"))
-        candidates.append(engine_candidate(variant, *engines[variant], model, config, x, workdir))
+        if variant in TIMM_ENGINES:
+            candidates.append(timm_engine_candidate(variant, model.state_dict(), config, x, workdir))
+        else:
+            candidates.append(engine_candidate(variant, *engines[variant], model, config, x, workdir))
     if references:
         candidates += _reference_candidates(config, model.state_dict(), train=False, x=x)
     return candidates
@@ -138,7 +167,9 @@ def _reference_candidates(config: BenchConfig, state: dict, train: bool, x: torc
         ref = _prepare(build().train(train), config, layout)
         inputs = x.contiguous(memory_format=layout) if layout is not None else x
         fn = _train_step(ref, inputs, target) if train else _forward(ref, inputs)
-        candidates.append(Candidate(label, fn, ref))
+        layout_name = "channels-last" if (layout or config.memory_format) == torch.channels_last else "NCHW"
+        setup = {"model": f"{label.split()[0]} eager, {layout_name}, our weights", "threads": torch.get_num_threads()}
+        candidates.append(Candidate(label, fn, ref, setup=setup))
     return candidates
 
 

@@ -7,7 +7,7 @@ engines, the references) can live in its own file and share these.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -27,6 +27,7 @@ class Candidate:
     model: nn.Module | None = None
     observable_memory: bool = True  # False where allocations happen outside PyTorch's dispatcher
     precision: str = "float32"  # what its arithmetic runs in: its roof is that precision's
+    setup: dict = field(default_factory=dict)  # how it was built and configured (engine, shapes, hints, checks)
 
 
 @dataclass(frozen=True)

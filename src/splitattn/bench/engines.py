@@ -3,7 +3,9 @@
 Every export format is a candidate in each of its ``bench_precisions``, read from the export
 table (:data:`splitattn.export.FORMATS`) when asked: the file's suffix, the options it is
 exported with, the runner and the precision the engine computes in all come from the format's
-record, so a format added to the table is benchmarked without an edit here.
+record, so a format added to the table is benchmarked without an edit here. How each engine
+is compiled for the benchmark's fixed batch (static shape, performance hints, threads) comes from
+:data:`.engine_setup.ENGINE_SETUPS`, and is recorded with the candidate.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import nn
 
 from ..export import FORMATS, PRECISIONS, ExportFormat, export_checked
 from .config import BenchConfig, Candidate, calibration, float32_cpu_only
+from .engine_setup import ENGINE_SETUPS, EXTRA_BENCH_PRECISIONS
 
 
 def variant_name(export_format: ExportFormat, precision: str) -> str:
@@ -24,16 +27,19 @@ def variant_name(export_format: ExportFormat, precision: str) -> str:
 
 def engine_variants() -> dict[str, tuple[ExportFormat, str]]:
     """Each engine variant's name with its format and the precision its file is written in."""
-    return {variant_name(f, p): (f, p) for f in FORMATS.values() for p in f.bench_precisions}
+    return {variant_name(f, p): (f, p) for f in FORMATS.values()
+            for p in (*f.bench_precisions, *EXTRA_BENCH_PRECISIONS.get(f.name, ()))}
 
 
 def engine_candidate(variant: str, export_format: ExportFormat, precision: str, model: nn.Module,
                      config: BenchConfig, x: torch.Tensor, workdir: Path) -> Candidate:
     """``model`` exported as ``export_format`` in ``precision`` (float32 CPU input) and run by its engine.
 
-    The engine computes at what it picks by itself for that file (``ExportFormat.engine_precision``:
-    OpenVINO's CPU plugin runs an fp32 file in bf16 where the CPU has it); that is asked for
-    explicitly, so the row says which it was. int8 files are calibrated as ours is.
+    Engines with a benchmark setup (:data:`.engine_setup.ENGINE_SETUPS`) are compiled for the
+    static batch with their documented performance settings, at the precision the variant names
+    (OpenVINO fp32 in f32 even where the CPU has bf16; ``openvino+bf16`` for that); the others run
+    at what their format's runner picks (``ExportFormat.engine_precision``). Either way the row
+    says what it ran at. int8 files are calibrated as ours is.
 
     Args:
         variant: the candidate's label (see :func:`engine_variants`).
@@ -49,7 +55,14 @@ def engine_candidate(variant: str, export_format: ExportFormat, precision: str, 
     images = calibration(config) if PRECISIONS[precision].needs_calibration else None
     path, _ = export_checked(model.float().cpu(), path, export_format.name, tuple(x.shape[1:]), check=False,
                              precision=precision, calibration=images, **export_format.bench_options)
-    run, ran_at = export_format.runner(path, export_format.engine_precision(precision))
+    compile_engine = ENGINE_SETUPS.get(export_format.name)
+    if compile_engine is not None:
+        run, ran_at, setup = compile_engine(path, precision, tuple(x.shape), torch.get_num_threads())
+    else:
+        run, ran_at = export_format.runner(path, export_format.engine_precision(precision))
+        setup = {"engine": f"{export_format.label} through its export format's runner"}
+    setup = {"model": f"ours exported as {export_format.label} ({precision} file)", **setup}
     contiguous = x.contiguous()
     computes_in = PRECISIONS[ran_at].dtype_name if ran_at in PRECISIONS else ran_at
-    return Candidate(variant, lambda: run(contiguous), None, observable_memory=False, precision=computes_in)
+    return Candidate(variant, lambda: run(contiguous), None, observable_memory=False, precision=computes_in,
+                     setup=setup)

@@ -52,6 +52,7 @@ class BenchRow:
     roof_fraction: float | None  # against the roof of its own precision
     roof_gflops: float | None = None
     precision: str = "float32"  # what the candidate computes in: float32, bfloat16 or int8
+    setup: dict | None = None  # how the candidate was built and configured (engine, shapes, hints, checks)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +113,10 @@ def run_config(
     flops = count_flops(flop_model, config.example(), backward=mode == "training")
     summaries = {label: TimingSummary.of(seconds, config.batch_size) for label, seconds in times.items()}
     base = summaries.get(BASELINE)
-    best_timm = max((s.images_per_s for label, s in summaries.items() if label.startswith(BASELINE)), default=None)
+    # timm in its layouts ("timm", "timm channels_last"), not timm's model run by an engine ("timm->onnx")
+    best_timm = max((s.images_per_s for label, s in summaries.items()
+                     if label == BASELINE or label.startswith(BASELINE + " ")), default=None)
+    setups = {c.label: c.setup or None for c in candidates}
     rows = []
     for label, summary in summaries.items():
         peak = peaks.get(label)
@@ -130,7 +134,7 @@ def run_config(
             gflops_per_image=flops / config.batch_size / 1e9,
             roof_fraction=rate / roof if roof else None,
             roof_gflops=roof / 1e9 if roof else None,
-            precision=precision_of[label],
+            precision=precision_of[label], setup=setups.get(label),
         ))
     return rows
 
