@@ -112,16 +112,144 @@ def test_benchmark_summary_tables_condense_the_rows():
     assert f"{deploy.roof_fraction:.0%} ({deploy.roof_fraction * deploy.roof_gflops / 50:.0%} of matmul)" in line
 
 
-def test_benchmark_summary_states_each_speed_target_as_met_or_not():
-    speeds = {"ours int8": ("int8", 10.0), "openvino+int8": ("int8", 8.0), "ours deploy+bf16": ("bfloat16", 3.0),
-              "openvino": ("float32", 6.0), "ours deploy": ("float32", 5.0), "onnx": ("float32", 4.0)}
-    rows = [{"model": "resnest50", "batch_size": 16, "candidate": label, "precision": precision, "images_per_s": rate}
+AVX512_BF16 = {"name": "Test CPU", "instruction_sets": {"AVX2": True, "AVX-512": True, "AVX-512 BF16": True,
+                                                          "AMX-BF16": False}, "native_bf16": True, "native_int8": True}
+AVX2_ONLY = {"name": "Test CPU", "instruction_sets": {"AVX2": True, "AVX-512": False, "AVX-512 BF16": False,
+                                                       "AMX-BF16": False}, "native_bf16": False, "native_int8": False}
+
+
+def _target_rows(speeds: dict[str, tuple[str, float]]) -> list[dict]:
+    return [{"model": "resnest50", "batch_size": 16, "candidate": label, "precision": precision, "images_per_s": rate}
             for label, (precision, rate) in speeds.items()]
-    head, _, line = (row.split(" | ") for row in _summary_module().targets_table(rows).splitlines())
-    assert line[2] == "1.25x met"
-    assert line[3] == "0.50x not met, openvino in float32"  # OpenVINO's default ran in float32: said so
-    assert line[4] == "0.83x not met |"  # against the faster of onnxruntime and OpenVINO
-    assert len(head) == 5 and "compile" not in " ".join(head)  # no deploy+compile row: no column, no claim
+
+
+def test_benchmark_summary_states_each_speed_target_as_met_or_not():
+    summary = _summary_module()
+    speeds = {"ours int8": ("int8", 10.0), "openvino+int8": ("int8", 8.0), "timm->openvino+int8": ("int8", 12.5),
+              "ours deploy": ("float32", 5.0), "ours deploy+compile": ("float32", 5.5), "onnx": ("float32", 4.0),
+              "openvino": ("float32", 6.0), "timm->openvino": ("bfloat16", 9.0),  # bf16 by default: no fp32 peer
+              "ours deploy+bf16": ("bfloat16", 3.0), "openvino+bf16": ("bfloat16", 4.0)}
+    text = summary.targets_table(_target_rows(speeds), {"cpu": AVX512_BF16})
+    head, _, line = ([cell.strip() for cell in row.strip("|").split("|")] for row in text.splitlines())
+    cells = dict(zip(head, line, strict=True))
+    assert cells["int8 vs OpenVINO int8 (NNCF)"] == "1.25x met"
+    assert cells["int8 vs timm->OpenVINO int8"] == "0.80x not met"
+    # our best fp32 path against the faster fp32 engine; timm->openvino ran bf16, so it is no fp32 peer
+    assert cells["fp32, our best vs the faster of ONNX Runtime and OpenVINO"] == \
+        "0.92x not met (deploy+compile vs openvino)"
+    assert cells["bf16 vs OpenVINO bf16"] == "0.33x not met (deploy+bf16 vs timm->openvino)"
+    # on a CPU without native bf16 the bf16 row is emulated: not a target, not "not met"
+    text = summary.targets_table(_target_rows(speeds), {"cpu": AVX2_ONLY})
+    assert text.splitlines()[-1].endswith("| emulated, not a target |")
+    # no deploy+compile row: the best fp32 path is deploy; a target without its peer's row is no column, no claim
+    del speeds["ours deploy+compile"], speeds["openvino+int8"]
+    head, _, line = summary.targets_table(_target_rows(speeds), {"cpu": AVX512_BF16}).splitlines()
+    assert "OpenVINO int8 (NNCF)" not in head and "| 16 | 0.80x not met | 0.83x not met (deploy vs openvino) |" in line
+
+
+def test_benchmark_summary_names_the_cpu_and_each_candidates_setup():
+    summary = _summary_module()
+    rows = _target_rows({"ours int8": ("int8", 10.0), "openvino+int8": ("int8", 8.0)})
+    rows[1]["setup"] = {"input": "static [16, 3, 224, 224] (reshaped)", "PERFORMANCE_HINT": "LATENCY"}
+    made = summary.tables({"environment": {"cpu": AVX2_ONLY}, "inference": rows})
+    [title] = [title for title in made if title.startswith("Speed targets")]
+    assert "Test CPU with AVX2; without AVX-512, AVX-512 BF16, AMX-BF16" in title
+    setups = made["Setups (each candidate's engine, shapes, hints and checks):"]
+    assert "| openvino+int8 | resnest50, batch 16 | input: static [16, 3, 224, 224] (reshaped); " \
+           "PERFORMANCE_HINT: LATENCY |" in setups
+    old = summary.tables({"environment": {}, "inference": rows[:1]})  # a results file from before: no CPU, no setup
+    assert any("a CPU this results file does not describe" in title for title in old)
+    assert not any(title.startswith("Setups") for title in old)
+
+
+def test_benchmark_summary_states_the_accuracy_and_load_time_targets():
+    precision = [{"model": "resnest14d", "precision": "float32", "top1": 98.9, "agreement": 100.0, "images": 359},
+                 {"model": "resnest14d", "precision": "int8", "top1": 98.2, "agreement": 99.2, "images": 359}]
+    load = [{"model": "resnest50", "package": "int8 AOT package", "img_size": 224, "batch_size": 1, "package_mb": 30.0,
+             "process_to_first_output_s": 6.5, "load_and_first_batch_s": 1.2, "import_s": 4.0,
+             "graphs_compiled_at_load": 0},
+            {"model": "resnest50", "package": "fp32 AOT package", "img_size": 224, "batch_size": 1, "package_mb": 98.0,
+             "process_to_first_output_s": 9.0, "load_and_first_batch_s": 5.5, "import_s": 3.0,
+             "graphs_compiled_at_load": 0}]
+    made = _summary_module().tables({"environment": {}, "precision": precision, "load": load})
+    table = made["Accuracy and load-time targets:"]
+    assert "| int8 top-1 agreement with float32 >= 99% (resnest14d, digits) | 99.20% | met |" in table
+    assert "| int8 top-1 within 0.5 points of float32 | 0.70 points below | not met |" in table
+    int8_line, fp32_line = (line for line in table.splitlines() if "AOT package" in line)
+    assert int8_line.endswith("| met |") and "1.2 s load + first batch" in int8_line
+    assert "6.5 s from process start" in int8_line
+    assert fp32_line.endswith("| not met |")  # 5.5 s: over the 5 s target
+    assert "| resnest50 | int8 AOT package | 224 | 1 | 30 | 6.5 s | 1.20 s | 4.0 s | 0 |" in \
+        made["Loading a saved package and running its first batch, in a fresh process:"]
+
+
+def test_compiled_candidates_hold_one_static_graph_from_build_on():
+    """Build and first call together compile one graph (deploy compiles and checks it, the first call
+    reuses it); a second shape that dynamo turns into a symbolic batch, or a shape that reuses such a
+    graph, or a later call that compiles again, is refused."""
+    from splitattn.bench.compile_check import checked_compiled
+    from splitattn.deploy import deploy
+    from splitattn.errors import SplitattnError
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    built = []
+
+    def build():
+        built.append(deploy(net, batch_size=2, example_input=x, compile="inductor"))
+        return lambda: built[0](x)
+
+    with torch.no_grad():
+        run = checked_compiled(build, "tiny deploy+compile")
+        run()  # a timed call: nothing compiled
+        def forward(inputs):  # a fresh function: dynamo's automatic dynamic shapes, unlike deploy's static ones
+            return net(inputs).relu()
+
+        compiled = torch.compile(forward)
+        checked_compiled(lambda: lambda: compiled(torch.randn(2, 3, 8, 8)), "batch 2")  # first shape: static
+        with pytest.raises(SplitattnError, match=r"batch 3: .* compiled 1 graph\(s\) .* symbolic sizes"):
+            checked_compiled(lambda: lambda: compiled(torch.randn(3, 3, 8, 8)), "batch 3")
+        with pytest.raises(SplitattnError, match=r"batch 4: its build and first call compiled 0 graph\(s\)"):
+            checked_compiled(lambda: lambda: compiled(torch.randn(4, 3, 8, 8)), "batch 4")  # reuses the dynamic one
+        other = torch.compile(lambda inputs: net(inputs) * 2, dynamic=False)
+        inputs = [torch.randn(5, 3, 8, 8)]
+        run = checked_compiled(lambda: lambda: other(inputs[0]), "batch 5")
+        inputs[0] = torch.randn(6, 3, 8, 8)  # a timed call at another shape would time a compile
+        with pytest.raises(SplitattnError, match="batch 5: a call after its checked first two compiled 1"):
+            run()
+
+
+def test_engine_peers_run_with_their_setup_recorded(tmp_path):
+    """Ours exported to OpenVINO runs at the static batch with the LATENCY hint; timm's model
+    converted plainly runs at OpenVINO's defaults; each says so, and says what it computed in."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from splitattn.bench.candidates import inference_candidates
+
+    config = BenchConfig("resnest14d", batch_size=2, img_size=32)
+    candidates = inference_candidates(config, ("onnx", "openvino", "timm->openvino+int8"), references=False,
+                                      workdir=tmp_path)
+    by = {candidate.label: candidate for candidate in candidates}
+    assert by["openvino"].setup["input"] == "static [2, 3, 32, 32] (reshaped)"
+    assert by["openvino"].setup["PERFORMANCE_HINT"] == "LATENCY" and by["openvino"].precision == "float32"
+    assert by["onnx"].setup["input"].startswith("static batch 2")
+    peer = by["timm->openvino+int8"]
+    assert peer.precision == "int8" and "nncf.quantize with its defaults" in peer.setup["model"]
+    assert peer.setup["PERFORMANCE_HINT"].startswith("default")
+    for candidate in candidates:
+        assert candidate.fn().shape == (2, 1000)
+
+
+def test_load_time_of_an_int8_package_in_a_fresh_process(tmp_path):
+    """An int8 AOT package loads and runs its first batch in a new process without compiling; the
+    process's own times fit inside the time its parent saw to its first output."""
+    from splitattn.bench.load_time import load_times
+
+    [row] = load_times(BenchConfig("resnest14d", batch_size=1, img_size=32), ("int8",), tmp_path, threads=1)
+    assert row.graphs_compiled_at_load == 0
+    assert 0 < row.import_s + row.load_and_first_batch_s <= row.process_to_first_output_s
+    assert row.package_mb > 1 and "int8" in row.package
+    assert (tmp_path / "resnest14d-int8-b1-32px.pt2").is_file()
 
 
 @pytest.mark.parametrize(("results", "titles"), [

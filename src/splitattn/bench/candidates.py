@@ -105,6 +105,7 @@ OURS: dict[str, OursBuilder] = {
     "deploy": partial(_deployed, None),
     "deploy+jit": partial(_deployed, "jit"),
     "deploy+compile": partial(_deployed, "inductor"),
+    "deploy+aot": partial(_deployed, "aot"),  # AOTInductor at the batch's static shape: minutes to compile
     "deploy+bf16": _deployed_bf16,
     "int8": _quantized,
 }

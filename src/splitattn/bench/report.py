@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .cpu_info import cpu_description
 from .runner import BenchRow
 
 COLUMNS = (
@@ -36,6 +37,7 @@ def environment(roof_flops: float | None = None, probe_flops: dict[str, float] |
         "python": platform.python_version(),
         "machine": platform.machine(),
         "processor": platform.processor() or None,
+        "cpu": cpu_description(),
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "roof_gflops": roof_flops / 1e9 if roof_flops else None,
