@@ -127,7 +127,8 @@ def _onnxruntime(path: Path, precision: str, shape: tuple[int, ...], threads: in
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), onnx_options(threads, shape[0]), providers=["CPUExecutionProvider"])
-    setup = onnx_setup(threads, f"static batch {shape[0]} (free dimension {ORT_BATCH_DIM!r} overridden)")
+    fixed = session.get_inputs()[0].shape  # what the session now takes: the override's effect, not our intent
+    setup = onnx_setup(threads, f"static {fixed} (free dimension {ORT_BATCH_DIM!r} fixed)")
     return onnx_run(session), precision, setup
 
 
