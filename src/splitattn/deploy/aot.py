@@ -40,6 +40,7 @@ from ..errors import MissingFileError, OutputMismatchError, SplitattnError
 from ..weights.checkpoint_io import atomic_write
 from .cpu_features import cpu_features
 from .fixed_batch import FixedBatch
+from .frozen_model import FrozenModel
 
 FORMAT = "splitattn-aot/1"
 METADATA = "splitattn.json"
@@ -47,7 +48,7 @@ SAFETY = ("loading a package runs the compiled code (.so) inside it: load only p
           "a torch.export archive (splitattn quantize without --aot) holds no code")
 
 
-class AotModel(nn.Module):
+class AotModel(FrozenModel):
     """A model compiled ahead of time, run by AOTInductor's C++ runner.
 
     Takes and returns float32 like the model it was compiled from; any batch size (padded or split
@@ -56,8 +57,7 @@ class AotModel(nn.Module):
     """
 
     def __init__(self, runner: Any, info: dict[str, Any], aoti_files: Sequence[Any] = ()) -> None:
-        super().__init__()
-        self.info = dict(info)
+        super().__init__(info, "a compiled package", "compile it")
         object.__setattr__(self, "_runner", runner)  # a C++ object, not a module
         object.__setattr__(self, "_aoti_files", list(aoti_files))  # what save_package writes again
         self.fixed = FixedBatch(_Run(runner), self.batch_size, split=True)
@@ -65,25 +65,6 @@ class AotModel(nn.Module):
     @property
     def batch_size(self) -> int:
         return int(self.info["input_shape"][0])
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.info.get("num_classes", 0))
-
-    @property
-    def in_chans(self) -> int:
-        return int(self.info.get("in_chans", 3))
-
-    @property
-    def pretrained_cfg(self) -> dict[str, Any]:
-        return dict(self.info.get("pretrained_cfg", {}))
-
-    def train(self, mode: bool = True) -> AotModel:
-        """Always in inference mode: ``eval()`` is a no-op, ``train()`` is refused."""
-        if mode:
-            raise SplitattnError("a compiled package is for inference and cannot train; train the float model, "
-                                 "then compile it again")
-        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         expected = tuple(self.info["input_shape"][1:])

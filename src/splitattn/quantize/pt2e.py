@@ -32,6 +32,7 @@ from ..deploy import deploy
 from ..deploy.aot import plain as _plain
 from ..deploy.aot import quiet_compiler as _quiet_compiler
 from ..deploy.cpu_features import native_int8
+from ..deploy.frozen_model import FrozenModel
 from ..deploy.inductor import FrozenInductorModel
 from ..errors import MissingPackageError, SplitattnError
 from ..layers import AttentionLayer
@@ -92,7 +93,7 @@ def _float_layers(model: nn.Module, keep_float: str | Sequence[str]) -> list[str
     return list(keep_float)
 
 
-class QuantizedModel(nn.Module):
+class QuantizedModel(FrozenModel):
     """An int8 model: the converted PT2E graph, run compiled by inductor (or eagerly, as a reference).
 
     ``graph`` computes the int8 network with explicit quantize / dequantize steps in float, which
@@ -102,9 +103,8 @@ class QuantizedModel(nn.Module):
     """
 
     def __init__(self, graph: nn.Module, info: dict[str, Any], compiled: bool = True) -> None:
-        super().__init__()
+        super().__init__(info, "a quantized model", "quantize it")
         self.graph = graph
-        self.info = dict(info)
         self.compiled = compiled
         # built on first use (compiling takes a while), not a submodule: no duplicate parameters
         object.__setattr__(self, "_runner", None)
@@ -117,26 +117,6 @@ class QuantizedModel(nn.Module):
     @property
     def int8_layers(self) -> int:
         return int(self.info.get("int8_layers", 0))
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.info.get("num_classes", 0))
-
-    @property
-    def in_chans(self) -> int:
-        return int(self.info.get("in_chans", 3))
-
-    @property
-    def pretrained_cfg(self) -> dict[str, Any]:
-        return dict(self.info.get("pretrained_cfg", {}))
-
-    def train(self, mode: bool = True) -> QuantizedModel:
-        """Always in inference mode: ``eval()`` is a no-op (an exported graph refuses ``train()``
-        itself), ``train()`` is refused."""
-        if mode:
-            raise SplitattnError("a quantized model is for inference and cannot train; train the float model, "
-                                 "then quantize it again")
-        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.float32:
