@@ -30,7 +30,8 @@ from splitattn.bench import environment
 from splitattn.deploy import deploy
 from splitattn.deploy.cpu_features import describe_cpu
 from splitattn.export import export_checked
-from splitattn.export.signal_stack import preserved_signal_stack
+from splitattn.export.onnx import session_options
+from splitattn.export.openvino import compile_cpu
 
 KINDS = ("convolution", "matrix product", "pooling/reduction", "softmax", "element-wise", "quantize/reorder",
          "other")
@@ -82,13 +83,11 @@ def profile_openvino(xml: Path, x: torch.Tensor, precision: str, repeats: int) -
     """Per node type (and the kernel it ran), ms per call, from OpenVINO's performance counters."""
     import openvino as ov
 
-    core = ov.Core()
-    model = core.read_model(str(xml))
+    model = ov.Core().read_model(str(xml))
     model.reshape(list(x.shape))  # static: the shape this profile runs at
     config = {"PERF_COUNT": "YES", "INFERENCE_NUM_THREADS": torch.get_num_threads(),
               "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    with preserved_signal_stack():
-        compiled = core.compile_model(model, "CPU", config)
+    compiled = compile_cpu(model, config)
     request = compiled.create_infer_request()
     feed = x.numpy()
     request.infer({0: feed})
@@ -106,10 +105,7 @@ def profile_onnxruntime(path: Path, x: torch.Tensor, repeats: int) -> dict[str, 
     """Per op type (and its kernel's provider), ms per call, from onnxruntime's node trace."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
+    options = session_options(batch=x.shape[0])  # as the benchmark sets it up, plus the trace
     options.enable_profiling = True
     options.profile_file_prefix = str(path.with_suffix(""))
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -28,48 +28,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from ..export.format import Run
-from ..export.signal_stack import preserved_signal_stack
+from ..export.onnx import BATCH_DIM, onnx_session, run_onnx
+from ..export.openvino import PRECISION_HINTS, compile_cpu, compiled_precision, precision_ran, run_openvino
 
 Setup = dict[str, object]
 # (path, precision of its file or the engine precision asked for, static input shape, threads) ->
 # (run, the precision it really runs at, its setup)
 EngineCompile = Callable[[Path, str, tuple[int, ...], int], tuple[Run, str, Setup]]
 
-OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # as export/openvino.py's checks use them
-ORT_BATCH_DIM = "batch"  # the symbolic batch's name in our ONNX files (both exporters)
 
-
-def openvino_compiled(model, config: dict[str, object]):
-    """``ov.Core().compile_model(model, "CPU", config)`` keeping the signal stack it would leave dangling
-    (see :mod:`splitattn.export.signal_stack`: without it a later signal segfaults the process).
-
-    Args:
-        model: an ``ov.Model`` or the path of an IR.
-        config: the CPU plugin's properties.
-    """
+def openvino_setup(compiled, **described: object) -> Setup:
+    """The recorded setup of a compiled OpenVINO model: the engine, what the caller says, and the
+    precision its float ops really ran at."""
     import openvino as ov
 
-    with preserved_signal_stack():
-        return ov.Core().compile_model(model, "CPU", config)
-
-
-def openvino_float_precision(compiled) -> str:
-    """What the compiled model's float ops run at, in OpenVINO's words (``f32``, ``bf16``)."""
-    return str(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
-
-
-def openvino_run(compiled) -> Run:
-    """The compiled model as a function of a float tensor (one synchronous request)."""
-    import numpy as np
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        result = compiled(np.ascontiguousarray(x.detach().cpu().float().numpy()))
-        return torch.from_numpy(np.array(result[0], copy=True))
-
-    return run
+    return {"engine": f"OpenVINO {ov.__version__.split('-')[0]} CPU", **described,
+            "float ops ran at": compiled_precision(compiled)}
 
 
 def _openvino(path: Path, precision: str, shape: tuple[int, ...], threads: int) -> tuple[Run, str, Setup]:
@@ -78,44 +53,15 @@ def _openvino(path: Path, precision: str, shape: tuple[int, ...], threads: int) 
     model = ov.Core().read_model(str(path))
     model.reshape(list(shape))
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
-              "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision]}
-    compiled = openvino_compiled(model, config)
-    float_ops = openvino_float_precision(compiled)
-    ran_at = precision if float_ops == OPENVINO_HINTS[precision] else {"f32": "fp32"}.get(float_ops, float_ops)
-    setup = {"engine": f"OpenVINO {ov.__version__.split('-')[0]} CPU", "input": f"static {list(shape)} (reshaped)",
-             **{key: str(value) for key, value in config.items()}, "float ops ran at": float_ops}
-    return openvino_run(compiled), ran_at, setup
-
-
-def onnx_run(session) -> Run:
-    """An onnxruntime session as a function of a float tensor."""
-    import numpy as np
-
-    name = session.get_inputs()[0].name
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {name: np.ascontiguousarray(x.detach().cpu().numpy())})[0])
-
-    return run
-
-
-def onnx_options(threads: int, batch: int | None = None):
-    """Session options: all graph optimizations, ``threads`` intra-op threads, no spinning, and the
-    symbolic batch fixed to ``batch`` where given."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if batch is not None:
-        options.add_free_dimension_override_by_name(ORT_BATCH_DIM, batch)
-    return options
+              "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision]}
+    compiled = compile_cpu(model, config)
+    setup = openvino_setup(compiled, input=f"static {list(shape)} (reshaped)",
+                           **{key: str(value) for key, value in config.items()})
+    return (lambda x: run_openvino(compiled, x)), precision_ran(precision, compiled), setup
 
 
 def onnx_setup(threads: int, shape: str) -> Setup:
-    """The recorded setup of a session made with :func:`onnx_options`."""
+    """The recorded setup of a session made with ``export.onnx.session_options``."""
     import onnxruntime as ort
 
     return {"engine": f"onnxruntime {ort.__version__} CPUExecutionProvider", "input": shape,
@@ -124,12 +70,10 @@ def onnx_setup(threads: int, shape: str) -> Setup:
 
 
 def _onnxruntime(path: Path, precision: str, shape: tuple[int, ...], threads: int) -> tuple[Run, str, Setup]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), onnx_options(threads, shape[0]), providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads, batch=shape[0])
     fixed = session.get_inputs()[0].shape  # what the session now takes: the override's effect, not our intent
-    setup = onnx_setup(threads, f"static {fixed} (free dimension {ORT_BATCH_DIM!r} fixed)")
-    return onnx_run(session), precision, setup
+    setup = onnx_setup(threads, f"static {fixed} (free dimension {BATCH_DIM!r} fixed)")
+    return (lambda x: run_onnx(session, x)), precision, setup
 
 
 # Export format name -> how the benchmark compiles its file for one fixed batch.

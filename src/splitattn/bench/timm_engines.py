@@ -35,9 +35,11 @@ import torch
 from torch import nn
 
 from ..errors import SplitattnError
+from ..export.onnx import onnx_session, run_onnx
+from ..export.openvino import compile_cpu, run_openvino
 from ..export.signal_stack import preserved_signal_stack
 from .config import BenchConfig, Candidate, calibration, float32_cpu_only
-from .engine_setup import Setup, onnx_run, onnx_setup, openvino_compiled, openvino_float_precision, openvino_run
+from .engine_setup import Setup, onnx_setup, openvino_setup
 from .references import reference_builders
 
 DTYPE_OF = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
@@ -53,22 +55,16 @@ class TimmEngine:
 
 
 def _onnx(model: nn.Module, config: BenchConfig, x: torch.Tensor, workdir: Path):
-    import onnxruntime as ort
-
     path = workdir / f"timm-{config.model}-b{config.batch_size}.onnx"
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), str(path))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path)  # onnxruntime's defaults, but the thread count and no spinning
     shape = session.get_inputs()[0].shape
     setup = onnx_setup(torch.get_num_threads(), f"{shape} as torch.onnx.export wrote it")
     setup = {"model": "torch.onnx.export(timm model, (x,), path) at its defaults", **setup,
              "graph_optimization_level": "default (ORT_ENABLE_ALL)"}
-    return onnx_run(session), "float32", setup
+    return (lambda batch: run_onnx(session, batch)), "float32", setup
 
 
 def _openvino_model(model: nn.Module, x: torch.Tensor):
@@ -80,16 +76,14 @@ def _openvino_model(model: nn.Module, x: torch.Tensor):
 
 
 def _openvino_compiled(ov_model, precision: str, how: str):
-    import openvino as ov
-
     shape = str(ov_model.input(0).get_partial_shape())
-    compiled = openvino_compiled(ov_model, {"INFERENCE_NUM_THREADS": torch.get_num_threads()})
-    float_ops = openvino_float_precision(compiled)
-    setup = {"engine": f"OpenVINO {ov.__version__.split('-')[0]} CPU", "model": how, "input": shape,
-             "PERFORMANCE_HINT": f"default ({compiled.get_property('PERFORMANCE_HINT')})",
-             "INFERENCE_NUM_THREADS": str(torch.get_num_threads()), "float ops ran at": float_ops}
+    compiled = compile_cpu(ov_model, {"INFERENCE_NUM_THREADS": torch.get_num_threads()})
+    setup = openvino_setup(compiled, model=how, input=shape,
+                           PERFORMANCE_HINT=f"default ({compiled.get_property('PERFORMANCE_HINT')})",
+                           INFERENCE_NUM_THREADS=str(torch.get_num_threads()))
+    float_ops = setup["float ops ran at"]
     computes_in = precision if precision == "int8" else DTYPE_OF.get(float_ops, float_ops)
-    return openvino_run(compiled), computes_in, setup
+    return (lambda batch: run_openvino(compiled, batch)), computes_in, setup
 
 
 def _openvino(model: nn.Module, config: BenchConfig, x: torch.Tensor, workdir: Path):

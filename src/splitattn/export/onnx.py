@@ -18,6 +18,8 @@ from ..optional import require
 from .compare import worst_relative_error
 from .format import FP32_TOLERANCE, INT8_TOLERANCE, ExportFormat, Run
 
+BATCH_DIM = "batch"  # the name of the dynamic batch axis in the files we write (both exporters)
+
 EXPORTERS = ("dynamo", "legacy")
 
 
@@ -48,27 +50,43 @@ def export_onnx(
             _require("onnxscript")
             program = torch.onnx.export(
                 model, (example,), dynamo=True, input_names=["input"], output_names=["output"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, verbose=False,
+                dynamic_shapes=({0: torch.export.Dim(BATCH_DIM)},), opset_version=opset, verbose=False,
             )
             program.save(str(path), external_data=False)
         else:
             torch.onnx.export(
                 model, (example,), str(path), dynamo=False, input_names=["input"], output_names=["output"],
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=min(opset, 17),
+                dynamic_axes={"input": {0: BATCH_DIM}, "output": {0: BATCH_DIM}}, opset_version=min(opset, 17),
             )
     return path
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session for ``path`` using ``threads`` intra-op threads (default: torch's)."""
+def session_options(threads: int | None = None, batch: int | None = None):
+    """onnxruntime session options: all graph optimizations, ``threads`` intra-op threads (default:
+    torch's), no busy-waiting after a run, and the dynamic batch fixed to ``batch`` where given.
+
+    Spinning pool threads would steal the cores from whatever runs next (in a benchmark, the next
+    candidate in the interleaved rounds). A fixed batch lets onnxruntime plan for one static shape.
+
+    Args:
+        threads: intra-op threads.
+        batch: the batch size to fix the file's ``batch`` axis to (None: left dynamic).
+    """
     ort = _require("onnxruntime")
     options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.log_severity_level = 3
-    # No busy-waiting after a run: spinning pool threads would steal the cores from whatever runs
-    # next (in a benchmark, the next candidate in the interleaved rounds).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if batch is not None:
+        options.add_free_dimension_override_by_name(BATCH_DIM, batch)
+    return options
+
+
+def onnx_session(path: str | Path, threads: int | None = None, batch: int | None = None):
+    """An onnxruntime CPU session for ``path`` with :func:`session_options`."""
+    ort = _require("onnxruntime")
+    return ort.InferenceSession(str(path), session_options(threads, batch), providers=["CPUExecutionProvider"])
 
 
 def run_onnx(session, x: torch.Tensor) -> torch.Tensor:

@@ -130,6 +130,21 @@ def export_openvino(
     return path
 
 
+def compile_cpu(model, config: dict[str, object]):
+    """``ov.Core().compile_model(model, "CPU", config)``, keeping the thread's signal stack as it was.
+
+    The CPU plugin would leave one that dies with the compiled model, and a later signal would then
+    kill the process (:mod:`.signal_stack`): every OpenVINO compile of the package goes through here.
+
+    Args:
+        model: an ``ov.Model`` or the path of an IR.
+        config: the CPU plugin's properties.
+    """
+    ov = _require("openvino")
+    with preserved_signal_stack():
+        return ov.Core().compile_model(model if not isinstance(model, Path) else str(model), "CPU", config)
+
+
 def compile_openvino(path: str | Path, precision: str = "fp32", threads: int | None = None):
     """The IR at ``path`` compiled for OpenVINO's CPU plugin with ``precision``'s inference hint.
 
@@ -137,17 +152,22 @@ def compile_openvino(path: str | Path, precision: str = "fp32", threads: int | N
     otherwise take every core, also the ones the PyTorch side of a check or benchmark is using.
     """
     _check_precision(precision)
-    ov = _require("openvino")
     config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
               "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
-    with preserved_signal_stack():  # the CPU plugin would leave one that dies with the model
-        return ov.Core().compile_model(str(path), "CPU", config)
+    return compile_cpu(str(path), config)
 
 
 def compiled_precision(compiled) -> str:
     """The inference precision a compiled model really runs its float ops at, in OpenVINO's words
     (``"f32"``, ``"bf16"``): the plugin answers with what it chose, not with the hint it was given."""
     return str(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
+
+
+def precision_ran(precision: str, compiled) -> str:
+    """The precision (ours: fp32, bf16, int8) a model compiled for ``precision`` really runs at:
+    fp32 where bf16 was asked of a CPU without bf16 instructions."""
+    float_ops = compiled_precision(compiled)
+    return precision if float_ops == PRECISION_HINTS[precision] else {"f32": "fp32"}.get(float_ops, float_ops)
 
 
 def run_openvino(compiled, x: torch.Tensor) -> torch.Tensor:
@@ -160,9 +180,7 @@ def openvino_runner(path: str | Path, precision: str = "fp32") -> tuple[Run, str
     """A function running the IR at ``path`` compiled for ``precision``, and the precision (ours:
     fp32, bf16, int8) it really runs at: fp32 where bf16 was asked of a CPU without bf16 instructions."""
     compiled = compile_openvino(path, precision)
-    float_ops = compiled_precision(compiled)
-    ran_at = precision if float_ops == PRECISION_HINTS[precision] else {"f32": "fp32"}.get(float_ops, float_ops)
-    return (lambda x: run_openvino(compiled, x)), ran_at
+    return (lambda x: run_openvino(compiled, x)), precision_ran(precision, compiled)
 
 
 def check_openvino(
