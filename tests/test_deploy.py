@@ -341,15 +341,16 @@ def test_inductor_compiles_one_static_graph_per_shape():
 
 
 def test_benchmark_check_wants_one_graph_per_configuration():
-    from splitattn.bench.compile_check import check_one_graph
+    from splitattn.bench.compile_check import checked_compiled
     from splitattn.deploy.inductor import FrozenInductorModel
 
     x = torch.randn(5, 3, 8, 8)
     compiled = FrozenInductorModel(_tiny_net())
     with torch.no_grad():
-        check_one_graph(lambda: compiled(x), "tiny+compile")  # one graph, then none
-        with pytest.raises(ValueError, match=r"eager: its first call compiled 0 graph\(s\) and its second 0"):
-            check_one_graph(lambda: _tiny_net()(x), "eager")  # not compiled at all
+        checked_compiled(lambda: lambda: compiled(x), "tiny+compile")  # one graph, then none
+        with pytest.raises(ValueError, match=r"eager: its build and first call compiled 0 graph\(s\) and its "
+                                             r"second 0"):
+            checked_compiled(lambda: lambda: _tiny_net()(x), "eager")  # not compiled at all
 
 
 ATTENTION_FAMILIES = ["resnest50", "resnest14d", "resnest50d_4s2x40d", "seresnet18", "legacy_seresnet18",

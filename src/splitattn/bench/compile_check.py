@@ -64,19 +64,6 @@ def _fail(label: str, what: str, first: int, second: int, symbols: list[str]) ->
         "a dynamic batch, or none at all: dynamo ran it eagerly past its recompile limit, or reused a dynamic graph)")
 
 
-def check_one_graph(run: Callable[[], object], label: str) -> None:
-    """Run ``run`` twice (its warm-up): the first call must compile one static graph, the second none.
-
-    Args:
-        run: the candidate's unit of work (a forward pass on its fixed batch), not called before.
-        label: the configuration's name, for the error.
-
-    Raises:
-        SplitattnError: the first call compiled no graph, several or a symbolic one, or the second compiled again.
-    """
-    _checked(lambda: run, label, "first call")
-
-
 def checked_compiled(build: Callable[[], Callable[[], object]], label: str) -> Callable[[], object]:
     """Build a compiled candidate and prove it holds one static graph; returns its run, guarded.
 
@@ -92,17 +79,13 @@ def checked_compiled(build: Callable[[], Callable[[], object]], label: str) -> C
         SplitattnError: build and first call compiled no graph, several or a symbolic one, or the
             second call compiled again (and, from the returned run, any later call compiling).
     """
-    return _checked(build, label, "build and first call")
-
-
-def _checked(build: Callable[[], Callable[[], object]], label: str, what: str) -> Callable[[], object]:
     with counting_graphs() as first, watching_symbols() as symbols:
         run = build()
         run()
     with counting_graphs() as second:
         run()
     if first.count != 1 or second.count != 0 or symbols:
-        raise _fail(label, what, first.count, second.count, symbols)
+        raise _fail(label, "build and first call", first.count, second.count, symbols)
     return no_recompiles(run, label)
 
 
