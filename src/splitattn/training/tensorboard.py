@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .trackers import FINISHED, TrackedRun, Tracker, finite
+from .trackers import FINISHED, TrackedRun, Tracker, finite, picture
 
 SUBDIR = "tensorboard"
 
@@ -49,12 +49,7 @@ class TensorBoardLog(Tracker):
     def image(self, tag: str, image: torch.Tensor | np.ndarray, step: int, epoch: int | None = None) -> None:
         """A (3, H, W) float image in [0, 1] or uint8, or (H, W, 3/4) as PIL and matplotlib give; at
         the epoch when given, as the metrics."""
-        step = epoch if epoch is not None else step
-        array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-        layout = "HWC" if array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] not in (3, 4) else "CHW"
-        if layout == "HWC" and array.shape[-1] == 4:
-            array = array[..., :3]
-        self.writer.add_image(tag, array, step, dataformats=layout)
+        self.writer.add_image(tag, picture(image), epoch if epoch is not None else step, dataformats="HWC")
 
     def picture(self, tag: str, path: Path, step: int) -> None:
         """A PNG written by the run (curves.png)."""
