@@ -27,8 +27,8 @@ import torch
 
 import splitattn
 from splitattn.bench import environment
+from splitattn.bench.cpu_info import cpu_description, cpu_line
 from splitattn.deploy import deploy
-from splitattn.deploy.cpu_features import describe_cpu
 from splitattn.export import export_checked
 from splitattn.export.onnx import session_options
 from splitattn.export.openvino import compile_cpu
@@ -201,7 +201,7 @@ def _row(model: str, batch: int, precision: str, engine: str, ops: dict[str, flo
 def markdown(rows: list[dict], env: dict) -> str:
     """The report: per (batch, precision), each engine's ms per kind of layer; then each engine's top layers."""
     lines = [f"# Where the time goes: {rows[0]['model']} by kind of layer", "",
-             f"{env.get('cpu', '')}; {describe_cpu()}; torch {env.get('torch')}, {env.get('threads')} threads. "
+             f"{cpu_line(env.get('cpu'))}; torch {env.get('torch')}, {env.get('threads')} threads. "
              "ms per forward pass as each engine's own profiler counts it (profilers add overhead; "
              "`wall` is the median without one for ours, the profiled sum for the engines).", ""]
     groups: dict[tuple[int, str], list[dict]] = defaultdict(list)
@@ -225,17 +225,6 @@ def markdown(rows: list[dict], env: dict) -> str:
     return "\n".join(lines)
 
 
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), for the report's first line."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="resnest50")
@@ -249,7 +238,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = profile(args.model, args.batch_sizes, args.precisions, args.img_size, args.repeats)
-    env = {**environment(), "cpu": cpu_name()}
+    env = {**environment(), "cpu": cpu_description()}
     Path(f"{args.out}.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1) + "\n")
     Path(f"{args.out}.md").write_text(markdown(rows, env) + "\n")
     print(markdown(rows, env))
