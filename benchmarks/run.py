@@ -64,6 +64,18 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def ours_on_openvino() -> tuple[str, ...]:
+    """Our OpenVINO backend's variants (deploy compile='openvino', quantize engine='openvino') where
+    openvino and nncf are installed; a note where not."""
+    import importlib.util
+
+    missing = [package for package in ("openvino", "nncf") if importlib.util.find_spec(package) is None]
+    if missing:
+        print(f"left out our OpenVINO backend: no {', '.join(missing)} (pip install 'splitattn[openvino]')", flush=True)
+        return ()
+    return ("deploy+openvino", "deploy+openvino+bf16", "int8+openvino")
+
+
 def available_engines(engines: list[str]) -> list[str]:
     """The requested engine peers whose packages are installed (the others are named and left out)."""
     import importlib.util
@@ -134,7 +146,8 @@ def main() -> None:
     timed = run_sections & {"inference", "training", "scaling"}
     roof, probes = roof_rate(torch.device("cpu"), repeats=10) if timed else (None, {})
     variants = ("eager", "deploy", "deploy+jit", *(("deploy+compile",) if args.compile else ()),
-                *(("deploy+aot",) if args.aot else ()), "deploy+bf16", "int8", *available_engines(args.engines))
+                *(("deploy+aot",) if args.aot else ()), "deploy+bf16", "int8", *ours_on_openvino(),
+                *available_engines(args.engines))
     sections: dict[str, list] = {name: [] for name in SECTIONS}
     start = time.perf_counter()
     if "inference" in run_sections:

@@ -147,6 +147,28 @@ def test_benchmark_summary_states_each_speed_target_as_met_or_not():
     assert "OpenVINO int8 (NNCF)" not in head and "| 16 | 0.80x not met | 0.83x not met (deploy vs openvino) |" in line
 
 
+def test_speed_targets_count_our_openvino_backend_in_ours_at_best_and_not_in_pytorchs_kernels():
+    summary = _summary_module()
+    speeds = {"ours int8": ("int8", 7.0), "ours int8+openvino": ("int8", 8.4), "openvino+int8": ("int8", 8.0),
+              "ours deploy": ("float32", 5.0), "ours deploy+openvino": ("float32", 6.1), "openvino": ("float32", 6.0),
+              "ours deploy+openvino+bf16": ("float32", 5.9)}  # asked for bf16, ran f32: not a bf16 row of ours
+    rows, cpu = _target_rows(speeds), {"cpu": AVX512_BF16}
+
+    def cells(text: str) -> dict[str, str]:
+        head, _, line = ([cell.strip() for cell in row.strip("|").split("|")] for row in text.splitlines())
+        return dict(zip(head, line, strict=True))
+
+    best = cells(summary.targets_table(rows, cpu))
+    kernels = cells(summary.targets_table(rows, cpu, with_backends=False))
+    fp32 = "fp32, our best vs the faster of ONNX Runtime and OpenVINO"
+    assert best["int8 vs OpenVINO int8 (NNCF)"] == "1.05x met (int8+openvino vs openvino+int8)"
+    assert kernels["int8 vs OpenVINO int8 (NNCF)"] == "0.88x not met"
+    assert best[fp32] == "1.02x met (deploy+openvino vs openvino)"
+    assert kernels[fp32] == "0.83x not met"  # one of ours and one peer: nothing to name
+    made = summary.tables({"environment": cpu, "inference": [r for r in rows if r["candidate"] != "ours deploy"]})
+    assert sum(title.startswith(("Speed targets", "The same targets with PyTorch")) for title in made) == 2
+
+
 def test_benchmark_summary_names_the_cpu_and_each_candidates_setup():
     summary = _summary_module()
     rows = _target_rows({"ours int8": ("int8", 10.0), "openvino+int8": ("int8", 8.0)})
@@ -240,6 +262,26 @@ def test_engine_peers_run_with_their_setup_recorded(tmp_path):
         assert candidate.fn().shape == (2, 1000)
 
 
+def test_our_openvino_backend_candidates_record_their_setup_and_precision(tmp_path):
+    """deploy(compile='openvino') and quantize(engine='openvino') as candidates: static batch, LATENCY,
+    the precision asked for and the one the plugin ran, as the engines' rows say theirs."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from splitattn.bench.candidates import inference_candidates
+    from splitattn.deploy.cpu_features import native_bfloat16
+
+    config = BenchConfig("resnest14d", batch_size=2, img_size=32)
+    variants = ("deploy+openvino", "deploy+openvino+bf16", "int8+openvino")
+    by = {c.label: c for c in inference_candidates(config, variants, references=False, workdir=tmp_path)}
+    fp32, bf16, int8 = (by[f"ours {variant}"] for variant in variants)
+    assert fp32.precision == "float32" and fp32.setup["INFERENCE_PRECISION_HINT"] == "f32"
+    assert fp32.setup["input"] == "static [2, 3, 32, 32]" and fp32.setup["PERFORMANCE_HINT"] == "LATENCY"
+    assert bf16.precision == ("bfloat16" if native_bfloat16() else "float32")  # what it ran, not what it asked
+    assert int8.precision == "int8" and "engine='openvino'" in int8.setup["model"]
+    for candidate in by.values():
+        assert candidate.fn().shape == (2, 1000)
+
+
 def test_load_time_of_an_int8_package_in_a_fresh_process(tmp_path):
     """An int8 AOT package loads and runs its first batch in a new process without compiling; the
     process's own times fit inside the time its parent saw to its first output."""
@@ -250,6 +292,18 @@ def test_load_time_of_an_int8_package_in_a_fresh_process(tmp_path):
     assert 0 < row.import_s + row.load_and_first_batch_s <= row.process_to_first_output_s
     assert row.package_mb > 1 and "int8" in row.package
     assert (tmp_path / "resnest14d-int8-b1-32px.pt2").is_file()
+
+
+def test_load_time_of_an_openvino_int8_model_in_a_fresh_process(tmp_path):
+    """The OpenVINO int8 IR loads (OpenVINO compiles it) and runs its first batch in a new process, with
+    no dynamo graph; its size counts the weights file beside the .xml."""
+    pytest.importorskip("nncf")
+    from splitattn.bench.load_time import load_times
+
+    [row] = load_times(BenchConfig("resnest14d", batch_size=1, img_size=32), ("int8-openvino",), tmp_path, threads=1)
+    assert row.graphs_compiled_at_load == 0 and "OpenVINO IR" in row.package
+    weights = tmp_path / "resnest14d-int8-openvino-b1-32px.bin"
+    assert weights.is_file() and row.package_mb * 2**20 > weights.stat().st_size
 
 
 @pytest.mark.parametrize(("results", "titles"), [

@@ -290,10 +290,10 @@ def test_the_output_check_runs_on_the_compiled_model(monkeypatch):
     torch.manual_seed(0)
     model = randomize_(splitattn.create_model("resnest14d", num_classes=4, zero_init_last=False)).eval()
     x = torch.randn(2, 3, 32, 32)
-    monkeypatch.setitem(COMPILERS, "jit", Compiler("jit", lambda m, _example: _OffByOne(m), needs_example=True))
+    monkeypatch.setitem(COMPILERS, "jit", Compiler("jit", lambda m, _example, _dtype: _OffByOne(m), needs_example=True))
     with pytest.raises(OutputMismatchError, match=r"deployed model differs from eval mode by .* relative \(> 0.0001"):
         deploy(model, example_input=x, compile="jit")
-    monkeypatch.setitem(COMPILERS, "jit", Compiler("jit", lambda m, _example: m, needs_example=True))
+    monkeypatch.setitem(COMPILERS, "jit", Compiler("jit", lambda m, _example, _dtype: m, needs_example=True))
     good = deploy(model, example_input=x, compile="jit")
     assert deployment_of(good).checked_error < TOLERANCE and deployment_of(good).compile == "jit"
 

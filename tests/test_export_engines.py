@@ -235,7 +235,7 @@ def test_two_compiled_models_freed_in_turn_leave_signals_working(tmp_path):
     """OpenVINO's CPU plugin leaves the thread's signal stack pointing at memory it frees when two
     compiled models are freed in the order they were made; the next signal with a Python handler
     then killed the process with SIGSEGV (a test worker, hundreds of tests later). Our OpenVINO
-    calls put the signal stack back (``export/signal_stack.py``)."""
+    calls put the signal stack back (``deploy/signal_stack.py``)."""
     _openvino()
     result = subprocess.run([sys.executable, "-c", TWO_COMPILED_MODELS, str(tmp_path / "m.xml")],
                             capture_output=True, text=True, timeout=300,

@@ -8,6 +8,8 @@ export formats' table through :mod:`.engines`, so neither is picked by an if/eli
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from collections.abc import Callable
 from functools import partial
@@ -88,6 +90,36 @@ def _deployed_bf16(variant: str, model: nn.Module, config: BenchConfig, x: torch
     return Candidate(f"ours {variant}", _forward(deployed, x), deployed, precision="bfloat16", setup=setup)
 
 
+# What OpenVINO's answer for the float ops means in the benchmark's precision names.
+_FLOAT_OPS = {"f32": "float32", "bf16": "bfloat16"}
+
+
+def _openvino_candidate(label: str, built: nn.Module, x: torch.Tensor, how: str) -> Candidate:
+    """A candidate of ours that OpenVINO runs (:class:`~splitattn.deploy.OpenVinoModel`), its setup recorded."""
+    precision = "int8" if built.precision == "int8" else _FLOAT_OPS.get(built.float_ops_ran_at, built.float_ops_ran_at)
+    setup = {"model": how, "input": f"static {built.info['input_shape']}",
+             **{key: str(value) for key, value in built.setup.items()}, "float ops ran at": built.float_ops_ran_at}
+    return Candidate(label, _forward(built, x), built, observable_memory=False, precision=precision, setup=setup)
+
+
+def _deployed_openvino(dtype: torch.dtype, variant: str, model: nn.Module, config: BenchConfig,
+                       x: torch.Tensor) -> Candidate:
+    float32_cpu_only(config, variant)
+    deployed = deploy(model, batch_size=config.batch_size, example_input=x, compile="openvino", dtype=dtype)
+    how = f"deploy(batch_size={config.batch_size}, example_input=x, compile='openvino', dtype={dtype})"
+    return _openvino_candidate(f"ours {variant}", deployed, x, how)
+
+
+def _quantized_openvino(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor) -> Candidate:
+    float32_cpu_only(config, variant)
+    from ..quantize import quantize
+
+    quantized = quantize(model, calibration(config), engine="openvino", batch_size=config.batch_size)
+    how = (f"quantize(model, {len(calibration(config))} random batches, engine='openvino', "
+           f"batch_size={config.batch_size}): NNCF, attention MLPs in float")
+    return _openvino_candidate(f"ours {variant}", quantized, x, how)
+
+
 def _quantized(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor) -> Candidate:
     float32_cpu_only(config, variant)
     from ..quantize import quantize
@@ -108,7 +140,19 @@ OURS: dict[str, OursBuilder] = {
     "deploy+aot": partial(_deployed, "aot"),  # AOTInductor at the batch's static shape: minutes to compile
     "deploy+bf16": _deployed_bf16,
     "int8": _quantized,
+    # Our deployed network handed to OpenVINO (deploy's backend where it wins), checked as deploy checks
+    "deploy+openvino": partial(_deployed_openvino, torch.float32),
+    "deploy+openvino+bf16": partial(_deployed_openvino, torch.bfloat16),
+    "int8+openvino": _quantized_openvino,
 }
+
+
+def _scratch_folder() -> Path:
+    """A folder for the engines' files, removed when the process ends (the engines have read them by
+    then, or map them, which Linux keeps valid after the name is gone)."""
+    folder = Path(tempfile.mkdtemp(prefix="splitattn-bench-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def inference_variants() -> tuple[str, ...]:
@@ -140,7 +184,7 @@ def inference_candidates(
         if variant in OURS:
             candidates.append(OURS[variant](variant, model, config, x))
             continue
-        workdir = workdir or Path(tempfile.mkdtemp(prefix="splitattn-bench-"))
+        workdir = workdir or _scratch_folder()
         if variant in TIMM_ENGINES:
             candidates.append(timm_engine_candidate(variant, model.state_dict(), config, x, workdir))
         else:

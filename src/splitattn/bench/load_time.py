@@ -80,18 +80,32 @@ def _fp32_package(model: nn.Module, config: BenchConfig, x: torch.Tensor, path: 
     return save_package(deploy(model, batch_size=config.batch_size, example_input=x, compile="aot"), path)
 
 
-# Package kind -> (its label in the results, how it is built and saved).
-PACKAGES: dict[str, tuple[str, Callable[[nn.Module, BenchConfig, torch.Tensor, Path], Path]]] = {
-    "int8": ("int8 AOT package (save_quantized aot=True)", _int8_package),
-    "fp32": ("fp32 AOT package (deploy compile='aot')", _fp32_package),
+def _int8_openvino(model: nn.Module, config: BenchConfig, x: torch.Tensor, path: Path) -> Path:
+    from ..quantize import quantize, save_quantized
+
+    quantized = quantize(model, calibration(config), engine="openvino", batch_size=config.batch_size)
+    return save_quantized(quantized, path)
+
+
+# Package kind -> (its label in the results, how it is built and saved, its file's suffix).
+PACKAGES: dict[str, tuple[str, Callable[[nn.Module, BenchConfig, torch.Tensor, Path], Path], str]] = {
+    "int8": ("int8 AOT package (save_quantized aot=True)", _int8_package, ".pt2"),
+    "fp32": ("fp32 AOT package (deploy compile='aot')", _fp32_package, ".pt2"),
+    "int8-openvino": ("int8 OpenVINO IR (quantize engine='openvino'; compiled by OpenVINO at load)", _int8_openvino,
+                      ".xml"),
 }
+
+
+def _files_of(path: Path) -> list[Path]:
+    """The files a saved model is: the ``.pt2``, or an IR's ``.xml`` and ``.bin``."""
+    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
 
 
 def time_first_output(path: Path, shape: tuple[int, ...], threads: int, timeout: float = 600) -> dict:
     """Run a fresh process that loads ``path`` and runs one batch of ``shape``; its times and graph count.
 
     Args:
-        path: a ``.pt2`` file ``splitattn.quantize.load_quantized`` reads (archive or package).
+        path: a file ``splitattn.quantize.load_quantized`` reads (``.pt2`` archive or package, ``.xml``).
         shape: the batch's shape.
         threads: torch's intra-op threads in the child.
         timeout: seconds before the child is given up on.
@@ -129,15 +143,15 @@ def load_times(config: BenchConfig, kinds: tuple[str, ...], workdir: Path, threa
     x = config.example()
     rows = []
     for kind in kinds:
-        label, build = PACKAGES[kind]
-        path = Path(workdir) / f"{config.model}-{kind}-b{config.batch_size}-{config.img_size}px.pt2"
+        label, build, suffix = PACKAGES[kind]
+        path = Path(workdir) / f"{config.model}-{kind}-b{config.batch_size}-{config.img_size}px{suffix}"
         started = time.perf_counter()
         build(model, config, x, path)
         built = time.perf_counter() - started
         measured = time_first_output(path, tuple(x.shape), threads)
         rows.append(LoadTime(
             model=config.model, package=label, img_size=config.img_size, batch_size=config.batch_size,
-            threads=threads, package_mb=path.stat().st_size / 2**20, build_s=built,
+            threads=threads, package_mb=sum(p.stat().st_size for p in _files_of(path)) / 2**20, build_s=built,
             process_to_first_output_s=measured["process_to_first_output_s"], import_s=measured["import_s"],
             load_and_first_batch_s=measured["load_and_first_batch_s"], graphs_compiled_at_load=measured["graphs"],
         ))

@@ -18,14 +18,13 @@ timm's layout), same batch, same thread count:
 
 Every OpenVINO compile and quantize runs inside ``preserved_signal_stack``: the CPU plugin
 otherwise leaves the thread's signal stack pointing at memory it frees, and a later signal kills
-the process (:mod:`splitattn.export.signal_stack`).
+the process (:mod:`splitattn.deploy.signal_stack`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,10 +33,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..deploy.openvino_runtime import nncf_quantize
 from ..errors import SplitattnError
 from ..export.onnx import onnx_session, run_onnx
 from ..export.openvino import compile_cpu, run_openvino
-from ..export.signal_stack import preserved_signal_stack
 from .config import BenchConfig, Candidate, calibration, float32_cpu_only
 from .engine_setup import Setup, onnx_setup, openvino_setup
 from .references import reference_builders
@@ -92,13 +91,9 @@ def _openvino(model: nn.Module, config: BenchConfig, x: torch.Tensor, workdir: P
 
 
 def _openvino_int8(model: nn.Module, config: BenchConfig, x: torch.Tensor, workdir: Path):
-    import nncf
-
     ov_model = _openvino_model(model, x)
     batches = [batch.numpy() for batch in calibration(config)]
-    nncf.set_log_level(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()), preserved_signal_stack():  # NNCF compiles to calibrate
-        quantized = nncf.quantize(ov_model, nncf.Dataset(batches))
+    quantized = nncf_quantize(ov_model, batches)  # NNCF's defaults, on whole batches as a timm user would pass them
     how = f"convert_model, then nncf.quantize with its defaults on {len(batches)} random batches of {config.batch_size}"
     return _openvino_compiled(quantized, "int8", how)
 

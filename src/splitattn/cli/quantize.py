@@ -16,6 +16,12 @@ checked against the float model's top-1 on the calibration images, and loaded by
 and the metadata inside tells them apart on load; not the default, because a package runs only
 with this torch on a CPU with this one's instruction sets, and loading it runs the compiled
 code it holds (load only packages you made), while the archive is portable and holds no code.
+
+With --engine openvino the model is quantized by NNCF and run by OpenVINO's CPU plugin instead
+(``pip install 'splitattn[openvino]'``; the faster engine on the CPUs measured, docs/benchmarks.md),
+written as an OpenVINO IR (NAME.int8.xml and NAME.int8.bin) that holds no code, checked against the
+float model's top-1 on the calibration images like a package, and compiled by OpenVINO in a second
+or two when ``eval`` or ``predict`` load it.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from torch.utils.data import DataLoader
 from ..data import ImageFolderDataset, collate_skipping
 from ..data.calibration import calibration_batches
 from ..errors import SplitattnError
-from ..quantize import KEEP_FLOAT_CHOICES, format_sensitivity, quantize, save_quantized, sensitivity
+from ..quantize import KEEP_FLOAT_CHOICES, QUANTIZE_ENGINES, format_sensitivity, quantize, save_quantized, sensitivity
 from ..training.agreement import compare_precisions, precision_variants
 from ..training.inference import load_trained
 
@@ -48,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="calibration images to use, spread over the classes (default: 256)")
     parser.add_argument("--val", help="labelled folder DIR/<class>/<image>: compare float32, bfloat16 and int8 "
                                       "top-1 on it (default: no comparison)")
-    parser.add_argument("--output", help="the int8 model to write (default: beside the checkpoint, NAME.int8.pt2)")
+    parser.add_argument("--output", help="the int8 model to write (default: beside the checkpoint, NAME.int8.pt2; "
+                                           "NAME.int8.xml with --engine openvino)")
     parser.add_argument("--keep-float", default="attention", choices=KEEP_FLOAT_CHOICES,
                         help="'attention' leaves the attention MLPs in float, 'none' quantizes them too "
                              "(default: attention)")
@@ -63,18 +70,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "eval and predict load it without compiling; it runs only with this torch on a CPU "
                              "like this one, and loading it runs its compiled code (load only packages you made). "
                              "Default: the portable archive, compiled when loaded")
+    parser.add_argument("--engine", default="inductor", choices=tuple(QUANTIZE_ENGINES),
+                        help="who makes and runs the int8 model: 'inductor' (PyTorch's PT2E flow and oneDNN, "
+                             "a .pt2) or 'openvino' (NNCF and OpenVINO's CPU plugin, an .xml IR compiled for "
+                             "--batch-size; pip install 'splitattn[openvino]'). Default: inductor")
 
 
-def _default_output(checkpoint: str) -> Path:
+def _default_output(checkpoint: str, suffix: str) -> Path:
     path = Path(checkpoint)
     if path.suffix in (".pth", ".pt", ".safetensors"):
-        return path.with_name(f"{path.stem}.int8.pt2")
-    return Path(f"{path.name.replace(':', '-').replace('/', '-')}.int8.pt2")
+        return path.with_name(f"{path.stem}.int8{suffix}")
+    return Path(f"{path.name.replace(':', '-').replace('/', '-')}.int8{suffix}")
+
+
+def _check_engine_flags(args: argparse.Namespace) -> None:
+    """Refuse the flags the chosen engine does not take, before anything is loaded."""
+    engine = QUANTIZE_ENGINES[args.engine]
+    others = [e.name for e in QUANTIZE_ENGINES.values() if e.aot]
+    if args.aot and not engine.aot:
+        raise SplitattnError(f"--aot writes an AOTInductor package (--engine {' or '.join(others)}); "
+                             f"--engine {args.engine} writes an {engine.label}")
+    if not args.compile and not engine.reference_graph:
+        raise SplitattnError(f"--no-compile runs an uncompiled reference graph, which --engine {args.engine} does not "
+                             "have (it always runs compiled)")
+    if args.output and Path(args.output).suffix != engine.suffix:
+        raise SplitattnError(f"--engine {args.engine} writes a {engine.suffix} file, got --output {args.output}")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.num_images < 1:
         raise SplitattnError(f"--num-images must be >= 1, got {args.num_images}")
+    _check_engine_flags(args)
+    engine = QUANTIZE_ENGINES[args.engine]
     trained = load_trained(args.checkpoint, args.model)
     model = trained.model.float().cpu().eval()
     calibration = calibration_batches(args.calibration, model, count=args.num_images, batch_size=args.batch_size)
@@ -82,12 +109,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"int8 rounding noise per layer ({args.sensitivity} worst; SQNR in dB, higher is better):")
         print(format_sensitivity(sensitivity(model, calibration), limit=args.sensitivity))
     started = time.perf_counter()
-    quantized = quantize(model, calibration, keep_float=args.keep_float, compile=args.compile)
+    batch = {"batch_size": args.batch_size} if engine.compiles_at_batch else {}
+    quantized = quantize(model, calibration, keep_float=args.keep_float, compile=args.compile, engine=args.engine,
+                         **batch)
     quantized.info["pretrained_cfg"]["label_names"] = list(trained.class_names)
-    output = Path(args.output) if args.output else _default_output(args.checkpoint)
+    output = Path(args.output) if args.output else _default_output(args.checkpoint, engine.suffix)
+    checked = args.aot or engine.checked_on_save
     save_quantized(quantized, output, example=calibration[0], aot=args.aot, float_model=model,
-                   check_batches=calibration)
-    kind = "compiled package, checked against float32 on the calibration images" if args.aot else "archive"
+                   check_batches=calibration if checked else ())
+    kind = "compiled package" if args.aot else engine.label
+    if checked:
+        kind += ", checked against float32 on the calibration images"
     print(f"wrote {output} ({kind}): {quantized.int8_layers} convs/linears in int8, {len(quantized.float_layers)} "
           f"left in float ({args.keep_float}), calibrated on {quantized.info['calibration_images']} images "
           f"in {time.perf_counter() - started:.0f} s")

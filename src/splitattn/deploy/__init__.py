@@ -37,6 +37,7 @@ from .fixed_batch import FixedBatch
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
 from .fuse import pack_and_fuse
 from .memory_format import MEMORY_FORMATS, resolve_memory_format
+from .openvino_model import OpenVinoModel, compile_openvino, load_openvino, quantize_openvino, save_openvino
 from .packed_conv import PackedConv2d, onednn_unavailable_reason
 from .precision import DEPLOY_TOLERANCE, DEPLOY_TOLERANCES, cast_floats, compute_in, warn_if_bfloat16_is_emulated
 from .record import RECORD_ATTRIBUTE, Deployment, deployment_of
@@ -59,18 +60,23 @@ __all__ = [
     "Compiler",
     "Deployment",
     "FixedBatch",
+    "OpenVinoModel",
     "PackedConv2d",
     "PooledLinear",
     "attention_mlps_as_matmuls",
+    "compile_openvino",
     "count_batchnorms",
     "deploy",
     "deployment_of",
     "fold_batchnorms",
     "fold_bn_into_conv",
+    "load_openvino",
     "load_package",
     "pack_and_fuse",
+    "quantize_openvino",
     "read_package_info",
     "relative_error",
+    "save_openvino",
     "save_package",
     "strip_training_modules",
 ]
@@ -94,6 +100,8 @@ def _validate(compile: str | None, fuse: str, batch_size: int, dtype: torch.dtyp
         raise SplitattnError(f"batch_size must be >= 1, got {batch_size}")
     if dtype is not None and dtype not in DEPLOY_TOLERANCES:
         raise SplitattnError(f"dtype must be one of {[str(d) for d in DEPLOY_TOLERANCES]} (or None), got {dtype}")
+    if dtype is not None and compiler.precisions is not None and dtype not in compiler.precisions:
+        raise SplitattnError(f"compile={compile!r} computes in {[str(d) for d in compiler.precisions]}, got {dtype}")
     if compiler.needs_example and example_input is None:
         raise SplitattnError(f"compile={compile!r} traces the model and needs an example input (example_input=...)")
     return compiler
@@ -119,9 +127,12 @@ def _strip_for_inference(model: nn.Module, attention_mlp: str) -> int:
     return matmuls
 
 
-def _set_precision(model: nn.Module, dtype: torch.dtype | None) -> torch.dtype:
-    """Cast to ``dtype`` after folding (exact only in float32); returns the dtype it computes in."""
+def _set_precision(model: nn.Module, dtype: torch.dtype | None, compiler: Compiler) -> torch.dtype:
+    """Cast to ``dtype`` after folding (exact only in float32), unless the compiler sets the precision
+    itself; returns the dtype it computes in."""
     current = next(model.parameters()).dtype
+    if compiler.sets_precision:
+        return dtype or current
     if dtype == torch.bfloat16 and next(model.parameters()).device.type == "cpu":
         warn_if_bfloat16_is_emulated()
     if dtype is None or dtype == current:
@@ -175,9 +186,9 @@ def _pack(model: nn.Module, fuse: str, compiler: Compiler, example_input: torch.
 
 
 def _compile(model: nn.Module, compiler: Compiler, example_input: torch.Tensor | None,
-             fmt: torch.memory_format) -> nn.Module:
+             fmt: torch.memory_format, dtype: torch.dtype) -> nn.Module:
     example = None if example_input is None else example_input.contiguous(memory_format=fmt)
-    return compiler.build(model, example)
+    return compiler.build(model, example, dtype)
 
 
 def _check_outputs(deployed: nn.Module, example_input: torch.Tensor | None, reference: Any,
@@ -232,7 +243,10 @@ def deploy(
             ``"jit"`` (trace, freeze and ``torch.jit.optimize_for_inference``, which fuses conv +
             ReLU through oneDNN) or ``"aot"`` (AOTInductor at ``example_input``'s static shape: an
             :class:`AotModel` that ``save_package`` writes and ``load_package`` loads without
-            compiling; other batch sizes are padded or split to it).
+            compiling; other batch sizes are padded or split to it) or ``"openvino"`` (OpenVINO's
+            CPU plugin at ``example_input``'s static shape, in float32 or ``dtype=torch.bfloat16``:
+            an :class:`OpenVinoModel` that ``save_openvino`` writes as an IR; needs
+            ``pip install 'splitattn[openvino]'``).
         fuse: ``"onednn"`` packs every conv's weight for oneDNN once and fuses the ReLUs and
             residual adds into the convs (CPU, float32 or bfloat16); ``"none"`` keeps standard
             ``nn.Conv2d`` modules, which exporters and compilers need; ``"auto"`` is ``"onednn"``
@@ -255,9 +269,9 @@ def deploy(
     deployed = (model if inplace else copy.deepcopy(model)).eval()
     reference = _reference_outputs(deployed, example_input)
     matmuls = _strip_for_inference(deployed, attention_mlp)
-    compute_dtype = _set_precision(deployed, dtype)
+    compute_dtype = _set_precision(deployed, dtype, compiler)
     fmt = _set_memory_format(deployed, memory_format, batch_size, example_input)
     fusions = _pack(deployed, fuse, compiler, example_input, batch_size, compute_dtype, fmt)
-    result = _compile(deployed, compiler, example_input, fmt)
+    result = _compile(deployed, compiler, example_input, fmt, compute_dtype)
     error = _check_outputs(result, example_input, reference, compute_dtype)
     return _record(result, Deployment(fmt, compute_dtype, compile, fusions, error, matmuls))

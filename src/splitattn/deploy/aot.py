@@ -85,7 +85,7 @@ class _Run(nn.Module):
         return self._runner(x)
 
 
-def _model_info(model: nn.Module) -> dict[str, Any]:
+def model_info(model: nn.Module) -> dict[str, Any]:
     """What a package records of the model it came from (classes and input settings)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     return {"architecture": cfg.get("architecture"), "num_classes": getattr(model, "num_classes", 0),
@@ -107,7 +107,7 @@ def compile_package(model: nn.Module, example: torch.Tensor, info: dict[str, Any
         info: metadata to record (default: classes and input settings read from ``model``).
     """
     example = example.detach().float().contiguous()
-    record = {**(info if info is not None else _model_info(model)), **_build_info(),
+    record = {**(info if info is not None else model_info(model)), **_build_info(),
               "input_shape": list(example.shape), "format": FORMAT}
     # the only size it takes: eval and predict preprocess to what the package records
     record["pretrained_cfg"] = {**record.get("pretrained_cfg", {}), "input_size": list(example.shape[1:])}

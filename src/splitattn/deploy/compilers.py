@@ -1,8 +1,9 @@
 """The compile modes ``deploy(compile=...)`` accepts, one table of small records.
 
-A compile mode is a function from the deployed eager model to what ``deploy`` returns; ``deploy``
-then checks *that* object's outputs, so a compiler that changed the numbers is caught. A new mode
-is one entry here (tests swap an entry to prove the check runs after compiling).
+A compile mode is a function from the deployed eager model (and the example input and the dtype it
+is to compute in) to what ``deploy`` returns; ``deploy`` then checks *that* object's outputs, so a
+compiler that changed the numbers is caught. A new mode is one entry here (tests swap an entry to
+prove the check runs after compiling).
 """
 
 from __future__ import annotations
@@ -24,27 +25,33 @@ class Compiler:
 
     Args:
         name: what ``compile=`` takes (``None`` for eager).
-        build: ``(deployed model, example input or None) -> the model deploy returns``.
+        build: ``(deployed model, example input or None, dtype to compute in) -> the model deploy
+            returns``; the model is already in that dtype unless ``sets_precision``.
         needs_example: it traces, so ``deploy`` must have ``example_input``.
         traces: it traces the network itself, so the convs must stay standard ``nn.Conv2d``
             (tracers cannot see into oneDNN's packed weights; they pack and fuse by themselves).
+        sets_precision: it is handed the float32 model and computes in ``dtype`` by its own means
+            (an engine's precision setting), instead of running a model ``deploy`` cast.
+        precisions: the dtypes it computes in, where it cannot take every dtype ``deploy`` does.
     """
 
     name: str | None
-    build: Callable[[nn.Module, torch.Tensor | None], nn.Module]
+    build: Callable[[nn.Module, torch.Tensor | None, torch.dtype], nn.Module]
     needs_example: bool = False
     traces: bool = True
+    sets_precision: bool = False
+    precisions: tuple[torch.dtype, ...] | None = None
 
 
-def _eager(model: nn.Module, _example: torch.Tensor | None) -> nn.Module:
+def _eager(model: nn.Module, _example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
     return model
 
 
-def _inductor(model: nn.Module, _example: torch.Tensor | None) -> nn.Module:
+def _inductor(model: nn.Module, _example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
     return FrozenInductorModel(model)
 
 
-def _aot(model: nn.Module, example: torch.Tensor | None) -> nn.Module:
+def _aot(model: nn.Module, example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
     """AOTInductor at the example's static shape (:mod:`.aot`): compiled now, saved with ``save_package``,
     loaded later without compiling."""
     from .aot import compile_package
@@ -54,7 +61,16 @@ def _aot(model: nn.Module, example: torch.Tensor | None) -> nn.Module:
     return compile_package(model, example)
 
 
-def _jit(model: nn.Module, example: torch.Tensor | None) -> nn.Module:
+def _openvino(model: nn.Module, example: torch.Tensor | None, dtype: torch.dtype) -> nn.Module:
+    """OpenVINO's CPU plugin at the example's static shape, computing in ``dtype`` (:mod:`.openvino_model`)."""
+    from .openvino_model import PRECISION_OF_DTYPE, compile_openvino
+
+    if example is None:
+        raise SplitattnError("compile='openvino' compiles for one input shape and needs example_input")
+    return compile_openvino(model, example, PRECISION_OF_DTYPE[dtype])
+
+
+def _jit(model: nn.Module, example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
     """Trace, freeze and ``optimize_for_inference`` (which fuses conv + ReLU through oneDNN)."""
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's deprecation notices and the input-check TracerWarning
@@ -67,6 +83,8 @@ COMPILERS: dict[str | None, Compiler] = {c.name: c for c in (
     Compiler("inductor", _inductor),
     Compiler("jit", _jit, needs_example=True),
     Compiler("aot", _aot, needs_example=True),
+    Compiler("openvino", _openvino, needs_example=True, sets_precision=True,
+             precisions=(torch.float32, torch.bfloat16)),
 )}
 
 

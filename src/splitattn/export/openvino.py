@@ -22,22 +22,23 @@ inside the functions, so that importing :mod:`splitattn.export` costs nothing wi
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
+from ..deploy.openvino_runtime import compile_cpu, nncf_quantize, single_images
+from ..deploy.openvino_runtime import run_compiled as run_openvino
 from ..errors import SplitattnError
 from ..optional import require
 from .compare import worst_relative_error
 from .format import ExportFormat, Run
-from .signal_stack import preserved_signal_stack
+
+__all__ = ["OPENVINO", "PRECISIONS", "PRECISION_HINTS", "TOLERANCES", "check_openvino", "compile_cpu",
+           "compile_openvino", "compiled_precision", "export_openvino", "openvino_runner", "precision_ran",
+           "run_openvino", "single_images"]
 
 # OpenVINO's name of the inference precision each of ours is compiled with.
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
@@ -64,30 +65,12 @@ def _check_precision(precision: str) -> None:
         raise SplitattnError(f"OpenVINO precision must be one of {PRECISIONS}, got {precision!r}")
 
 
-def single_images(batches: Iterable[torch.Tensor]) -> list[np.ndarray]:
-    """Calibration batches as one-image arrays: NNCF counts ``subset_size`` in items and collects
-    statistics per item, so a batch would count as one image and be reduced as one."""
-    images = []
-    for batch in batches:
-        if not isinstance(batch, torch.Tensor) or batch.ndim != 4:
-            raise SplitattnError(f"calibration batches must be float tensors (N, C, H, W), got "
-                                 f"{getattr(batch, 'shape', type(batch).__name__)}")
-        images += [np.ascontiguousarray(x.unsqueeze(0).float().numpy()) for x in batch.detach().cpu()]
-    if not images:
-        raise SplitattnError("int8 calibration got no images: pass an iterable of (N, C, H, W) batches")
-    return images
-
-
 def _quantize(ov_model, calibration: Iterable[torch.Tensor], input_shape: tuple[int, ...]):
-    nncf = _require("nncf")
     images = single_images(calibration)
     wrong = {tuple(x.shape[1:]) for x in images} - {input_shape}
     if wrong:
         raise SplitattnError(f"calibration images must be {input_shape} (C, H, W) like the export, got {sorted(wrong)}")
-    nncf.set_log_level(logging.ERROR)  # its INFO lines would bury the command's one-line report
-    # Its progress bars ignore the log level and go to stdout: a library call should print nothing.
-    with contextlib.redirect_stdout(io.StringIO()), preserved_signal_stack():  # it compiles to calibrate
-        return nncf.quantize(ov_model, nncf.Dataset(images), subset_size=len(images))
+    return nncf_quantize(ov_model, images, subset_size=len(images))
 
 
 def export_openvino(
@@ -130,21 +113,6 @@ def export_openvino(
     return path
 
 
-def compile_cpu(model, config: dict[str, object]):
-    """``ov.Core().compile_model(model, "CPU", config)``, keeping the thread's signal stack as it was.
-
-    The CPU plugin would leave one that dies with the compiled model, and a later signal would then
-    kill the process (:mod:`.signal_stack`): every OpenVINO compile of the package goes through here.
-
-    Args:
-        model: an ``ov.Model`` or the path of an IR.
-        config: the CPU plugin's properties.
-    """
-    ov = _require("openvino")
-    with preserved_signal_stack():
-        return ov.Core().compile_model(model if not isinstance(model, Path) else str(model), "CPU", config)
-
-
 def compile_openvino(path: str | Path, precision: str = "fp32", threads: int | None = None):
     """The IR at ``path`` compiled for OpenVINO's CPU plugin with ``precision``'s inference hint.
 
@@ -168,12 +136,6 @@ def precision_ran(precision: str, compiled) -> str:
     fp32 where bf16 was asked of a CPU without bf16 instructions."""
     float_ops = compiled_precision(compiled)
     return precision if float_ops == PRECISION_HINTS[precision] else {"f32": "fp32"}.get(float_ops, float_ops)
-
-
-def run_openvino(compiled, x: torch.Tensor) -> torch.Tensor:
-    """Run a compiled OpenVINO model on a float tensor; returns a torch tensor."""
-    result = compiled(np.ascontiguousarray(x.detach().cpu().float().numpy()))
-    return torch.from_numpy(np.array(result[0], copy=True))
 
 
 def openvino_runner(path: str | Path, precision: str = "fp32") -> tuple[Run, str]:

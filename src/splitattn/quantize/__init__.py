@@ -1,19 +1,24 @@
-"""int8 inference: post-training quantization with PyTorch's PT2E flow, saved and reloaded as ``.pt2``.
+"""int8 inference: post-training quantization (PyTorch's PT2E flow, or NNCF for OpenVINO), saved and reloaded.
 
 ``quantize(model, calibration)`` gives a ``QuantizedModel`` that runs compiled by inductor with
-oneDNN's int8 kernels; ``sensitivity(model, calibration)`` reports how much each layer loses in int8
-before anything is decided; ``save_quantized`` / ``load_quantized`` keep the result without the
-float model or the calibration set. CPU (x86) only; torchao (``pip install 'splitattn[quantize]'``)
-is imported when a model is quantized, never at package import.
+oneDNN's int8 kernels (``engine="openvino"``: an ``OpenVinoModel``, quantized by NNCF and run by
+OpenVINO); ``sensitivity(model, calibration)`` reports how much each layer loses in int8 before
+anything is decided; ``save_quantized`` / ``load_quantized`` keep the result without the float
+model or the calibration set. CPU only; torchao (``pip install 'splitattn[quantize]'``) and
+openvino/nncf (``'splitattn[openvino]'``) are imported when a model is quantized, never at
+package import.
 """
 
 from .archive import is_quantized_archive, load_quantized, save_quantized
-from .pt2e import KEEP_FLOAT_CHOICES, QuantizedModel, attention_mlp_names, check_quantizable, quantize
+from .engines import QUANTIZE_ENGINES, QuantizeEngine, quantize
+from .pt2e import KEEP_FLOAT_CHOICES, QuantizedModel, attention_mlp_names, check_quantizable
 from .sensitivity import LayerSensitivity, format_sensitivity, sensitivity
 
 __all__ = [
     "KEEP_FLOAT_CHOICES",
+    "QUANTIZE_ENGINES",
     "LayerSensitivity",
+    "QuantizeEngine",
     "QuantizedModel",
     "attention_mlp_names",
     "check_quantizable",

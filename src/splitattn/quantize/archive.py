@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..deploy.aot import AotModel, check_agreement, compile_package, load_package, read_package_info, save_package
+from ..deploy.openvino_model import OpenVinoModel, load_openvino, save_openvino
 from ..errors import ArgumentTypeError, MissingFileError, SplitattnError
 from ..weights.checkpoint_io import atomic_write
 from .pt2e import QuantizedModel, _dynamic_batch
@@ -35,14 +36,15 @@ METADATA = "splitattn.json"
 FORMAT = "splitattn-int8-pt2e/1"
 
 
-def save_quantized(model: QuantizedModel, path: str | os.PathLike, example: torch.Tensor | None = None, *,
-                   aot: bool = False, float_model: nn.Module | None = None,
+def save_quantized(model: QuantizedModel | OpenVinoModel, path: str | os.PathLike,
+                   example: torch.Tensor | None = None, *, aot: bool = False, float_model: nn.Module | None = None,
                    check_batches: Sequence[torch.Tensor] = (), min_agreement: float = 0.95) -> Path:
-    """Write ``model`` to ``path`` (``.pt2``).
+    """Write ``model`` to ``path``: ``.pt2`` for the inductor engine's, ``.xml`` for OpenVINO's.
 
     Args:
         model: what :func:`splitattn.quantize.quantize` returned.
-        path: the ``.pt2`` file to write, atomically.
+        path: the file to write, atomically (``.pt2``; an OpenVINO model's ``NAME.xml``, weights in
+            ``NAME.bin``).
         example: any input batch of the right shape (default: 2 images at the model's input size);
             with ``aot`` its batch size is the one compiled (other batches are padded or split).
         aot: write an ahead-of-time compiled package (loads without compiling; runs only with this
@@ -51,7 +53,18 @@ def save_quantized(model: QuantizedModel, path: str | os.PathLike, example: torc
             written: top-1 agreement on ``check_batches`` at least ``min_agreement`` (0 to 1).
         check_batches: float32 image batches for that check (the calibration batches).
         min_agreement: the lowest top-1 agreement with ``float_model`` that is written.
+
+    An OpenVINO model is compiled already: it is checked like a package (``float_model``,
+    ``check_batches``) and written as its IR; ``example`` and ``aot`` do not apply to it.
     """
+    if isinstance(model, OpenVinoModel):
+        if aot:
+            raise SplitattnError("aot=True compiles with AOTInductor; an OpenVINO model is compiled by OpenVINO "
+                                 "when it loads (save it without aot)")
+        if float_model is not None and check_batches:
+            model.info["float_top1_agreement"] = check_agreement(model, float_model.eval(), check_batches,
+                                                                 min_agreement)
+        return save_openvino(model, path)
     if not isinstance(model, QuantizedModel):
         raise ArgumentTypeError(f"save_quantized takes a model from splitattn.quantize(), got {type(model).__name__}")
     if example is None:
@@ -86,24 +99,30 @@ def _save_package(model: QuantizedModel, path: Path, example: torch.Tensor, floa
     return save_package(package, path)
 
 
+SAVED_SUFFIXES = (".pt2", ".xml")
+
+
 def is_quantized_archive(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a ``.pt2`` file: an archive or a compiled package (what ``save_quantized`` writes)."""
-    return str(path).endswith(".pt2")
+    """Whether ``path`` names a file of ``save_quantized`` (or ``save_package``, ``save_openvino``) by
+    its suffix: a ``.pt2`` archive or compiled package, or an OpenVINO ``.xml``."""
+    return str(path).endswith(SAVED_SUFFIXES)
 
 
-def load_quantized(path: str | os.PathLike, compile: bool = True) -> QuantizedModel | AotModel:
-    """A model written by ``save_quantized`` (or ``deploy(compile="aot")`` and ``save_package``), ready to run.
+def load_quantized(path: str | os.PathLike, compile: bool = True) -> QuantizedModel | AotModel | OpenVinoModel:
+    """A model written by ``save_quantized`` (or ``save_package``, ``save_openvino``), ready to run.
 
     An archive's graph is compiled on its first call unless ``compile=False``; a compiled package
     (told by its metadata, read without loading it) runs at once, without compiling, and
     ``compile`` does not apply. Loading a package runs its compiled code: load only packages you
-    made (an archive holds no code).
+    made (an archive holds no code, nor does an OpenVINO ``.xml``, which OpenVINO compiles as it loads).
 
     Args:
-        path: the ``.pt2`` file.
+        path: the ``.pt2`` or ``.xml`` file.
         compile: compile an archive's int8 graph with inductor on first call (False: run it as is).
     """
     path = Path(path)
+    if path.suffix == ".xml":
+        return load_openvino(path)
     if not path.is_file():
         raise MissingFileError(f"no quantized model at {path}")
     if read_package_info(path) is not None:

@@ -22,7 +22,7 @@ import copy
 import importlib
 import platform
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -53,9 +53,9 @@ def _torchao_pt2e() -> tuple[Any, Any]:
     return pt2e, x86
 
 
-def check_quantizable(model: nn.Module) -> None:
-    """A ValueError naming what is wrong when ``model`` cannot be quantized here: int8 through the x86
-    quantizer serves float32 CPU models on x86 processors."""
+def check_quantizable(model: nn.Module, x86_only: bool = True) -> None:
+    """A ValueError naming what is wrong when ``model`` cannot be quantized here: int8 serves float32
+    CPU models, and through the x86 quantizer (``x86_only``) on x86 processors."""
     param = next(model.parameters(), None)
     if param is None:
         raise SplitattnError("the model has no parameters to quantize")
@@ -65,7 +65,7 @@ def check_quantizable(model: nn.Module) -> None:
     if param.dtype != torch.float32:
         raise SplitattnError(f"quantize a float32 model (the weights' ranges are read in float32), not {param.dtype}")
     machine = platform.machine().lower()
-    if machine not in ("x86_64", "amd64", "i686", "x86"):
+    if x86_only and machine not in ("x86_64", "amd64", "i686", "x86"):
         raise SplitattnError(f"the x86 int8 quantizer needs an x86 CPU, this one is {machine}; "
                              "use splitattn.deploy(model) (float32) here")
 
@@ -79,7 +79,8 @@ def attention_mlp_names(model: nn.Module) -> list[str]:
     return names
 
 
-def _float_layers(model: nn.Module, keep_float: str | Sequence[str]) -> list[str]:
+def float_layers_of(model: nn.Module, keep_float: str | Sequence[str]) -> list[str]:
+    """The module names ``keep_float`` asks to leave in float (see :func:`splitattn.quantize.quantize`)."""
     if isinstance(keep_float, str):
         if keep_float not in KEEP_FLOAT_CHOICES:
             raise SplitattnError(f"keep_float must be one of {KEEP_FLOAT_CHOICES} or a list of module names, "
@@ -140,34 +141,18 @@ def count_int8_layers(graph: nn.Module) -> int:
                and "dequantize_per_channel" in str(node.target))
 
 
-def quantize(
-    model: nn.Module,
-    calibration: Iterable[torch.Tensor],
-    *,
-    keep_float: str | Sequence[str] = "attention",
-    compile: bool = True,
-) -> QuantizedModel:
-    """An int8 copy of the float32 CPU ``model``, calibrated on ``calibration`` (float32 image batches,
-    preprocessed as for evaluation; a few hundred images from the training distribution suffice).
+def quantize_pt2e(model: nn.Module, batches: Sequence[torch.Tensor], float_layers: Sequence[str],
+                  compile: bool) -> QuantizedModel:
+    """The PT2E engine of :func:`splitattn.quantize.quantize` (which checks its arguments first).
 
     Args:
-        keep_float: ``"attention"`` (default) leaves the attention MLPs in float, ``"none"``
-            quantizes them too, or a list of module names (``model.named_modules()``) to leave in
-            float. ``splitattn.quantize.sensitivity`` measures which layers lose most in int8.
-        compile: run compiled by inductor (oneDNN int8 kernels; the first call compiles, which
-            takes a while). False runs the converted graph as is: slow, the numerical reference.
-    The model is copied; the original is left as it was. Save with ``save_quantized``.
+        model: the float32 CPU model.
+        batches: the calibration batches (float32, at least one).
+        float_layers: module names to leave in float.
+        compile: run compiled by inductor, or the converted graph as is (the numerical reference).
     """
-    check_quantizable(model)
     pt2e, x86 = _torchao_pt2e()
-    batches = [batch for batch in calibration]
-    if not batches:
-        raise SplitattnError("calibration gave no batches: pass a few batches of preprocessed images")
-    for batch in batches:
-        if not isinstance(batch, torch.Tensor) or batch.ndim != 4 or batch.dtype != torch.float32:
-            raise SplitattnError("calibration batches must be float32 tensors (N, C, H, W), got "
-                                 f"{type(batch).__name__} {getattr(batch, 'shape', '')} {getattr(batch, 'dtype', '')}")
-    float_layers = _float_layers(model, keep_float)
+    float_layers = list(float_layers)
     # The attention MLPs as matrix products while they stay in float (one GEMM each instead of a
     # oneDNN conv on a 1 x 1 map); as convs when any is quantized: the x86 quantizer leaves the
     # linears on pooled vectors unannotated (measured: keep_float="none" kept all 8 of a resnest14d

@@ -1,0 +1,127 @@
+"""``quantize``: one entry point, and the engines that make the int8 model, one table of small records.
+
+``inductor`` is PyTorch's own PT2E flow (:mod:`.pt2e`), run by oneDNN's int8 kernels through
+inductor, saved as a ``.pt2``. ``openvino`` is NNCF's post-training quantization of the deployed
+network, run by OpenVINO's CPU plugin (:mod:`splitattn.deploy.openvino_model`), saved as an IR
+(``.xml``): on the CPUs measured it is the faster of the two (``docs/benchmarks.md``), and it needs
+``pip install 'splitattn[openvino]'``. Both take the same calibration batches, leave the same
+layers in float, and are checked the same way (``splitattn quantize --val``; agreement on save).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..deploy import deploy
+from ..deploy.openvino_model import quantize_openvino
+from ..errors import SplitattnError, one_of
+from .pt2e import check_quantizable, float_layers_of, quantize_pt2e
+
+# (float model, calibration batches, layers left in float, compile, batch size) -> the int8 model
+Quantizer = Callable[[nn.Module, list[torch.Tensor], list[str], bool, int], nn.Module]
+
+
+@dataclass(frozen=True)
+class QuantizeEngine:
+    """One way of making an int8 model.
+
+    Args:
+        name: what ``engine=`` takes.
+        run: the :data:`Quantizer`.
+        suffix: the file ``save_quantized`` writes it to.
+        label: what the model saved is, in a sentence (``"archive"``, ``"OpenVINO IR"``).
+        x86_only: it quantizes only on x86 processors.
+        compiles_at_batch: it compiles for one batch size (``batch_size``); others are padded or split.
+        reference_graph: ``compile=False`` runs an uncompiled reference graph (the numerical check).
+        aot: ``save_quantized(aot=True)`` can write it as an ahead-of-time compiled package.
+        checked_on_save: ``save_quantized`` checks it against the float model (it is compiled already).
+    """
+
+    name: str
+    run: Quantizer
+    suffix: str
+    label: str
+    x86_only: bool = True
+    compiles_at_batch: bool = False
+    reference_graph: bool = False
+    aot: bool = False
+    checked_on_save: bool = False
+
+
+def _pt2e(model: nn.Module, batches: list[torch.Tensor], float_layers: list[str], compile: bool,
+          _batch_size: int) -> nn.Module:
+    return quantize_pt2e(model, batches, float_layers, compile)
+
+
+def _openvino(model: nn.Module, batches: list[torch.Tensor], float_layers: list[str], compile: bool,
+              batch_size: int) -> nn.Module:
+    # Attention MLPs as matrix products either way: NNCF quantizes MatMul as it does convs.
+    deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous")
+    return quantize_openvino(deployed, batches, batch_size, float_layers)
+
+
+QUANTIZE_ENGINES: dict[str, QuantizeEngine] = {e.name: e for e in (
+    QuantizeEngine("inductor", _pt2e, ".pt2", "archive", reference_graph=True, aot=True),
+    QuantizeEngine("openvino", _openvino, ".xml", "OpenVINO IR", x86_only=False, compiles_at_batch=True,
+                   checked_on_save=True),
+)}
+
+
+def _checked_batches(calibration: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    batches = list(calibration)
+    if not batches:
+        raise SplitattnError("calibration gave no batches: pass a few batches of preprocessed images")
+    for batch in batches:
+        if not isinstance(batch, torch.Tensor) or batch.ndim != 4 or batch.dtype != torch.float32:
+            raise SplitattnError("calibration batches must be float32 tensors (N, C, H, W), got "
+                                 f"{type(batch).__name__} {getattr(batch, 'shape', '')} {getattr(batch, 'dtype', '')}")
+    return batches
+
+
+def quantize(
+    model: nn.Module,
+    calibration: Iterable[torch.Tensor],
+    *,
+    keep_float: str | Sequence[str] = "attention",
+    compile: bool = True,
+    engine: str = "inductor",
+    batch_size: int | None = None,
+) -> nn.Module:
+    """An int8 copy of the float32 CPU ``model``, calibrated on ``calibration``.
+
+    Args:
+        model: the float32 model on the CPU; it is copied and left as it was.
+        calibration: float32 image batches, preprocessed as for evaluation (a few hundred images
+            from the training distribution suffice).
+        keep_float: ``"attention"`` (default) leaves the attention MLPs in float, ``"none"``
+            quantizes them too, or a list of module names (``model.named_modules()``) to leave in
+            float. ``splitattn.quantize.sensitivity`` measures which layers lose most in int8.
+        compile: (inductor) run compiled by inductor (oneDNN int8 kernels; the first call
+            compiles, which takes a while). False runs the converted graph as is: slow, the
+            numerical reference.
+        engine: a key of :data:`QUANTIZE_ENGINES`: ``"inductor"`` (a :class:`QuantizedModel`,
+            saved as ``.pt2``) or ``"openvino"`` (an :class:`~splitattn.deploy.OpenVinoModel`,
+            saved as ``.xml``).
+        batch_size: (openvino) the batch size compiled; default: the first calibration batch's.
+
+    Returns:
+        The int8 model, taking and returning float32 like ``model``; save it with ``save_quantized``.
+    """
+    chosen = one_of(QUANTIZE_ENGINES, engine, "engine")
+    check_quantizable(model, x86_only=chosen.x86_only)
+    batches = _checked_batches(calibration)
+    if not compile and not chosen.reference_graph:
+        raise SplitattnError(f"compile=False runs an uncompiled reference graph, which engine={engine!r} does not "
+                             f"have (it always runs compiled); the inductor engine does")
+    if batch_size is not None and batch_size < 1:
+        raise SplitattnError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size is not None and not chosen.compiles_at_batch:
+        raise SplitattnError(f"batch_size is for engines that compile one batch size "
+                             f"({', '.join(e.name for e in QUANTIZE_ENGINES.values() if e.compiles_at_batch)}); "
+                             f"engine={engine!r} takes any batch")
+    return chosen.run(model, batches, float_layers_of(model, keep_float), compile, batch_size or batches[0].shape[0])
