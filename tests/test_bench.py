@@ -149,8 +149,9 @@ def test_benchmark_summary_states_each_speed_target_as_met_or_not():
 
 def test_speed_targets_count_our_openvino_backend_in_ours_at_best_and_not_in_pytorchs_kernels():
     summary = _summary_module()
-    speeds = {"ours int8": ("int8", 7.0), "ours int8+openvino": ("int8", 8.4), "openvino+int8": ("int8", 8.0),
+    speeds = {"ours int8": ("int8", 7.0), "ours int8+openvino": ("int8", 7.84), "openvino+int8": ("int8", 8.0),
               "ours deploy": ("float32", 5.0), "ours deploy+openvino": ("float32", 6.1), "openvino": ("float32", 6.0),
+              "openvino again": ("float32", 6.3),  # the same setup twice: 5% apart is this run's noise
               "ours deploy+openvino+bf16": ("float32", 5.9)}  # asked for bf16, ran f32: not a bf16 row of ours
     rows, cpu = _target_rows(speeds), {"cpu": AVX512_BF16}
 
@@ -161,7 +162,8 @@ def test_speed_targets_count_our_openvino_backend_in_ours_at_best_and_not_in_pyt
     best = cells(summary.targets_table(rows, cpu))
     kernels = cells(summary.targets_table(rows, cpu, with_backends=False))
     fp32 = "fp32, our best vs the faster of ONNX Runtime and OpenVINO"
-    assert best["int8 vs OpenVINO int8 (NNCF)"] == "1.05x met (int8+openvino vs openvino+int8)"
+    assert best["int8 vs OpenVINO int8 (NNCF)"] == "0.98x not met (int8+openvino vs openvino+int8), within the noise"
+    assert best["noise: OpenVINO fp32 set up twice"] == "5% apart"
     assert kernels["int8 vs OpenVINO int8 (NNCF)"] == "0.88x not met"
     assert best[fp32] == "1.02x met (deploy+openvino vs openvino)"
     assert kernels[fp32] == "0.83x not met"  # one of ours and one peer: nothing to name
