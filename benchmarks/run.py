@@ -59,6 +59,9 @@ def parse_args() -> argparse.Namespace:
                              "exported files, float32, bf16 and int8, OpenVINO float32 set up twice as the run's "
                              "noise control, and timm's model exported plainly to each); "
                              "those whose package is missing are left out with a note")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only the sections run in the --out results file, keeping its other sections "
+                             "and its environment (the rerun sections and their seconds are recorded)")
     parser.add_argument("--out", default=None,
                         help="output prefix, .json and .md are added (default: runs/bench/results-<time>; "
                              "benchmarks/results replaces the committed results)")
@@ -116,9 +119,23 @@ def precision_rows(checkpoint: Path, quick: bool) -> list[dict]:
     loader = DataLoader(ImageFolderDataset(root / "val", transform, class_names=trained.class_names), 64,
                         collate_fn=collate_skipping)
     calibration = calibration_batches(root / "train", model, count=64 if quick else 256, batch_size=32)
-    models = precision_variants(model, calibration, keep_float=("attention", "none"))
+    engines = ("inductor", "openvino") if ours_on_openvino() else ("inductor",)
+    models = precision_variants(model, calibration, keep_float=("attention", "none"), engines=engines)
     return [{"model": trained.model_name, "checkpoint": str(checkpoint), "precision": r.label, "top1": r.top1,
              "agreement": r.agreement, "images": r.images} for r in compare_precisions(models, loader)]
+
+
+def merged(path: Path, env: dict, rows: dict[str, list], run: set[str]) -> tuple[dict, dict[str, list]]:
+    """The results in ``path`` with the sections in ``run`` replaced by ``rows``'; its environment kept
+    (roof and CPU of the run that made it), with the rerun sections and their seconds added."""
+    if not path.is_file():
+        raise SystemExit(f"--merge: no results file {path} to merge into")
+    old = json.loads(path.read_text())
+    if old["environment"].get("cpu") != env.get("cpu"):
+        raise SystemExit(f"--merge: {path} was measured on another CPU ({cpu_line(old['environment'].get('cpu'))})")
+    kept = {key: old.get(key, []) for key in SECTIONS}
+    reruns = {**old["environment"].get("reruns", {}), **{name: env["seconds"] for name in sorted(run)}}
+    return {**old["environment"], "reruns": reruns}, {**kept, **{key: rows[key] for key in run}}
 
 
 def load_rows(quick: bool) -> list[dict]:
@@ -180,6 +197,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     json_rows = {key: [row if isinstance(row, dict) else row.as_dict() for row in rows]
                  for key, rows in sections.items()}
+    if args.merge:
+        env, json_rows = merged(out.with_suffix(".json"), env, json_rows, run_sections)
     out.with_suffix(".json").write_text(json.dumps({"environment": env, **json_rows}, indent=2) + "\n")
     roof_part = f"fp32 roof {roof_text(env)}, " if roof else ""
     lines = [f"torch {env['torch']}, {env['threads']} threads, {cpu_line(env['cpu'])}, {roof_part}{env['seconds']} s",

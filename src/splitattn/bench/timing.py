@@ -1,5 +1,12 @@
 """Interleaved timing: candidates take turns (A B C A B C ...) so that load from other processes
-on a shared machine lands on all of them alike and their ratios stay meaningful."""
+on a shared machine lands on all of them alike and their ratios stay meaningful.
+
+Each timed call follows an untimed one of the same candidate (``settle``): a PyTorch candidate
+leaves its OpenMP threads spinning for a while after it returns, and whatever runs next shares the
+cores with them. Measured: OpenVINO running resnest50 at batch 1 right after a PyTorch candidate
+was 10% slower than the same setup right after another OpenVINO one (AVX-512 EPYC, 2 threads), so
+the order of the candidates, not their speed, decided the ratio. The settling call absorbs that.
+"""
 
 from __future__ import annotations
 
@@ -20,19 +27,31 @@ def synchronize(device: torch.device) -> None:
 
 
 def interleaved_times(
-    fns: Mapping[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int
+    fns: Mapping[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int, settle: bool = True
 ) -> dict[str, list[float]]:
-    """Seconds per call of each function, measured in turns; ``warmup`` untimed rounds first."""
+    """Seconds per call of each function, measured in turns.
+
+    Args:
+        fns: the candidates, by name; each call is one unit of work.
+        device: where they run (GPU work is waited for before and after each timed call).
+        warmup: untimed rounds first.
+        repeats: timed rounds; each gives one time per candidate.
+        settle: in timed rounds, call each candidate once untimed right before its timed call, so
+            it does not pay for the previous candidate's threads (see the module notes).
+    """
     if repeats < 1:
         raise SplitattnError(f"repeats must be >= 1, got {repeats}")
     times: dict[str, list[float]] = {name: [] for name in fns}
     for round_index in range(warmup + repeats):
+        timed = round_index >= warmup
         for name, fn in fns.items():
+            if timed and settle:
+                fn()
             synchronize(device)
             start = time.perf_counter()
             fn()
             synchronize(device)
-            if round_index >= warmup:
+            if timed:
                 times[name].append(time.perf_counter() - start)
     return times
 

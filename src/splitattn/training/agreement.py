@@ -59,11 +59,26 @@ def compare_precisions(models: Mapping[str, nn.Module], batches: Iterable[tuple[
 
 
 def precision_variants(model: nn.Module, calibration: Sequence[torch.Tensor], compile: bool = True,
-                       keep_float: Sequence[str] = ("attention",)) -> dict[str, nn.Module]:
-    """``model`` deployed in float32 (first: the reference) and bfloat16, and quantized to int8 once per
-    ``keep_float`` choice (labelled ``int8`` for the first, ``int8 (keep_float=...)`` for the others)."""
+                       keep_float: Sequence[str] = ("attention",),
+                       engines: Sequence[str] = ("inductor",)) -> dict[str, nn.Module]:
+    """``model`` deployed in float32 (first: the reference) and bfloat16, and quantized to int8.
+
+    Args:
+        model: the float32 model.
+        calibration: the int8 calibration batches.
+        compile: run the inductor engine's int8 compiled (False: its reference graph).
+        keep_float: one int8 model per choice, by the first engine: labelled ``int8`` for the first
+            choice, ``int8 (keep_float=...)`` for the others; none when empty.
+        engines: the quantize engines (:data:`splitattn.quantize.QUANTIZE_ENGINES`); each after the
+            first adds ``int8 (ENGINE)``, with the first ``keep_float`` choice.
+    """
     variants = {"float32": deploy(model), "bfloat16": deploy(model, dtype=torch.bfloat16)}
+    if not keep_float:
+        return variants
+    first, *others = engines
     for i, choice in enumerate(keep_float):
         variants["int8" if i == 0 else f"int8 (keep_float={choice})"] = quantize(
-            model, calibration, keep_float=choice, compile=compile)
+            model, calibration, keep_float=choice, compile=compile, engine=first)
+    for engine in others:
+        variants[f"int8 ({engine})"] = quantize(model, calibration, keep_float=keep_float[0], engine=engine)
     return variants
