@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -58,11 +60,12 @@ class BenchRow:
         return asdict(self)
 
 
-def _candidates(config: BenchConfig, mode: str, variants: tuple[str, ...] | None, references: bool) -> list[Candidate]:
+def _candidates(config: BenchConfig, mode: str, variants: tuple[str, ...] | None, references: bool,
+                workdir: Path) -> list[Candidate]:
     if mode not in MODES:
         raise SplitattnError(f"mode must be one of {MODES}, got {mode!r}")
     if mode == "inference":
-        return inference_candidates(config, variants or ("eager", "deploy"), references)
+        return inference_candidates(config, variants or ("eager", "deploy"), references, workdir)
     return training_candidates(config, variants or ("train",), references)
 
 
@@ -90,8 +93,16 @@ def run_config(
 
     ``roof_flops`` (from ``roof.roof_rate``) turns achieved FLOP rates into roof fractions.
     """
+    # The engines' exported files live as long as the configuration: half a GB for a ResNeSt-50's six
+    # files, which a whole run would otherwise pile up until it ends.
+    with tempfile.TemporaryDirectory(prefix="splitattn-bench-") as workdir:
+        return _run(config, mode, variants, warmup, repeats, references, memory, roof_flops, Path(workdir))
+
+
+def _run(config: BenchConfig, mode: str, variants: tuple[str, ...] | None, warmup: int, repeats: int,
+         references: bool, memory: bool, roof_flops: float | None, workdir: Path) -> list[BenchRow]:
     device = torch.device(config.device)
-    candidates = _candidates(config, mode, variants, references)
+    candidates = _candidates(config, mode, variants, references, workdir)
     fns = {c.label: c.fn for c in candidates}
     # Each precision among the candidates gets its roof; the config's own dtype is the base one.
     # The probes run in the same rounds as the models, so they see the same machine load; the
