@@ -220,7 +220,7 @@ def load_package(path: str | os.PathLike) -> AotModel:
 
 
 def check_agreement(model: nn.Module, reference: nn.Module, batches: Sequence[torch.Tensor],
-                    min_agreement: float) -> float:
+                    min_agreement: float, what: str = "the compiled package") -> float:
     """Top-1 agreement of ``model`` with ``reference`` over ``batches``; raises below ``min_agreement``.
 
     Args:
@@ -228,6 +228,7 @@ def check_agreement(model: nn.Module, reference: nn.Module, batches: Sequence[to
         reference: what it must agree with (the float model).
         batches: float32 image batches (the calibration batches).
         min_agreement: the fraction of images (0 to 1) whose top-1 class must agree.
+        what: how the refusal names ``model``.
     """
     same = total = 0
     with torch.no_grad():
@@ -236,7 +237,7 @@ def check_agreement(model: nn.Module, reference: nn.Module, batches: Sequence[to
             total += batch.shape[0]
     agreement = same / max(total, 1)
     if agreement < min_agreement:
-        raise OutputMismatchError(f"the compiled package agrees with the float model on {agreement:.1%} of "
+        raise OutputMismatchError(f"{what} agrees with the float model on {agreement:.1%} of "
                                   f"{total} images' top-1, below {min_agreement:.0%}; not saved")
     return agreement
 

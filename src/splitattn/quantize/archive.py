@@ -63,7 +63,7 @@ def save_quantized(model: QuantizedModel | OpenVinoModel, path: str | os.PathLik
                                  "when it loads (save it without aot)")
         if float_model is not None and check_batches:
             model.info["float_top1_agreement"] = check_agreement(model, float_model.eval(), check_batches,
-                                                                 min_agreement)
+                                                                 min_agreement, "the OpenVINO int8 model")
         return save_openvino(model, path)
     if not isinstance(model, QuantizedModel):
         raise ArgumentTypeError(f"save_quantized takes a model from splitattn.quantize(), got {type(model).__name__}")
