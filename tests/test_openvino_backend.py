@@ -35,13 +35,10 @@ from splitattn.deploy import (
 from splitattn.deploy.cpu_features import native_bfloat16
 from splitattn.errors import MissingFileError, SplitattnError
 from splitattn.quantize import attention_mlp_names, load_quantized, quantize, save_quantized
-from splitattn.training import TrainConfig
 from splitattn.training.inference import load_trained
-from splitattn.training.runtime import Runtime
-from splitattn.training.trainer import Trainer
 
 from .dense_helpers import one_thread
-from .test_quantize import FAMILIES, _family_model
+from .test_quantize import FAMILIES, _family_model, train_on_digits
 
 __all__ = ["one_thread"]  # a fixture, used by name
 
@@ -64,16 +61,7 @@ def _val_batches(trained_model, digits, limit: int) -> list[torch.Tensor]:
 def trained(digits, tmp_path_factory):
     """A resnest14d trained on the digits for 80 steps at 32 px, its checkpoint (as tests/test_quantize.py's
     at 16 px): predictions decisive enough that top-1 agreement means something."""
-    output = tmp_path_factory.mktemp("run")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        config = TrainConfig(data=str(digits), model="resnest14d", output=str(output), epochs=4, batch_size=32,
-                             image_size=SIZE, max_steps_per_epoch=20, lr=0.05, warmup_epochs=0.2, progress=False)
-        Trainer(config, Runtime(torch.device("cpu"))).fit()
-    finally:
-        torch.set_num_threads(threads)
-    return output / "best.pth"
+    return train_on_digits(digits, tmp_path_factory.mktemp("run"), SIZE, epochs=4)
 
 
 @pytest.fixture(scope="module")

@@ -67,19 +67,24 @@ def images(digits) -> list[torch.Tensor]:
     return [images for images, _ in _batches(digits / "val", 32, limit=3)]
 
 
-@pytest.fixture(scope="module")
-def trained(digits, tmp_path_factory):
-    """A resnest14d trained on the digits for 40 steps at 16 px (about 75% top-1), its checkpoint."""
-    output = tmp_path_factory.mktemp("run")
+def train_on_digits(digits: Path, output: Path, image_size: int, epochs: int) -> Path:
+    """A resnest14d trained on the digits for ``epochs`` x 20 steps, on one thread; its best checkpoint."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        config = TrainConfig(data=str(digits), model="resnest14d", output=str(output), epochs=2, batch_size=32,
-                             image_size=SIZE, max_steps_per_epoch=20, lr=0.05, warmup_epochs=0.2, progress=False)
+        config = TrainConfig(data=str(digits), model="resnest14d", output=str(output), epochs=epochs, batch_size=32,
+                             image_size=image_size, max_steps_per_epoch=20, lr=0.05, warmup_epochs=0.2,
+                             progress=False)
         Trainer(config, Runtime(torch.device("cpu"))).fit()
     finally:
         torch.set_num_threads(threads)
     return output / "best.pth"
+
+
+@pytest.fixture(scope="module")
+def trained(digits, tmp_path_factory):
+    """A resnest14d trained on the digits for 40 steps at 16 px (about 75% top-1), its checkpoint."""
+    return train_on_digits(digits, tmp_path_factory.mktemp("run"), SIZE, epochs=2)
 
 
 def _family_model(name: str) -> torch.nn.Module:
