@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -24,11 +25,18 @@ from splitattn.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_interleaved_times_and_summary():
+def test_interleaved_times_and_summary(monkeypatch):
+    import splitattn.bench.timing as timing
+
     calls = []
-    times = interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                              torch.device("cpu"), warmup=1, repeats=2)
-    # a warm-up round, then two timed rounds in which each timed call follows an untimed one of its own
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    times = interleaved_times(fns, torch.device("cpu"), warmup=1, repeats=2)
+    # a warm-up round, then two timed rounds; each timed call follows 0.1 s of untimed ones of its own
+    runs = [(name, len(list(group))) for name, group in itertools.groupby(calls)]
+    assert [name for name, _ in runs] == ["a", "b"] * 3 and all(count > 2 for _, count in runs[2:])
+    calls.clear()
+    monkeypatch.setattr(timing, "SETTLE_SECONDS", 0.0)  # the least settling: one untimed call
+    interleaved_times(fns, torch.device("cpu"), warmup=1, repeats=2)
     assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 2
     assert [len(v) for v in times.values()] == [2, 2]
     calls.clear()

@@ -1,11 +1,13 @@
 """Interleaved timing: candidates take turns (A B C A B C ...) so that load from other processes
 on a shared machine lands on all of them alike and their ratios stay meaningful.
 
-Each timed call follows an untimed one of the same candidate (``settle``): a PyTorch candidate
-leaves its OpenMP threads spinning for a while after it returns, and whatever runs next shares the
-cores with them. Measured: OpenVINO running resnest50 at batch 1 right after a PyTorch candidate
-was 10% slower than the same setup right after another OpenVINO one (AVX-512 EPYC, 2 threads), so
-the order of the candidates, not their speed, decided the ratio. The settling call absorbs that.
+Each timed call follows untimed calls of the same candidate for at least :data:`SETTLE_SECONDS`
+(``settle``): whatever ran before leaves the machine in its own state for a while (a PyTorch
+candidate's OpenMP threads spinning, another engine's thread pool awake), and the next candidate
+pays for it. Measured (AVX-512 EPYC, 2 threads): OpenVINO running resnest50 at batch 1 right after
+a PyTorch candidate was 10% slower than the same setup right after another OpenVINO one; one
+untimed call before each timed one still left 5-11% on a small model (resnest14d, 64 px, 4 ms a
+call), 0.1 s of them none. So the order of the candidates, not their speed, decided the ratios.
 """
 
 from __future__ import annotations
@@ -26,6 +28,19 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+SETTLE_SECONDS = 0.1  # untimed calls before each timed one (at least one call)
+
+
+def _settle(fn: Callable[[], object], device: torch.device) -> None:
+    """Untimed calls of ``fn`` for at least :data:`SETTLE_SECONDS` (one call at least)."""
+    started = time.perf_counter()
+    while True:
+        fn()
+        synchronize(device)
+        if time.perf_counter() - started >= SETTLE_SECONDS:
+            return
+
+
 def interleaved_times(
     fns: Mapping[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int, settle: bool = True
 ) -> dict[str, list[float]]:
@@ -36,8 +51,8 @@ def interleaved_times(
         device: where they run (GPU work is waited for before and after each timed call).
         warmup: untimed rounds first.
         repeats: timed rounds; each gives one time per candidate.
-        settle: in timed rounds, call each candidate once untimed right before its timed call, so
-            it does not pay for the previous candidate's threads (see the module notes).
+        settle: in timed rounds, call each candidate untimed for :data:`SETTLE_SECONDS` right
+            before its timed call, so it does not pay for the previous candidate (module notes).
     """
     if repeats < 1:
         raise SplitattnError(f"repeats must be >= 1, got {repeats}")
@@ -46,7 +61,7 @@ def interleaved_times(
         timed = round_index >= warmup
         for name, fn in fns.items():
             if timed and settle:
-                fn()
+                _settle(fn, device)
             synchronize(device)
             start = time.perf_counter()
             fn()
