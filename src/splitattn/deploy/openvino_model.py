@@ -42,7 +42,7 @@ from ..errors import MissingFileError, SplitattnError
 from .aot import model_info
 from .fixed_batch import FixedBatch
 from .frozen_model import FrozenModel
-from .openvino_runtime import compile_cpu, nncf_quantize, require_openvino, single_images
+from .openvino_runtime import compile_cpu, compiled_precision, nncf_quantize, require_openvino, single_images
 
 FORMAT = "splitattn-openvino/1"
 INFO_KEY = ("splitattn", "info")
@@ -87,7 +87,7 @@ class OpenVinoModel(FrozenModel):
     def float_ops_ran_at(self) -> str:
         """What the plugin computes the float ops in (``f32``, ``bf16``): its answer, not the hint
         (bf16 asked of a CPU without bf16 instructions runs f32)."""
-        return str(self._compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
+        return compiled_precision(self._compiled)
 
     @property
     def int8_layers(self) -> int:

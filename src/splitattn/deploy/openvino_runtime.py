@@ -44,6 +44,12 @@ def compile_cpu(model: Any, config: dict[str, object]) -> Any:
         return ov.Core().compile_model(str(model) if isinstance(model, Path) else model, "CPU", config)
 
 
+def compiled_precision(compiled: Any) -> str:
+    """The inference precision a compiled model really runs its float ops at, in OpenVINO's words
+    (``"f32"``, ``"bf16"``): the plugin answers with what it chose, not with the hint it was given."""
+    return str(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
+
+
 def single_images(batches: Iterable[torch.Tensor]) -> list[np.ndarray]:
     """Calibration batches as one-image arrays: NNCF counts ``subset_size`` in items and collects
     statistics per item, so a batch would count as one image and be reduced as one."""

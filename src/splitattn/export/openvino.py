@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..deploy.openvino_runtime import compile_cpu, nncf_quantize, single_images
+from ..deploy.openvino_runtime import compile_cpu, compiled_precision, nncf_quantize, single_images
 from ..deploy.openvino_runtime import run_compiled as run_openvino
 from ..errors import SplitattnError
 from ..optional import require
@@ -123,12 +123,6 @@ def compile_openvino(path: str | Path, precision: str = "fp32", threads: int | N
     config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
               "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
     return compile_cpu(str(path), config)
-
-
-def compiled_precision(compiled) -> str:
-    """The inference precision a compiled model really runs its float ops at, in OpenVINO's words
-    (``"f32"``, ``"bf16"``): the plugin answers with what it chose, not with the hint it was given."""
-    return str(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
 
 
 def precision_ran(precision: str, compiled) -> str:
