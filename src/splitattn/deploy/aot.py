@@ -39,8 +39,7 @@ from torch import nn
 from ..errors import MissingFileError, OutputMismatchError, SplitattnError
 from ..weights.checkpoint_io import atomic_write
 from .cpu_features import cpu_features
-from .fixed_batch import FixedBatch
-from .frozen_model import FrozenModel
+from .frozen_model import StaticShapeModel
 
 FORMAT = "splitattn-aot/1"
 METADATA = "splitattn.json"
@@ -48,7 +47,7 @@ SAFETY = ("loading a package runs the compiled code (.so) inside it: load only p
           "a torch.export archive (splitattn quantize without --aot) holds no code")
 
 
-class AotModel(FrozenModel):
+class AotModel(StaticShapeModel):
     """A model compiled ahead of time, run by AOTInductor's C++ runner.
 
     Takes and returns float32 like the model it was compiled from; any batch size (padded or split
@@ -57,32 +56,9 @@ class AotModel(FrozenModel):
     """
 
     def __init__(self, runner: Any, info: dict[str, Any], aoti_files: Sequence[Any] = ()) -> None:
-        super().__init__(info, "a compiled package", "compile it")
+        super().__init__(info, "a compiled package", "compile it", runner)
         object.__setattr__(self, "_runner", runner)  # a C++ object, not a module
         object.__setattr__(self, "_aoti_files", list(aoti_files))  # what save_package writes again
-        self.fixed = FixedBatch(_Run(runner), self.batch_size, split=True)
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.info["input_shape"][0])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        expected = tuple(self.info["input_shape"][1:])
-        if x.dtype != torch.float32 or tuple(x.shape[1:]) != expected:
-            raise SplitattnError(f"this package was compiled for float32 images of shape {expected}, got "
-                                 f"{x.dtype} {tuple(x.shape[1:])}; compile it again at that size")
-        return self.fixed(x.contiguous())
-
-
-class _Run(nn.Module):
-    """The runner as a module, for :class:`FixedBatch`."""
-
-    def __init__(self, runner: Any) -> None:
-        super().__init__()
-        object.__setattr__(self, "_runner", runner)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._runner(x)
 
 
 def model_info(model: nn.Module) -> dict[str, Any]:

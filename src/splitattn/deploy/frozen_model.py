@@ -8,11 +8,14 @@ in attributes of a module tree they no longer have. They cannot train: ``train()
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import SplitattnError
+from .fixed_batch import FixedBatch
 
 
 class FrozenModel(nn.Module):
@@ -47,3 +50,43 @@ class FrozenModel(nn.Module):
             raise SplitattnError(f"{self._what} is for inference and cannot train; train the float model, "
                                  f"then {self._remake} again")
         return self
+
+
+class StaticShapeModel(FrozenModel):
+    """A frozen model compiled for one input shape, ``info["input_shape"]`` (an AOT package, an
+    OpenVINO model): it takes float32 images of that size only, and any batch size, padded or split
+    to the compiled one (:class:`FixedBatch`).
+
+    Args:
+        info: the saved record, with ``input_shape`` ``[N, C, H, W]``.
+        what: how messages name the model ("a compiled package").
+        remake: what to do again for another image size or after training ("compile it").
+        run: the compiled computation on one batch of exactly ``N`` images.
+    """
+
+    def __init__(self, info: dict[str, Any], what: str, remake: str,
+                 run: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__(info, what, remake)
+        self.fixed = FixedBatch(_Call(run), self.batch_size, split=True)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.info["input_shape"][0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        expected = tuple(self.info["input_shape"][1:])
+        if x.dtype != torch.float32 or tuple(x.shape[1:]) != expected:
+            raise SplitattnError(f"{self._what[0].upper()}{self._what[1:]} was compiled for float32 images of shape "
+                                 f"{expected}, got {x.dtype} {tuple(x.shape[1:])}; {self._remake} again at that size")
+        return self.fixed(x.contiguous())
+
+
+class _Call(nn.Module):
+    """A compiled computation (a C++ runner, an inference request) as a module, for :class:`FixedBatch`."""
+
+    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        object.__setattr__(self, "_run", run)  # not a module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x)

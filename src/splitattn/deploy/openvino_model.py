@@ -31,7 +31,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,7 @@ from torch import nn
 
 from ..errors import MissingFileError, SplitattnError
 from .aot import model_info
-from .fixed_batch import FixedBatch
-from .frozen_model import FrozenModel
+from .frozen_model import StaticShapeModel
 from .openvino_runtime import compile_cpu, compiled_precision, nncf_quantize, require_openvino, single_images
 
 FORMAT = "splitattn-openvino/1"
@@ -53,7 +52,7 @@ _INT8_RUNTIME = {"i8", "u8"}
 _WEIGHTED_OPS = {"Convolution", "GroupConvolution", "FullyConnected", "MatMul"}
 
 
-class OpenVinoModel(FrozenModel):
+class OpenVinoModel(StaticShapeModel):
     """A network compiled by OpenVINO's CPU plugin, as a module that takes and returns float32 tensors.
 
     Any batch size (padded or split to ``batch_size``, the one it was compiled for), images of the
@@ -66,17 +65,13 @@ class OpenVinoModel(FrozenModel):
     """
 
     def __init__(self, ov_model: Any, info: dict[str, Any], threads: int | None = None) -> None:
-        super().__init__(info, "an OpenVINO model", "deploy or quantize it")
-        self.setup = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
-                      "INFERENCE_PRECISION_HINT": FLOAT_OPS_AT[self.precision]}
-        compiled = compile_cpu(ov_model, self.setup)
+        setup = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+                 "INFERENCE_PRECISION_HINT": FLOAT_OPS_AT[str(info["precision"])]}
+        compiled = compile_cpu(ov_model, setup)
+        super().__init__(info, "an OpenVINO model", "deploy or quantize it", _request_runner(compiled))
+        self.setup = setup
         object.__setattr__(self, "_ov_model", ov_model)  # OpenVINO objects, not modules
         object.__setattr__(self, "_compiled", compiled)
-        self.fixed = FixedBatch(_Infer(compiled), self.batch_size, split=True)
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.info["input_shape"][0])
 
     @property
     def precision(self) -> str:
@@ -101,24 +96,17 @@ class OpenVinoModel(FrozenModel):
         """The modules (``model.named_modules()`` names) int8 left in float."""
         return list(self.info.get("float_layers", []))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        expected = tuple(self.info["input_shape"][1:])
-        if x.dtype != torch.float32 or tuple(x.shape[1:]) != expected:
-            raise SplitattnError(f"this OpenVINO model was compiled for float32 images of shape {expected}, got "
-                                 f"{x.dtype} {tuple(x.shape[1:])}; deploy it again at that size")
-        return self.fixed(x.contiguous())
 
 
-class _Infer(nn.Module):
-    """One synchronous request of the compiled model, as a module for :class:`FixedBatch`."""
+def _request_runner(compiled: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One synchronous inference request of ``compiled``, from a float tensor to a tensor."""
+    request = compiled.create_infer_request()
 
-    def __init__(self, compiled: Any) -> None:
-        super().__init__()
-        object.__setattr__(self, "_request", compiled.create_infer_request())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        result = self._request.infer({0: x.detach().cpu().numpy()}, share_inputs=True)
+    def run(x: torch.Tensor) -> torch.Tensor:
+        result = request.infer({0: x.detach().cpu().numpy()}, share_inputs=True)
         return torch.from_numpy(result[0].copy())  # the request reuses its output buffer on the next call
+
+    return run
 
 
 def _converted(model: nn.Module, shape: Sequence[int]) -> Any:
