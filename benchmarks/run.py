@@ -45,7 +45,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-repeats", type=int, default=3, help="timed rounds per training configuration")
     parser.add_argument("--compile", action="store_true", help="add torch.compile (inductor) candidates; slow")
     parser.add_argument("--aot", action="store_true",
-                        help="add AOTInductor (deploy compile='aot') candidates; minutes of compiling each")
+                        help="add AOTInductor candidates (deploy compile='aot', int8 as save_quantized aot=True "
+                             "writes it); minutes of compiling each")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads for torch and onnxruntime (default: torch's, one per core)")
     sections = parser.add_mutually_exclusive_group()
@@ -164,7 +165,8 @@ def main() -> None:
     timed = run_sections & {"inference", "training", "scaling"}
     roof, probes = roof_rate(torch.device("cpu"), repeats=10) if timed else (None, {})
     variants = ("eager", "deploy", "deploy+jit", *(("deploy+compile",) if args.compile else ()),
-                *(("deploy+aot",) if args.aot else ()), "deploy+bf16", "int8", *ours_on_openvino(),
+                *(("deploy+aot",) if args.aot else ()), "deploy+bf16", "int8", *(("int8+aot",) if args.aot else ()),
+                *ours_on_openvino(),
                 *available_engines(args.engines))
     sections: dict[str, list] = {name: [] for name in SECTIONS}
     start = time.perf_counter()

@@ -23,7 +23,7 @@ INFERENCE_COLUMNS = ("ours eager", "ours deploy", "ours deploy+compile", "ours d
 # Reduced precision, ours and the engines', in a table of its own (each against timm float32 too).
 PRECISION_COLUMNS = ("ours deploy", "ours deploy+compile", "ours deploy+aot", "ours deploy+openvino", "onnx",
                      "openvino", "timm->onnx", "timm->openvino", "ours deploy+bf16", "ours deploy+openvino+bf16",
-                     "openvino+bf16", "ours int8", "ours int8+openvino", "onnx+int8", "openvino+int8",
+                     "openvino+bf16", "ours int8", "ours int8+aot", "ours int8+openvino", "onnx+int8", "openvino+int8",
                      "timm->openvino+int8")
 TRAINING_COLUMNS = ("ours train", "ours train+channels_last", "ours train+ckpt_stage", "ours train+ckpt_block",
                     "official")
@@ -109,9 +109,9 @@ class SpeedTarget:
 
 
 SPEED_TARGETS = (
-    SpeedTarget("int8 vs OpenVINO int8 (NNCF)", ("ours int8",), ("openvino+int8",), "int8",
+    SpeedTarget("int8 vs OpenVINO int8 (NNCF)", ("ours int8", "ours int8+aot"), ("openvino+int8",), "int8",
                 backends=("ours int8+openvino",)),
-    SpeedTarget("int8 vs timm->OpenVINO int8", ("ours int8",), ("timm->openvino+int8",), "int8",
+    SpeedTarget("int8 vs timm->OpenVINO int8", ("ours int8", "ours int8+aot"), ("timm->openvino+int8",), "int8",
                 backends=("ours int8+openvino",)),
     SpeedTarget("fp32, our best vs the faster of ONNX Runtime and OpenVINO",
                 ("ours deploy", "ours deploy+compile", "ours deploy+aot"),

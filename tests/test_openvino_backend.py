@@ -167,10 +167,14 @@ def test_openvino_refusals_name_what_was_wrong(images, tmp_path, trained, digits
         quantize(model, [x], engine="openvino", compile=False)
     with pytest.raises(SplitattnError, match="batch_size is for engines that compile one batch size"):
         quantize(model, [x], batch_size=2)
+    with pytest.raises(SplitattnError, match="attention_inputs='float' is for engines that leave activations' "
+                                             "quantization to us \\(inductor\\)"):
+        quantize(model, [x], engine="openvino", attention_inputs="float")
     with pytest.raises(SplitattnError, match="aot=True compiles with AOTInductor"):
         save_quantized(quantize(model, [x], engine="openvino"), tmp_path / "q.xml", aot=True)
     for flags, message in ((["--aot"], "--aot writes an AOTInductor package (--engine inductor)"),
-                           (["--output", str(tmp_path / "q.pt2")], "--engine openvino writes a .xml file")):
+                           (["--output", str(tmp_path / "q.pt2")], "--engine openvino writes a .xml file"),
+                           (["--attention-inputs", "float"], "--attention-inputs float is for --engine inductor")):
         assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(digits / "train"),
                      "--engine", "openvino", *flags]) == 2
         assert message in capsys.readouterr().err

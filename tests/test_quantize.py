@@ -24,6 +24,7 @@ from splitattn.data import ImageFolderDataset, collate_skipping, eval_transform
 from splitattn.data.calibration import calibration_batches
 from splitattn.deploy import DEPLOY_TOLERANCES, FixedBatch, deploy, read_package_info, relative_error
 from splitattn.deploy.graph_count import counting_graphs
+from splitattn.layers import AttentionLayer, SelectiveKernelAttn, SelectiveKernelConv
 from splitattn.quantize import (
     QuantizedModel,
     attention_mlp_names,
@@ -87,6 +88,33 @@ def trained(digits, tmp_path_factory):
     return train_on_digits(digits, tmp_path_factory.mktemp("run"), SIZE, epochs=2)
 
 
+def _attention_maps(model: torch.nn.Module) -> int:
+    """The feature maps the model's attention layers pool: one per layer, one per branch for SK."""
+    return sum(len(m.paths) if isinstance(m, SelectiveKernelConv) else 0 if isinstance(m, SelectiveKernelAttn) else 1
+               for m in model.modules() if isinstance(m, AttentionLayer))
+
+
+def _pooled_in_int8(quantized: QuantizedModel) -> list[bool]:
+    """For each spatial pooling in the int8 graph (every attention pools its map by a sum over
+    H and W): whether every map it sums comes straight from a dequantize, i.e. was stored in int8."""
+    passing = (torch.ops.aten.view.default, torch.ops.aten.reshape.default, torch.ops.aten.stack.default)
+    found = []
+    for node in quantized.graph.graph.nodes:
+        if node.target != torch.ops.aten.sum.dim_IntList or list(node.args[1]) not in ([-2, -1], [2, 3]):
+            continue
+        sources, todo = [], [node.args[0]]
+        while todo:
+            source = todo.pop()
+            if isinstance(source, (list, tuple)):
+                todo += source
+            elif source.target in passing:
+                todo.append(source.args[0])
+            else:
+                sources.append(source)
+        found.append(all("dequantize_per_tensor" in str(source.target) for source in sources))
+    return found
+
+
 def _family_model(name: str) -> torch.nn.Module:
     # zero_init_last=False: with zero-initialised last BNs every residual branch, attention
     # included, would output exactly zero and a precision check would test only the stem.
@@ -142,6 +170,16 @@ def test_int8_quantize_each_family_within_tolerance(name, images, one_thread):
     assert quantized.float_layers == attention_mlp_names(model) and quantized.float_layers
     assert quantized.int8_layers == len(layers) - len(quantized.float_layers)
     assert quantize(model, images[:1], keep_float="none", compile=False).int8_layers == len(layers)
+    # by default every map an attention pools arrives in int8; attention_inputs="float" keeps them
+    # in float32, within the same tolerance
+    kept = quantize(model, images[:2], compile=False, attention_inputs="float")
+    assert quantized.int8_attention_inputs == _attention_maps(model) > 0 and kept.int8_attention_inputs == 0
+    pooled = _pooled_in_int8(quantized)
+    assert len(pooled) == len(_pooled_in_int8(kept)) == len([m for m in model.modules() if isinstance(
+        m, AttentionLayer) and m.attention_input is not None])  # one pooling per attention
+    assert all(pooled) and not any(_pooled_in_int8(kept))
+    with torch.no_grad():
+        assert 0 < relative_error(kept(x), model(x)) <= INT8_TOLERANCE
 
 
 @needs_torchao
@@ -206,6 +244,9 @@ def test_quantize_refuses_what_it_cannot_serve(images, tmp_path):
         quantize(model, images[:1], keep_float=["layer9.fc1"])
     with pytest.raises(ValueError, match="keep_float must be one of"):
         quantize(model, images[:1], keep_float="attn")
+    with pytest.raises(ValueError, match=r"attention_inputs must be one of \('int8', 'float'\), got 'int'. "
+                                         r"Did you mean 'int8'"):
+        quantize(model, images[:1], attention_inputs="int")
     not_ours = tmp_path / "other.pt2"
     with zipfile.ZipFile(not_ours, "w") as archive:
         archive.writestr("hello.txt", "not a model")
@@ -223,7 +264,10 @@ def test_sensitivity_finds_the_layer_with_outlier_weights(images, one_thread):
     names = [r.name for r in results]
     layers = [n for n, m in deploy(model, fuse="none").named_modules() if isinstance(m, (torch.nn.Conv2d,
                                                                                           torch.nn.Linear))]
-    assert sorted(names) == sorted(layers)
+    maps = [n for n, m in model.named_modules() if isinstance(m, AttentionLayer)]  # each splat layer's conv output
+    assert sorted(names) == sorted(layers + maps) and len(maps) == _attention_maps(model)
+    assert {r.kind for r in results if r.name in maps} == {"attention input"}
+    assert all(30 < r.sqnr_db < 60 for r in results if r.kind == "attention input")  # 8 bits: about 48 dB
     assert [r.sqnr_db for r in results] == sorted(r.sqnr_db for r in results)  # worst first
     worst = results[0]
     assert worst.name == "layer3.0.conv3" and worst.weight_sqnr_db < worst.input_sqnr_db

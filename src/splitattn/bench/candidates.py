@@ -126,9 +126,25 @@ def _quantized(variant: str, model: nn.Module, config: BenchConfig, x: torch.Ten
 
     quantized = quantize(model, calibration(config))  # compiles on its first call
     run = checked_compiled(lambda: _forward(quantized, x, torch.no_grad), "ours int8")
-    setup = {"model": f"quantize(model, {len(calibration(config))} random batches), compiled by inductor",
+    setup = {"model": f"quantize(model, {len(calibration(config))} random batches), compiled by inductor; "
+                      f"{quantized.int8_attention_inputs} attention inputs in int8",
              "threads": torch.get_num_threads(), "graphs": ONE_GRAPH}
     return Candidate("ours int8", run, quantized, observable_memory=False, precision="int8", setup=setup)
+
+
+def _quantized_aot(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor) -> Candidate:
+    """The int8 model as ``save_quantized(aot=True)`` writes it: AOTInductor at the batch's static shape,
+    which calls its kernels from C++ (no dynamo guard, no Python between kernels)."""
+    float32_cpu_only(config, variant)
+    from ..deploy.aot import compile_package
+    from ..quantize import quantize
+
+    quantized = quantize(model, calibration(config), compile=False)  # the graph AOTInductor compiles
+    package = compile_package(quantized.graph, x, {**quantized.info, "precision": "int8"})
+    setup = {"model": f"quantize(model, {len(calibration(config))} random batches), compiled ahead of time "
+                      f"(save_quantized aot=True) at static {list(x.shape)}", "threads": torch.get_num_threads()}
+    return Candidate(f"ours {variant}", _forward(package, x), package, observable_memory=False, precision="int8",
+                     setup=setup)
 
 
 # Ours in each mode and precision; the engines people deploy with follow, from the export table.
@@ -140,6 +156,7 @@ OURS: dict[str, OursBuilder] = {
     "deploy+aot": partial(_deployed, "aot"),  # AOTInductor at the batch's static shape: minutes to compile
     "deploy+bf16": _deployed_bf16,
     "int8": _quantized,
+    "int8+aot": _quantized_aot,  # minutes to compile, as deploy+aot
     # Our deployed network handed to OpenVINO (deploy's backend where it wins), checked as deploy checks
     "deploy+openvino": partial(_deployed_openvino, torch.float32),
     "deploy+openvino+bf16": partial(_deployed_openvino, torch.bfloat16),

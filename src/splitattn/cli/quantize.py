@@ -35,7 +35,15 @@ from torch.utils.data import DataLoader
 from ..data import ImageFolderDataset, collate_skipping
 from ..data.calibration import calibration_batches
 from ..errors import SplitattnError
-from ..quantize import KEEP_FLOAT_CHOICES, QUANTIZE_ENGINES, format_sensitivity, quantize, save_quantized, sensitivity
+from ..quantize import (
+    ATTENTION_INPUT_CHOICES,
+    KEEP_FLOAT_CHOICES,
+    QUANTIZE_ENGINES,
+    format_sensitivity,
+    quantize,
+    save_quantized,
+    sensitivity,
+)
 from ..training.agreement import compare_precisions, precision_variants
 from ..training.inference import load_trained
 
@@ -59,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-float", default="attention", choices=KEEP_FLOAT_CHOICES,
                         help="'attention' leaves the attention MLPs in float, 'none' quantizes them too "
                              "(default: attention)")
+    parser.add_argument("--attention-inputs", default="int8", choices=ATTENTION_INPUT_CHOICES,
+                        help="(--engine inductor) 'int8': the convs feeding each attention write int8, read by "
+                             "its pooling and weighting at a quarter of the bytes; 'float' keeps those maps in "
+                             "float32 (default: int8; --sensitivity lists their rounding noise)")
     parser.add_argument("--sensitivity", type=int, default=10, metavar="N",
                         help="list the N layers that lose most in int8, before quantizing; 0: none (default: 10)")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
@@ -93,6 +105,10 @@ def _check_engine_flags(args: argparse.Namespace) -> None:
     if not args.compile and not engine.reference_graph:
         raise SplitattnError(f"--no-compile runs an uncompiled reference graph, which --engine {args.engine} does not "
                              "have (it always runs compiled)")
+    if args.attention_inputs == "float" and not engine.float_attention_inputs:
+        raise SplitattnError(f"--attention-inputs float is for --engine "
+                             f"{' or '.join(e.name for e in QUANTIZE_ENGINES.values() if e.float_attention_inputs)}; "
+                             f"--engine {args.engine} places its quantizers by its own rules")
     if args.output and Path(args.output).suffix != engine.suffix:
         raise SplitattnError(f"--engine {args.engine} writes a {engine.suffix} file, got --output {args.output}")
 
@@ -111,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     batch = {"batch_size": args.batch_size} if engine.compiles_at_batch else {}
     quantized = quantize(model, calibration, keep_float=args.keep_float, compile=args.compile, engine=args.engine,
-                         **batch)
+                         attention_inputs=args.attention_inputs, **batch)
     quantized.info["pretrained_cfg"]["label_names"] = list(trained.class_names)
     output = Path(args.output) if args.output else _default_output(args.checkpoint, engine.suffix)
     checked = args.aot or engine.checked_on_save

@@ -69,10 +69,15 @@ class AttentionLayer(nn.Module):
       They multiply one vector per image, so int8 would save nothing there and only add rounding
       to the weights that scale a whole feature map: ``splitattn.quantize`` keeps them in float
       by default (its sensitivity report measures the choice).
+    - ``attention_input``: where the feature map that the attention pools comes from: ``""`` the
+      layer's own input (a gate), a submodule's name its output (a conv inside the layer), None
+      when a child attention layer reads it. ``splitattn.quantize`` hands this map over in int8,
+      and its sensitivity report measures what that rounding costs.
     """
 
     deploy_chains: ClassVar[tuple[Chain, ...]] = ()
     attention_mlp: ClassVar[tuple[str, ...]] = ()
+    attention_input: ClassVar[str | None] = ""
     kind: ClassVar[str] = "attention"
     choice_label: ClassVar[str] = "choice"
     title: ClassVar[str] = "attention weights"

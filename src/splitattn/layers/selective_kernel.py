@@ -83,6 +83,7 @@ class SelectiveKernelConv(AttentionLayer):
     """
 
     kind: ClassVar[str] = "sk"
+    attention_input: ClassVar[str | None] = None  # its SelectiveKernelAttn reads the stacked branches
     choice_label: ClassVar[str] = "branch"
     title: ClassVar[str] = "selective kernel: weight of each branch"
 

@@ -55,6 +55,7 @@ class SplitAttnConv2d(AttentionLayer):
                                                   Chain("fc1", "bn1", "act1"))
     kind: ClassVar[str] = "splat"
     attention_mlp: ClassVar[tuple[str, ...]] = ("fc1", "fc2")
+    attention_input: ClassVar[str | None] = "act0"
     choice_label: ClassVar[str] = "split"
     title: ClassVar[str] = "split attention: weight of each split"
 

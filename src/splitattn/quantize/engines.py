@@ -22,8 +22,11 @@ from ..deploy.openvino_model import quantize_openvino
 from ..errors import SplitattnError, one_of
 from .pt2e import check_quantizable, float_layers_of, quantize_pt2e
 
-# (float model, calibration batches, layers left in float, compile, batch size) -> the int8 model
-Quantizer = Callable[[nn.Module, list[torch.Tensor], list[str], bool, int], nn.Module]
+ATTENTION_INPUT_CHOICES = ("int8", "float")
+
+# (float model, calibration batches, layers left in float, compile, batch size, attention inputs in int8)
+# -> the int8 model
+Quantizer = Callable[[nn.Module, list[torch.Tensor], list[str], bool, int, bool], nn.Module]
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class QuantizeEngine:
         reference_graph: ``compile=False`` runs an uncompiled reference graph (the numerical check).
         aot: ``save_quantized(aot=True)`` can write it as an ahead-of-time compiled package.
         checked_on_save: ``save_quantized`` checks it against the float model (it is compiled already).
+        float_attention_inputs: ``attention_inputs="float"`` is ours to choose; without it the engine
+            decides where activations are quantized (NNCF's own rules put them in int8).
     """
 
     name: str
@@ -51,22 +56,24 @@ class QuantizeEngine:
     reference_graph: bool = False
     aot: bool = False
     checked_on_save: bool = False
+    float_attention_inputs: bool = False
 
 
 def _pt2e(model: nn.Module, batches: list[torch.Tensor], float_layers: list[str], compile: bool,
-          _batch_size: int) -> nn.Module:
-    return quantize_pt2e(model, batches, float_layers, compile)
+          _batch_size: int, int8_attention_inputs: bool) -> nn.Module:
+    return quantize_pt2e(model, batches, float_layers, compile, int8_attention_inputs)
 
 
 def _openvino(model: nn.Module, batches: list[torch.Tensor], float_layers: list[str], compile: bool,
-              batch_size: int) -> nn.Module:
+              batch_size: int, _int8_attention_inputs: bool) -> nn.Module:
     # Attention MLPs as matrix products either way: NNCF quantizes MatMul as it does convs.
     deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous")
     return quantize_openvino(deployed, batches, batch_size, float_layers)
 
 
 QUANTIZE_ENGINES: dict[str, QuantizeEngine] = {e.name: e for e in (
-    QuantizeEngine("inductor", _pt2e, ".pt2", "archive", reference_graph=True, aot=True),
+    QuantizeEngine("inductor", _pt2e, ".pt2", "archive", reference_graph=True, aot=True,
+                   float_attention_inputs=True),
     QuantizeEngine("openvino", _openvino, ".xml", "OpenVINO IR", x86_only=False, compiles_at_batch=True,
                    checked_on_save=True),
 )}
@@ -91,6 +98,7 @@ def quantize(
     compile: bool = True,
     engine: str = "inductor",
     batch_size: int | None = None,
+    attention_inputs: str = "int8",
 ) -> nn.Module:
     """An int8 copy of the float32 CPU ``model``, calibrated on ``calibration``.
 
@@ -108,6 +116,10 @@ def quantize(
             saved as ``.pt2``) or ``"openvino"`` (an :class:`~splitattn.deploy.OpenVinoModel`,
             saved as ``.xml``).
         batch_size: (openvino) the batch size compiled; default: the first calibration batch's.
+        attention_inputs: (inductor) ``"int8"`` (default): the convs that feed an attention layer
+            write int8, which its pooling and weighting read at a quarter of the bytes; ``"float"``
+            keeps those maps in float32, at the speed of before (``sensitivity`` lists each map's
+            rounding noise as kind ``"attention input"``).
 
     Returns:
         The int8 model, taking and returning float32 like ``model``; save it with ``save_quantized``.
@@ -124,4 +136,10 @@ def quantize(
         raise SplitattnError(f"batch_size is for engines that compile one batch size "
                              f"({', '.join(e.name for e in QUANTIZE_ENGINES.values() if e.compiles_at_batch)}); "
                              f"engine={engine!r} takes any batch")
-    return chosen.run(model, batches, float_layers_of(model, keep_float), compile, batch_size or batches[0].shape[0])
+    one_of(dict.fromkeys(ATTENTION_INPUT_CHOICES), attention_inputs, "attention_inputs")
+    if attention_inputs == "float" and not chosen.float_attention_inputs:
+        raise SplitattnError(f"attention_inputs='float' is for engines that leave activations' quantization to us "
+                             f"({', '.join(e.name for e in QUANTIZE_ENGINES.values() if e.float_attention_inputs)}); "
+                             f"engine={engine!r} places its quantizers by its own rules")
+    return chosen.run(model, batches, float_layers_of(model, keep_float), compile, batch_size or batches[0].shape[0],
+                      attention_inputs == "int8")

@@ -10,7 +10,8 @@ that have it) with the ReLU and residual add fused in.
 What stays in float is decided per layer, and measured (``sensitivity``): by default the attention
 MLPs the layers declare (``AttentionLayer.attention_mlp``), whose int8 version saves no time and
 rounds the weights that scale whole feature maps. Softmax, sigmoid and the split weighted sum are
-not int8 ops for this quantizer: they run in float between dequantized inputs.
+not int8 ops for this quantizer: they run in float between dequantized inputs, and by default the
+feature map they read arrives in int8 (:mod:`.attention_inputs`).
 
 In torch 2.14 the PT2E entry points live in ``torchao.quantization.pt2e`` (``pip install
 'splitattn[quantize]'``); torchao is imported only here, when a model is quantized.
@@ -100,7 +101,8 @@ class QuantizedModel(FrozenModel):
     ``graph`` computes the int8 network with explicit quantize / dequantize steps in float, which
     is what the compiled int8 kernels compute up to their rounding; ``compiled=False`` runs it as
     is (slow, for checks). Takes and returns float32 like the float model. ``float_layers`` lists
-    the modules left in float, ``int8_layers`` how many convs and linears run in int8.
+    the modules left in float, ``int8_layers`` how many convs and linears run in int8,
+    ``int8_attention_inputs`` how many of their outputs reach an attention in int8.
     """
 
     def __init__(self, graph: nn.Module, info: dict[str, Any], compiled: bool = True) -> None:
@@ -118,6 +120,11 @@ class QuantizedModel(FrozenModel):
     @property
     def int8_layers(self) -> int:
         return int(self.info.get("int8_layers", 0))
+
+    @property
+    def int8_attention_inputs(self) -> int:
+        """How many feature maps reach the attention in int8 (see :mod:`.attention_inputs`)."""
+        return int(self.info.get("int8_attention_inputs", 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.float32:
@@ -142,7 +149,7 @@ def count_int8_layers(graph: nn.Module) -> int:
 
 
 def quantize_pt2e(model: nn.Module, batches: Sequence[torch.Tensor], float_layers: Sequence[str],
-                  compile: bool) -> QuantizedModel:
+                  compile: bool, int8_attention_inputs: bool = True) -> QuantizedModel:
     """The PT2E engine of :func:`splitattn.quantize.quantize` (which checks its arguments first).
 
     Args:
@@ -150,8 +157,10 @@ def quantize_pt2e(model: nn.Module, batches: Sequence[torch.Tensor], float_layer
         batches: the calibration batches (float32, at least one).
         float_layers: module names to leave in float.
         compile: run compiled by inductor, or the converted graph as is (the numerical reference).
+        int8_attention_inputs: the convs feeding the attention write int8 (False: float32).
     """
     pt2e, x86 = _torchao_pt2e()
+    from .attention_inputs import AttentionInputQuantizer  # imports torchao
     float_layers = list(float_layers)
     # The attention MLPs as matrix products while they stay in float (one GEMM each instead of a
     # oneDNN conv on a 1 x 1 map); as convs when any is quantized: the x86 quantizer leaves the
@@ -163,7 +172,9 @@ def quantize_pt2e(model: nn.Module, batches: Sequence[torch.Tensor], float_layer
     # Without VNNI, oneDNN sums pairs of uint8 x int8 products in int16, which saturates on 8-bit
     # activations (measured: logits 30% off the reference graph); 7-bit activations cannot overflow.
     reduce_range = not native_int8()
-    quantizer = x86.X86InductorQuantizer()
+    attention_layers = [name for name, module in deployed.named_modules() if isinstance(module, AttentionLayer)]
+    quantizer = (AttentionInputQuantizer(attention_layers, attention_mlp_names(model)) if int8_attention_inputs
+                 else x86.X86InductorQuantizer())
     quantizer.set_global(x86.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
     for name in float_layers:
         quantizer.set_module_name_qconfig(name, None)
@@ -177,7 +188,9 @@ def quantize_pt2e(model: nn.Module, batches: Sequence[torch.Tensor], float_layer
     info = {"architecture": model.pretrained_cfg.get("architecture") if hasattr(model, "pretrained_cfg") else None,
             "num_classes": getattr(model, "num_classes", 0), "in_chans": getattr(model, "in_chans", 3),
             "pretrained_cfg": _plain(getattr(model, "pretrained_cfg", {})), "float_layers": float_layers,
-            "int8_layers": count_int8_layers(converted), "calibration_images": sum(b.shape[0] for b in batches),
+            "int8_layers": count_int8_layers(converted),
+            "int8_attention_inputs": getattr(quantizer, "annotated_outputs", 0),
+            "calibration_images": sum(b.shape[0] for b in batches),
             "reduce_range": reduce_range}
     return QuantizedModel(converted, info, compiled=compile)
 

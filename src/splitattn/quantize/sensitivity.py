@@ -7,6 +7,9 @@ applies (weights per output channel, symmetric, to [-127, 127]; inputs per tenso
 output's noise-to-signal ratio, in dB (higher is better: 40 dB means the rounding noise is 1% of
 the signal). One float pass and one rounding per layer, so it is cheap enough to run on every
 model; the end-to-end effect of a choice is then measured by quantizing both ways (``compare``).
+
+The feature maps that reach an attention layer in int8 (``quantize(attention_inputs="int8")``) are
+listed too, as kind ``"attention input"``: their SQNR is that of the map's own rounding.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import copy
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..deploy import deploy
+from ..layers import AttentionLayer
 from .pt2e import attention_mlp_names
 
 
@@ -30,7 +35,7 @@ class LayerSensitivity:
     each alone, so a report can tell a badly spread weight from a badly spread activation."""
 
     name: str
-    kind: str  # "conv", "attention MLP", "classifier"
+    kind: str  # "conv", "attention MLP", "classifier", "attention input"
     sqnr_db: float
     weight_sqnr_db: float
     input_sqnr_db: float
@@ -66,10 +71,30 @@ def _apply(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Ten
     return F.linear(x.flatten(1) if x.ndim > 2 else x, weight, layer.bias)
 
 
-def sensitivity(model: nn.Module, calibration: Iterable[torch.Tensor], max_images: int = 32) -> list[LayerSensitivity]:
-    """Every conv and linear of ``model`` (deployed: BatchNorms folded, as it will be quantized), worst first.
+def _attention_input_hooks(model: nn.Module, record: dict[str, list[torch.Tensor]]) -> list[Any]:
+    """Hooks that keep, per attention layer, the feature map its attention pools (``attention_input``)."""
+    handles = []
+    for name, layer in model.named_modules():
+        if not isinstance(layer, AttentionLayer) or layer.attention_input is None:
+            continue
+        record[name] = []
+        if layer.attention_input == "":
+            handles.append(layer.register_forward_pre_hook(
+                lambda _m, args, name=name: record[name].append(args[0].detach())))
+        else:
+            handles.append(layer.get_submodule(layer.attention_input).register_forward_hook(
+                lambda _m, _args, out, name=name: record[name].append(out.detach())))
+    return handles
 
-    Every layer's inputs are held at once, so at most ``max_images`` calibration images are used.
+
+def sensitivity(model: nn.Module, calibration: Iterable[torch.Tensor], max_images: int = 32) -> list[LayerSensitivity]:
+    """Every conv and linear of ``model`` (deployed: BatchNorms folded, as it will be quantized), and
+    every feature map an attention reads, worst first.
+
+    Args:
+        model: the float model.
+        calibration: float32 image batches, preprocessed as for evaluation.
+        max_images: every layer's inputs are held at once, so at most this many images are used.
     """
     # the MLPs as convs: how quantize rounds them when they are quantized (keep_float="none")
     deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous", attention_mlp="conv")
@@ -78,6 +103,8 @@ def sensitivity(model: nn.Module, calibration: Iterable[torch.Tensor], max_image
     inputs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     handles = [layer.register_forward_pre_hook(lambda _m, args, name=name: inputs[name].append(args[0].detach()))
                for name, layer in layers.items()]
+    maps: dict[str, list[torch.Tensor]] = {}
+    handles += _attention_input_hooks(deployed, maps)
     with torch.no_grad():
         used = 0
         for batch in calibration:
@@ -102,6 +129,10 @@ def sensitivity(model: nn.Module, calibration: Iterable[torch.Tensor], max_image
                 _sqnr(reference, _apply(layer, seen, rounded_weight)),
                 _sqnr(reference, _apply(layer, rounded_input, layer.weight)),
                 per_image if isinstance(layer, nn.Conv2d) else int(torch.count_nonzero(layer.weight))))
+        for name, seen_maps in maps.items():
+            seen = torch.cat(seen_maps)
+            rounded = _sqnr(seen, _fake_quant_input(seen, seen.min().item(), seen.max().item()))
+            results.append(LayerSensitivity(name, "attention input", rounded, math.inf, rounded, 0))
     return sorted(results, key=lambda r: r.sqnr_db)
 
 
