@@ -138,9 +138,9 @@ def sensitivity(model: nn.Module, calibration: Iterable[torch.Tensor], max_image
 
 def format_sensitivity(results: list[LayerSensitivity], limit: int = 10) -> str:
     """The ``limit`` worst layers as a table, plus each kind's median SQNR."""
-    lines = [f"{'layer':<32} {'kind':<14} {'SQNR dB':>8} {'weights':>8} {'inputs':>8} {'MMACs':>8}"]
+    lines = [f"{'layer':<32} {'kind':<15} {'SQNR dB':>8} {'weights':>8} {'inputs':>8} {'MMACs':>8}"]
     for r in results[:limit]:
-        lines.append(f"{r.name:<32} {r.kind:<14} {r.sqnr_db:8.1f} {r.weight_sqnr_db:8.1f} {r.input_sqnr_db:8.1f} "
+        lines.append(f"{r.name:<32} {r.kind:<15} {r.sqnr_db:8.1f} {r.weight_sqnr_db:8.1f} {r.input_sqnr_db:8.1f} "
                      f"{r.macs / 1e6:8.2f}")
     by_kind: dict[str, list[float]] = {}
     for r in results:
