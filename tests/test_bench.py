@@ -302,6 +302,22 @@ def test_our_openvino_backend_candidates_record_their_setup_and_precision(tmp_pa
         assert candidate.fn().shape == (2, 1000)
 
 
+def test_int8_aot_candidate_runs_the_int8_network_without_compiling():
+    """The int8 model as save_quantized(aot=True) writes it (whose agreement with the float model
+    test_quantize checks): int8, at a static shape, and nothing compiled when it is called."""
+    pytest.importorskip("torchao")
+    from splitattn.bench.candidates import inference_candidates
+    from splitattn.deploy.graph_count import counting_graphs
+
+    config = BenchConfig("resnest14d", batch_size=2, img_size=32)
+    [candidate] = inference_candidates(config, ("int8+aot",), references=False)
+    assert candidate.label == "ours int8+aot" and candidate.precision == "int8"
+    assert "compiled ahead of time (save_quantized aot=True) at static [2, 3, 32, 32]" in candidate.setup["model"]
+    with counting_graphs() as graphs:
+        out = candidate.fn()
+    assert graphs.count == 0 and out.shape == (2, 1000) and torch.isfinite(out).all()
+
+
 def test_load_time_of_an_int8_package_in_a_fresh_process(tmp_path):
     """An int8 AOT package loads and runs its first batch in a new process without compiling; the
     process's own times fit inside the time its parent saw to its first output."""
