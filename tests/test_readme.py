@@ -135,3 +135,19 @@ def test_every_readme_command_runs_as_written_in_order(tmp_path):
     ran = [line.removeprefix(">>> ") for line in result.stdout.splitlines() if line.startswith(">>> ")]
     assert result.returncode == 0, (f"shell block {ran[-1] if ran else '?'} failed:\n"
                                     f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+
+
+def test_api_pages_show_docstring_roles_as_code():
+    """The docstrings' Sphinx roles (:func:`x`) reach the API pages as code spans, not as written."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("griffe_sphinx_roles", ROOT / "scripts" / "griffe_sphinx_roles.py")
+    roles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(roles)
+    text = ("see :func:`splitattn.quantize.quantize`, :class:`~splitattn.deploy.OpenVinoModel`, "
+            ":mod:`.attention_inputs` and :data:`QUANTIZE_ENGINES`; ``code`` stays")
+    assert roles.without_roles(text) == ("see `splitattn.quantize.quantize`, `OpenVinoModel`, `attention_inputs` "
+                                         "and `QUANTIZE_ENGINES`; ``code`` stays")
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    handler = next(p for p in config["plugins"] if isinstance(p, dict) and "mkdocstrings" in p)["mkdocstrings"]
+    assert "scripts/griffe_sphinx_roles.py:SphinxRoles" in handler["handlers"]["python"]["options"]["extensions"]
