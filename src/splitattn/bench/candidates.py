@@ -136,11 +136,11 @@ def _quantized_aot(variant: str, model: nn.Module, config: BenchConfig, x: torch
     """The int8 model as ``save_quantized(aot=True)`` writes it: AOTInductor at the batch's static shape,
     which calls its kernels from C++ (no dynamo guard, no Python between kernels)."""
     float32_cpu_only(config, variant)
-    from ..deploy.aot import compile_package
     from ..quantize import quantize
+    from ..quantize.archive import compile_quantized_package
 
     quantized = quantize(model, calibration(config), compile=False)  # the graph AOTInductor compiles
-    package = compile_package(quantized.graph, x, {**quantized.info, "precision": "int8"})
+    package = compile_quantized_package(quantized, x)
     setup = {"model": f"quantize(model, {len(calibration(config))} random batches), compiled ahead of time "
                       f"(save_quantized aot=True) at static {list(x.shape)}", "threads": torch.get_num_threads()}
     return Candidate(f"ours {variant}", _forward(package, x), package, observable_memory=False, precision="int8",

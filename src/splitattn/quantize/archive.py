@@ -88,11 +88,17 @@ def save_quantized(model: QuantizedModel | OpenVinoModel, path: str | os.PathLik
     return path
 
 
+def compile_quantized_package(model: QuantizedModel, example: torch.Tensor) -> AotModel:
+    """``model``'s int8 graph compiled ahead of time at ``example``'s shape, loaded and ready to run
+    (what ``save_quantized(aot=True)`` writes, before its check against the float model)."""
+    return compile_package(model.graph, example, {**model.info, "precision": "int8"})
+
+
 def _save_package(model: QuantizedModel, path: Path, example: torch.Tensor, float_model: nn.Module | None,
                   check_batches: Sequence[torch.Tensor], min_agreement: float) -> Path:
     if path.suffix != ".pt2":
         raise SplitattnError(f"a compiled int8 package is saved as a .pt2 file, got {str(path)!r}")
-    package = compile_package(model.graph, example, {**model.info, "precision": "int8"})
+    package = compile_quantized_package(model, example)
     if float_model is not None and check_batches:
         package.info["float_top1_agreement"] = check_agreement(package, float_model.eval(), check_batches,
                                                                min_agreement)
