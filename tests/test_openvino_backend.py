@@ -33,7 +33,7 @@ from splitattn.deploy import (
     save_openvino,
 )
 from splitattn.deploy.cpu_features import native_bfloat16
-from splitattn.errors import MissingFileError, SplitattnError
+from splitattn.errors import MissingFileError, OutputMismatchError, SplitattnError
 from splitattn.quantize import attention_mlp_names, load_quantized, quantize, save_quantized
 from splitattn.training.inference import load_trained
 
@@ -170,11 +170,25 @@ def test_openvino_refusals_name_what_was_wrong(images, tmp_path, trained, digits
     with pytest.raises(SplitattnError, match="attention_inputs='float' is for engines that leave activations' "
                                              "quantization to us \\(inductor\\)"):
         quantize(model, [x], engine="openvino", attention_inputs="float")
+    int8 = quantize(model, [x], engine="openvino")
     with pytest.raises(SplitattnError, match="aot=True compiles with AOTInductor"):
-        save_quantized(quantize(model, [x], engine="openvino"), tmp_path / "q.xml", aot=True)
+        save_quantized(int8, tmp_path / "q.xml", aot=True)
+    # checked against a float model it was not made from, it disagrees, and the refusal names the knob
+    stranger = _family_model("seresnet18").eval()
+    assert float(torch.mean((int8(x).argmax(1) == stranger(x).argmax(1)).float())) < 1
+    with pytest.raises(OutputMismatchError, match=r"agrees with the float model on .* of 2 images' top-1, below 100%; "
+                                                  r"not saved \(min_agreement, --min-agreement"):
+        save_quantized(int8, tmp_path / "q.xml", float_model=stranger, check_batches=[x], min_agreement=1.0)
+    assert not (tmp_path / "q.xml").exists()
+    save_quantized(int8, tmp_path / "q.xml", float_model=stranger, check_batches=[x], min_agreement=0.0)
+    assert load_quantized(tmp_path / "q.xml").info["float_top1_agreement"] < 1
     for flags, message in ((["--aot"], "--aot writes an AOTInductor package (--engine inductor)"),
                            (["--output", str(tmp_path / "q.pt2")], "--engine openvino writes a .xml file"),
-                           (["--attention-inputs", "float"], "--attention-inputs float is for --engine inductor")):
+                           (["--attention-inputs", "float"], "--attention-inputs float is for --engine inductor"),
+                           (["--min-agreement", "95"], "--min-agreement is a fraction of images, 0 to 1, got 95.0")):
         assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(digits / "train"),
                      "--engine", "openvino", *flags]) == 2
         assert message in capsys.readouterr().err
+    assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(digits / "train"),
+                 "--min-agreement", "0.9"]) == 2  # the inductor engine's plain archive is not checked on save
+    assert "the plain archive is not checked (compare it with --val)" in capsys.readouterr().err

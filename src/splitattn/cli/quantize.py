@@ -37,6 +37,7 @@ from ..data.calibration import calibration_batches
 from ..errors import SplitattnError
 from ..quantize import (
     ATTENTION_INPUT_CHOICES,
+    DEFAULT_MIN_AGREEMENT,
     KEEP_FLOAT_CHOICES,
     QUANTIZE_ENGINES,
     format_sensitivity,
@@ -82,6 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "eval and predict load it without compiling; it runs only with this torch on a CPU "
                              "like this one, and loading it runs its compiled code (load only packages you made). "
                              "Default: the portable archive, compiled when loaded")
+    parser.add_argument("--min-agreement", type=float, metavar="FRACTION",
+                        help="(--aot, --engine openvino) the lowest top-1 agreement with float32 on the "
+                             "calibration images at which the model is written, 0 to 1 (default: "
+                             f"{DEFAULT_MIN_AGREEMENT}); the plain archive is not checked on save")
     parser.add_argument("--engine", default="inductor", choices=tuple(QUANTIZE_ENGINES),
                         help="who makes and runs the int8 model: 'inductor' (PyTorch's PT2E flow and oneDNN, "
                              "a .pt2) or 'openvino' (NNCF and OpenVINO's CPU plugin, an .xml IR compiled for "
@@ -109,6 +114,13 @@ def _check_engine_flags(args: argparse.Namespace) -> None:
         raise SplitattnError(f"--attention-inputs float is for --engine "
                              f"{' or '.join(e.name for e in QUANTIZE_ENGINES.values() if e.float_attention_inputs)}; "
                              f"--engine {args.engine} places its quantizers by its own rules")
+    if args.min_agreement is not None:
+        if not 0 <= args.min_agreement <= 1:
+            raise SplitattnError(f"--min-agreement is a fraction of images, 0 to 1, got {args.min_agreement}")
+        if not (args.aot or engine.checked_on_save):
+            checked = " or ".join(e.name for e in QUANTIZE_ENGINES.values() if e.checked_on_save)
+            raise SplitattnError(f"--min-agreement sets the check made when a model is saved compiled (--aot, or "
+                                 f"--engine {checked}); the plain archive is not checked (compare it with --val)")
     if args.output and Path(args.output).suffix != engine.suffix:
         raise SplitattnError(f"--engine {args.engine} writes a {engine.suffix} file, got --output {args.output}")
 
@@ -132,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else _default_output(args.checkpoint, engine.suffix)
     checked = args.aot or engine.checked_on_save
     save_quantized(quantized, output, example=calibration[0], aot=args.aot, float_model=model,
-                   check_batches=calibration if checked else ())
+                   check_batches=calibration if checked else (),
+                   min_agreement=DEFAULT_MIN_AGREEMENT if args.min_agreement is None else args.min_agreement)
     kind = "compiled package" if args.aot else engine.label
     if checked:
         kind += ", checked against float32 on the calibration images"

@@ -214,7 +214,8 @@ def check_agreement(model: nn.Module, reference: nn.Module, batches: Sequence[to
     agreement = same / max(total, 1)
     if agreement < min_agreement:
         raise OutputMismatchError(f"{what} agrees with the float model on {agreement:.1%} of "
-                                  f"{total} images' top-1, below {min_agreement:.0%}; not saved")
+                                  f"{total} images' top-1, below {min_agreement:.0%}; not saved (min_agreement, "
+                                  "--min-agreement in splitattn quantize, sets the threshold)")
     return agreement
 
 

@@ -9,13 +9,14 @@ openvino/nncf (``'splitattn[openvino]'``) are imported when a model is quantized
 package import.
 """
 
-from .archive import is_quantized_archive, load_quantized, save_quantized
+from .archive import DEFAULT_MIN_AGREEMENT, is_quantized_archive, load_quantized, save_quantized
 from .engines import ATTENTION_INPUT_CHOICES, QUANTIZE_ENGINES, QuantizeEngine, quantize
 from .pt2e import KEEP_FLOAT_CHOICES, QuantizedModel, attention_mlp_names, check_quantizable
 from .sensitivity import LayerSensitivity, format_sensitivity, sensitivity
 
 __all__ = [
     "ATTENTION_INPUT_CHOICES",
+    "DEFAULT_MIN_AGREEMENT",
     "KEEP_FLOAT_CHOICES",
     "QUANTIZE_ENGINES",
     "LayerSensitivity",
