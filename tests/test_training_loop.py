@@ -48,17 +48,20 @@ class NoisyPoints(Dataset):
 class Regression(Task):
     """A linear model pulled towards noise around 0; records the passes it ends and can ask to stop after a step."""
 
-    def __init__(self, stop_after: int | None = None, poison_at: int | None = None) -> None:
+    def __init__(self, stop_after: int | None = None, poison_at: int | None = None,
+                 poison_grad_at: int | None = None) -> None:
         torch.manual_seed(0)
         self.model = torch.nn.Linear(3, 1)
         self.stop_signals = StopSignals(lambda _: None)
-        self.stop_after, self.poison_at = stop_after, poison_at
+        self.stop_after, self.poison_at, self.poison_grad_at = stop_after, poison_at, poison_grad_at
         self.passes: list[int] = []
         self.steps = 0
 
     def loss(self, batch: torch.Tensor, step: int):
         noise = 0.1 * torch.randn(len(batch), 1)  # the model's own sampling (dropout): the generators move on
         loss = (self.model(batch) + noise).pow(2).mean()
+        if step == self.poison_grad_at:  # adds 0 to the loss, NaN to the gradient: d sqrt(u) / du at u = 0
+            loss = loss + torch.sqrt(0 * self.model.weight.abs().sum())
         return (loss * float("nan") if step == self.poison_at else loss), {"mse": loss.item()}
 
     def after_step(self) -> None:
@@ -116,6 +119,15 @@ def test_a_non_finite_loss_stops_before_the_weights_change_and_names_the_kept_ch
         _run(task, tmp_path, every=2)
     assert load_checkpoint(tmp_path / LAST)["step"] == 4
     assert task.steps == 4
+
+
+def test_a_non_finite_gradient_under_a_finite_loss_stops_before_the_weights_change(tmp_path):
+    """Checked without gradient clipping too: a kernel can return non-finite gradients for a finite loss."""
+    task = Regression(poison_grad_at=3)
+    with pytest.raises(TrainingDiverged, match=r"the gradient norm is nan at step 3 of 10: stopping\. "
+                                               r"The last good checkpoint \(.*last\.pth, step 2\) is kept"):
+        _run(task, tmp_path, every=2)
+    assert task.steps == 2 and all(torch.isfinite(p).all() for p in task.model.parameters())
 
 
 def test_a_pass_shorter_than_planned_is_refused_not_merged_into_the_next(tmp_path):
