@@ -10,7 +10,7 @@ package import.
 """
 
 from .archive import DEFAULT_MIN_AGREEMENT, is_quantized_archive, load_quantized, save_quantized
-from .engines import ATTENTION_INPUT_CHOICES, QUANTIZE_ENGINES, QuantizeEngine, quantize
+from .engines import ATTENTION_INPUT_CHOICES, QUANTIZE_ENGINES, QuantizeEngine, QuantizeRequest, quantize
 from .pt2e import KEEP_FLOAT_CHOICES, QuantizedModel, attention_mlp_names, check_quantizable
 from .sensitivity import LayerSensitivity, format_sensitivity, sensitivity
 
@@ -21,6 +21,7 @@ __all__ = [
     "QUANTIZE_ENGINES",
     "LayerSensitivity",
     "QuantizeEngine",
+    "QuantizeRequest",
     "QuantizedModel",
     "attention_mlp_names",
     "check_quantizable",

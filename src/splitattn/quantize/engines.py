@@ -24,9 +24,33 @@ from .pt2e import check_quantizable, float_layers_of, quantize_pt2e
 
 ATTENTION_INPUT_CHOICES = ("int8", "float")
 
-# (float model, calibration batches, layers left in float, compile, batch size, attention inputs in int8)
-# -> the int8 model
-Quantizer = Callable[[nn.Module, list[torch.Tensor], list[str], bool, int, bool], nn.Module]
+
+
+@dataclass(frozen=True)
+class QuantizeRequest:
+    """What :func:`quantize` hands an engine once it has checked the arguments: one record, so that
+    a new option is a new field that the engines which do not take it never see.
+
+    Args:
+        model: the float32 CPU model (the engine copies it before changing anything).
+        batches: the calibration batches, float32 (N, C, H, W), at least one.
+        float_layers: module names (``model.named_modules()``) to leave in float.
+        compile: run compiled (False: the uncompiled reference graph, where the engine has one).
+        batch_size: the batch size to compile for, where the engine compiles one.
+        int8_attention_inputs: the convs feeding an attention write int8 (False: float32), where
+            the engine leaves that choice to us.
+    """
+
+    model: nn.Module
+    batches: list[torch.Tensor]
+    float_layers: list[str]
+    compile: bool
+    batch_size: int
+    int8_attention_inputs: bool
+
+
+# a checked request -> the int8 model
+Quantizer = Callable[[QuantizeRequest], nn.Module]
 
 
 @dataclass(frozen=True)
@@ -35,7 +59,7 @@ class QuantizeEngine:
 
     Args:
         name: what ``engine=`` takes.
-        run: the :data:`Quantizer`.
+        run: the :data:`Quantizer`: a :class:`QuantizeRequest` in, the int8 model out.
         suffix: the file ``save_quantized`` writes it to.
         label: what the model saved is, in a sentence (``"archive"``, ``"OpenVINO IR"``).
         x86_only: it quantizes only on x86 processors.
@@ -59,16 +83,15 @@ class QuantizeEngine:
     float_attention_inputs: bool = False
 
 
-def _pt2e(model: nn.Module, batches: list[torch.Tensor], float_layers: list[str], compile: bool,
-          _batch_size: int, int8_attention_inputs: bool) -> nn.Module:
-    return quantize_pt2e(model, batches, float_layers, compile, int8_attention_inputs)
+def _pt2e(request: QuantizeRequest) -> nn.Module:
+    return quantize_pt2e(request.model, request.batches, request.float_layers, request.compile,
+                         request.int8_attention_inputs)
 
 
-def _openvino(model: nn.Module, batches: list[torch.Tensor], float_layers: list[str], compile: bool,
-              batch_size: int, _int8_attention_inputs: bool) -> nn.Module:
+def _openvino(request: QuantizeRequest) -> nn.Module:
     # Attention MLPs as matrix products either way: NNCF quantizes MatMul as it does convs.
-    deployed = deploy(copy.deepcopy(model).eval(), fuse="none", memory_format="contiguous")
-    return quantize_openvino(deployed, batches, batch_size, float_layers)
+    deployed = deploy(copy.deepcopy(request.model).eval(), fuse="none", memory_format="contiguous")
+    return quantize_openvino(deployed, request.batches, request.batch_size, request.float_layers)
 
 
 QUANTIZE_ENGINES: dict[str, QuantizeEngine] = {e.name: e for e in (
@@ -141,5 +164,5 @@ def quantize(
         raise SplitattnError(f"attention_inputs='float' is for engines that leave activations' quantization to us "
                              f"({', '.join(e.name for e in QUANTIZE_ENGINES.values() if e.float_attention_inputs)}); "
                              f"engine={engine!r} places its quantizers by its own rules")
-    return chosen.run(model, batches, float_layers_of(model, keep_float), compile, batch_size or batches[0].shape[0],
-                      attention_inputs == "int8")
+    return chosen.run(QuantizeRequest(model, batches, float_layers_of(model, keep_float), compile,
+                                      batch_size or batches[0].shape[0], attention_inputs == "int8"))
