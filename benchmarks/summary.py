@@ -8,6 +8,7 @@ both probes, so the page can be regenerated rather than retyped.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,9 +143,32 @@ def _target_cell(group: dict[str, dict], target: SpeedTarget, cpu: dict | None, 
     ratio = ours["images_per_s"] / peer["images_per_s"]
     present = [label for label in (*labels, *target.peers) if label in group]
     which = f" ({_short(ours['candidate'])} vs {peer['candidate']})" if len(present) > 2 else ""
-    noise = _noise(group)
-    close = noise is not None and 1 - noise <= ratio < 1
-    return f"{ratio:.2f}x {'met' if ratio >= 1 else 'not met'}{which}{', within the noise' if close else ''}"
+    rounds = _rounds_won(ours, peer)
+    if rounds is None:  # a results file from before rows kept their rounds: the noise control's word
+        noise = _noise(group)
+        close = noise is not None and 1 - noise <= ratio < 1
+        return f"{ratio:.2f}x {'met' if ratio >= 1 else 'not met'}{which}{', within the noise' if close else ''}"
+    won, count = rounds
+    verdict = "met" if ratio >= 1 else "not met" if _slower_beyond_chance(won, count) else "tie"
+    return f"{ratio:.2f}x {verdict}{which}, faster in {won} of {count} rounds"
+
+
+def _rounds_won(ours: dict, peer: dict) -> tuple[int, int] | None:
+    """(rounds ours was at least as fast in, rounds), pairing the two rows' i-th timed rounds; None
+    without per-round times. Paired, the rounds cancel what drifts across a run (the VM's load)."""
+    mine, theirs = ours.get("round_ms"), peer.get("round_ms")
+    if not mine or not theirs or len(mine) != len(theirs):
+        return None
+    return sum(a <= b for a, b in zip(mine, theirs, strict=True)), len(mine)
+
+
+SIGN_TEST_LEVEL = 0.05
+
+
+def _slower_beyond_chance(won: int, rounds: int) -> bool:
+    """The one-sided sign test: winning ``won`` or fewer of ``rounds`` paired rounds has less than a
+    5% chance if both ran equally fast. With 10 rounds that is one win or none; with 5, none."""
+    return sum(math.comb(rounds, k) for k in range(won + 1)) / 2**rounds < SIGN_TEST_LEVEL
 
 
 def _noise(group: dict[str, dict]) -> float | None:
@@ -164,9 +188,14 @@ def targets_table(rows: Sequence[dict], env: dict | None = None, with_backends: 
     counts only in the target's precision (OpenVINO asked for its default computes bf16 where the
     CPU has it, f32 elsewhere: that row is a bf16 peer on one CPU and an fp32 one on the other).
     Where ours or the peer is the faster of several, the cell names both. bf16 on a CPU that lacks
-    it (``env["cpu"]``, :mod:`splitattn.bench.cpu_info`) is marked emulated. The last column is the
-    run's noise, read from the same OpenVINO setup timed twice; a target missed by less than that
-    says "within the noise" (still not met: one run cannot tell).
+    it (``env["cpu"]``, :mod:`splitattn.bench.cpu_info`) is marked emulated.
+
+    A target below 1.0x is "not met" only where the rounds say ours is slower: paired round by
+    round, ours won so few that equal speed would give that less than 5% of the time (a sign
+    test); otherwise it is a "tie", which is not "met" either. Each cell says how many rounds ours
+    won. The last column is the run's noise, read from the same OpenVINO setup timed twice; rows
+    without per-round times (older results files) fall back to it: a target missed by less than
+    that says "within the noise".
     """
     cpu = (env or {}).get("cpu")
     head = ["model", "batch", *(target.name for target in SPEED_TARGETS), "noise: OpenVINO fp32 set up twice"]

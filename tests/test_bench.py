@@ -160,6 +160,29 @@ def test_benchmark_summary_states_each_speed_target_as_met_or_not():
     assert "OpenVINO int8 (NNCF)" not in head and "| 16 | 0.80x not met | 0.83x not met (deploy vs openvino) |" in line
 
 
+def test_a_target_missed_by_a_few_percent_is_a_tie_unless_the_paired_rounds_say_slower():
+    """Rows that keep their rounds are compared round by round (a sign test), not by one median."""
+    summary = _summary_module()
+    tied = [100.0, 99, 103, 99, 101, 102, 97, 100, 104, 99]  # ms per round; equal speed
+    speeds = {"ours int8": ("int8", 9.8), "openvino+int8": ("int8", 10.0),  # 0.98x: ours won 3 of 10 rounds
+              "ours deploy": ("float32", 9.0), "openvino": ("float32", 10.0),  # 0.90x: ours won 1 of 10
+              "ours deploy+bf16": ("bfloat16", 10.5), "openvino+bf16": ("bfloat16", 10.0)}
+    rounds = {"ours int8": tied, "openvino+int8": [99.0, 100, 100, 100, 100, 101, 98, 99, 101, 98],
+              "ours deploy": [111.0] * 9 + [99], "openvino": [100.0] * 10,
+              "ours deploy+bf16": [95.0] * 10, "openvino+bf16": tied}
+    rows = [{**row, "round_ms": rounds[row["candidate"]]} for row in _target_rows(speeds)]
+    head, _, line = ([cell.strip() for cell in row.strip("|").split("|")] for row in
+                     summary.targets_table(rows, {"cpu": AVX512_BF16}).splitlines())
+    cells = dict(zip(head, line, strict=True))
+    assert cells["int8 vs OpenVINO int8 (NNCF)"] == "0.98x tie, faster in 3 of 10 rounds"
+    fp32 = "fp32, our best vs the faster of ONNX Runtime and OpenVINO"
+    assert cells[fp32] == "0.90x not met, faster in 1 of 10 rounds"
+    assert cells["bf16 vs OpenVINO bf16"] == "1.05x met (deploy+bf16 vs openvino+bf16), faster in 10 of 10 rounds"
+    # with five rounds only losing all five is beyond chance (1/32); rounds of unequal count are not paired
+    assert summary._slower_beyond_chance(0, 5) and not summary._slower_beyond_chance(1, 5)
+    assert summary._rounds_won({"round_ms": [1.0, 2.0]}, {"round_ms": [1.0]}) is None
+
+
 def test_speed_targets_count_our_openvino_backend_in_ours_at_best_and_not_in_pytorchs_kernels():
     summary = _summary_module()
     speeds = {"ours int8": ("int8", 7.0), "ours int8+openvino": ("int8", 7.84), "openvino+int8": ("int8", 8.0),

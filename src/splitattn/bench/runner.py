@@ -55,6 +55,9 @@ class BenchRow:
     roof_gflops: float | None = None
     precision: str = "float32"  # what the candidate computes in: float32, bfloat16 or int8
     setup: dict | None = None  # how the candidate was built and configured (engine, shapes, hints, checks)
+    # each timed round's ms, in the order run: the rounds are interleaved, so two rows' i-th times
+    # were taken seconds apart, under the same load (the summary compares them pairwise)
+    round_ms: list[float] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -146,6 +149,7 @@ def _run(config: BenchConfig, mode: str, variants: tuple[str, ...] | None, warmu
             roof_fraction=rate / roof if roof else None,
             roof_gflops=roof / 1e9 if roof else None,
             precision=precision_of[label], setup=setups.get(label),
+            round_ms=[seconds * 1e3 for seconds in times[label]],
         ))
     return rows
 
