@@ -45,6 +45,7 @@ from ..quantize import (
     save_quantized,
     sensitivity,
 )
+from ..quantize.engines import engines_that
 from ..training.agreement import compare_precisions, precision_variants
 from ..training.inference import load_trained
 
@@ -103,7 +104,7 @@ def _default_output(checkpoint: str, suffix: str) -> Path:
 def _check_engine_flags(args: argparse.Namespace) -> None:
     """Refuse the flags the chosen engine does not take, before anything is loaded."""
     engine = QUANTIZE_ENGINES[args.engine]
-    others = [e.name for e in QUANTIZE_ENGINES.values() if e.aot]
+    others = engines_that("aot")
     if args.aot and not engine.aot:
         raise SplitattnError(f"--aot writes an AOTInductor package (--engine {' or '.join(others)}); "
                              f"--engine {args.engine} writes an {engine.label}")
@@ -112,15 +113,15 @@ def _check_engine_flags(args: argparse.Namespace) -> None:
                              "have (it always runs compiled)")
     if args.attention_inputs == "float" and not engine.float_attention_inputs:
         raise SplitattnError(f"--attention-inputs float is for --engine "
-                             f"{' or '.join(e.name for e in QUANTIZE_ENGINES.values() if e.float_attention_inputs)}; "
+                             f"{' or '.join(engines_that('float_attention_inputs'))}; "
                              f"--engine {args.engine} places its quantizers by its own rules")
     if args.min_agreement is not None:
         if not 0 <= args.min_agreement <= 1:
             raise SplitattnError(f"--min-agreement is a fraction of images, 0 to 1, got {args.min_agreement}")
         if not (args.aot or engine.checked_on_save):
-            checked = " or ".join(e.name for e in QUANTIZE_ENGINES.values() if e.checked_on_save)
             raise SplitattnError(f"--min-agreement sets the check made when a model is saved compiled (--aot, or "
-                                 f"--engine {checked}); the plain archive is not checked (compare it with --val)")
+                                 f"--engine {' or '.join(engines_that('checked_on_save'))}); the plain archive is not "
+                                 "checked (compare it with --val)")
     if args.output and Path(args.output).suffix != engine.suffix:
         raise SplitattnError(f"--engine {args.engine} writes a {engine.suffix} file, got --output {args.output}")
 

@@ -102,6 +102,12 @@ QUANTIZE_ENGINES: dict[str, QuantizeEngine] = {e.name: e for e in (
 )}
 
 
+def engines_that(capability: str) -> list[str]:
+    """The names of the engines whose record has ``capability`` (a boolean field, ``"aot"``...): what a
+    refusal offers instead."""
+    return [engine.name for engine in QUANTIZE_ENGINES.values() if getattr(engine, capability)]
+
+
 def _checked_batches(calibration: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     batches = list(calibration)
     if not batches:
@@ -157,12 +163,12 @@ def quantize(
         raise SplitattnError(f"batch_size must be >= 1, got {batch_size}")
     if batch_size is not None and not chosen.compiles_at_batch:
         raise SplitattnError(f"batch_size is for engines that compile one batch size "
-                             f"({', '.join(e.name for e in QUANTIZE_ENGINES.values() if e.compiles_at_batch)}); "
+                             f"({', '.join(engines_that('compiles_at_batch'))}); "
                              f"engine={engine!r} takes any batch")
     one_of(dict.fromkeys(ATTENTION_INPUT_CHOICES), attention_inputs, "attention_inputs")
     if attention_inputs == "float" and not chosen.float_attention_inputs:
         raise SplitattnError(f"attention_inputs='float' is for engines that leave activations' quantization to us "
-                             f"({', '.join(e.name for e in QUANTIZE_ENGINES.values() if e.float_attention_inputs)}); "
+                             f"({', '.join(engines_that('float_attention_inputs'))}); "
                              f"engine={engine!r} places its quantizers by its own rules")
     return chosen.run(QuantizeRequest(model, batches, float_layers_of(model, keep_float), compile,
                                       batch_size or batches[0].shape[0], attention_inputs == "int8"))
