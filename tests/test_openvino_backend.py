@@ -177,7 +177,7 @@ def test_openvino_refusals_name_what_was_wrong(images, tmp_path, trained, digits
     stranger = _family_model("seresnet18").eval()
     assert float(torch.mean((int8(x).argmax(1) == stranger(x).argmax(1)).float())) < 1
     with pytest.raises(OutputMismatchError, match=r"agrees with the float model on .* of 2 images' top-1, below 100%; "
-                                                  r"not saved \(min_agreement, --min-agreement"):
+                                                  r"not saved \(min_agreement sets the threshold\)"):
         save_quantized(int8, tmp_path / "q.xml", float_model=stranger, check_batches=[x], min_agreement=1.0)
     assert not (tmp_path / "q.xml").exists()
     save_quantized(int8, tmp_path / "q.xml", float_model=stranger, check_batches=[x], min_agreement=0.0)

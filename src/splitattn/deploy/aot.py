@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import MissingFileError, OutputMismatchError, SplitattnError
+from ..interface import option
 from ..weights.checkpoint_io import atomic_write
 from .cpu_features import cpu_features
 from .frozen_model import StaticShapeModel
@@ -214,8 +215,8 @@ def check_agreement(model: nn.Module, reference: nn.Module, batches: Sequence[to
     agreement = same / max(total, 1)
     if agreement < min_agreement:
         raise OutputMismatchError(f"{what} agrees with the float model on {agreement:.1%} of "
-                                  f"{total} images' top-1, below {min_agreement:.0%}; not saved (min_agreement, "
-                                  "--min-agreement in splitattn quantize, sets the threshold)")
+                                  f"{total} images' top-1, below {min_agreement:.0%}; not saved "
+                                  f"({option('min_agreement')} sets the threshold)")
     return agreement
 
 
