@@ -29,8 +29,8 @@ import splitattn
 from splitattn.bench import environment
 from splitattn.bench.cpu_info import cpu_description, cpu_line
 from splitattn.deploy import deploy
+from splitattn.deploy.onnx_runtime import session_options
 from splitattn.export import export_checked
-from splitattn.export.onnx import session_options
 from splitattn.export.openvino import compile_cpu
 
 KINDS = ("convolution", "matrix product", "pooling/reduction", "softmax", "element-wise", "quantize/reorder",

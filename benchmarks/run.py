@@ -69,16 +69,24 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def ours_on_openvino() -> tuple[str, ...]:
-    """Our OpenVINO backend's variants (deploy compile='openvino', quantize engine='openvino') where
-    openvino and nncf are installed; a note where not."""
+# Our backends on other engines: the packages each needs, and the variants that run on it.
+BACKENDS = {"OpenVINO": (("openvino", "nncf"), ("deploy+openvino", "deploy+openvino+bf16", "int8+openvino")),
+            "onnxruntime": (("onnxruntime", "onnx"), ("deploy+onnxruntime",))}
+
+
+def ours_on(backend: str) -> tuple[str, ...]:
+    """Our ``backend``'s variants (deploy compile='openvino' or 'onnxruntime', quantize engine='openvino')
+    where its packages are installed; a note where not."""
     import importlib.util
 
-    missing = [package for package in ("openvino", "nncf") if importlib.util.find_spec(package) is None]
+    packages, variants = BACKENDS[backend]
+    missing = [package for package in packages if importlib.util.find_spec(package) is None]
     if missing:
-        print(f"left out our OpenVINO backend: no {', '.join(missing)} (pip install 'splitattn[openvino]')", flush=True)
+        extra = "openvino" if backend == "OpenVINO" else "export"
+        print(f"left out our {backend} backend: no {', '.join(missing)} (pip install 'splitattn[{extra}]')",
+              flush=True)
         return ()
-    return ("deploy+openvino", "deploy+openvino+bf16", "int8+openvino")
+    return variants
 
 
 def available_engines(engines: list[str]) -> list[str]:
@@ -120,7 +128,7 @@ def precision_rows(checkpoint: Path, quick: bool) -> list[dict]:
     loader = DataLoader(ImageFolderDataset(root / "val", transform, class_names=trained.class_names), 64,
                         collate_fn=collate_skipping)
     calibration = calibration_batches(root / "train", model, count=64 if quick else 256, batch_size=32)
-    engines = ("inductor", "openvino") if ours_on_openvino() else ("inductor",)
+    engines = ("inductor", "openvino") if ours_on("OpenVINO") else ("inductor",)
     models = precision_variants(model, calibration, keep_float=("attention", "none"), engines=engines)
     return [{"model": trained.model_name, "checkpoint": str(checkpoint), "precision": r.label, "top1": r.top1,
              "agreement": r.agreement, "images": r.images} for r in compare_precisions(models, loader)]
@@ -166,7 +174,7 @@ def main() -> None:
     roof, probes = roof_rate(torch.device("cpu"), repeats=10) if timed else (None, {})
     variants = ("eager", "deploy", "deploy+jit", *(("deploy+compile",) if args.compile else ()),
                 *(("deploy+aot",) if args.aot else ()), "deploy+bf16", "int8", *(("int8+aot",) if args.aot else ()),
-                *ours_on_openvino(),
+                *(variant for backend in BACKENDS for variant in ours_on(backend)),
                 *available_engines(args.engines))
     sections: dict[str, list] = {name: [] for name in SECTIONS}
     start = time.perf_counter()

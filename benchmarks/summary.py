@@ -19,13 +19,13 @@ from splitattn.bench.engines import NOISE_CONTROL
 
 HERE = Path(__file__).resolve().parent
 INFERENCE_COLUMNS = ("ours eager", "ours deploy", "ours deploy+compile", "ours deploy+aot", "ours deploy+jit",
-                     "ours deploy+openvino", "onnx", "openvino", "openvino again", "timm->onnx", "timm->openvino",
-                     "official")
+                     "ours deploy+openvino", "ours deploy+onnxruntime", "onnx", "openvino", "openvino again",
+                     "timm->onnx", "timm->openvino", "official")
 # Reduced precision, ours and the engines', in a table of its own (each against timm float32 too).
-PRECISION_COLUMNS = ("ours deploy", "ours deploy+compile", "ours deploy+aot", "ours deploy+openvino", "onnx",
-                     "openvino", "timm->onnx", "timm->openvino", "ours deploy+bf16", "ours deploy+openvino+bf16",
-                     "openvino+bf16", "ours int8", "ours int8+aot", "ours int8+openvino", "onnx+int8", "openvino+int8",
-                     "timm->openvino+int8")
+PRECISION_COLUMNS = ("ours deploy", "ours deploy+compile", "ours deploy+aot", "ours deploy+openvino",
+                     "ours deploy+onnxruntime", "onnx", "openvino", "timm->onnx", "timm->openvino", "ours deploy+bf16",
+                     "ours deploy+openvino+bf16", "openvino+bf16", "ours int8", "ours int8+aot", "ours int8+openvino",
+                     "onnx+int8", "openvino+int8", "timm->openvino+int8")
 TRAINING_COLUMNS = ("ours train", "ours train+channels_last", "ours train+ckpt_stage", "ours train+ckpt_block",
                     "official")
 
@@ -95,7 +95,8 @@ class SpeedTarget:
     ``peers`` that computes in ``precision``; met when ours is at least as fast.
 
     ``ours`` are the paths on PyTorch's own kernels; ``backends`` the same precision through our
-    OpenVINO backend (``deploy(compile="openvino")``, ``quantize(engine="openvino")``), which count in
+    OpenVINO and onnxruntime backends (``deploy(compile="openvino")``, ``quantize(engine="openvino")``,
+    ``deploy(compile="onnxruntime")``), which count in
     "ours at best", the model splitattn hands a user, and not in "PyTorch's kernels alone".
     ``native`` names a precision that is a target only where the CPU computes it natively: on a CPU
     without it the cell says "emulated, not a target" rather than "not met".
@@ -116,7 +117,8 @@ SPEED_TARGETS = (
                 backends=("ours int8+openvino",)),
     SpeedTarget("fp32, our best vs the faster of ONNX Runtime and OpenVINO",
                 ("ours deploy", "ours deploy+compile", "ours deploy+aot"),
-                ("onnx", "openvino", "timm->onnx", "timm->openvino"), "float32", backends=("ours deploy+openvino",)),
+                ("onnx", "openvino", "timm->onnx", "timm->openvino"), "float32",
+                backends=("ours deploy+openvino", "ours deploy+onnxruntime")),
     SpeedTarget("bf16 vs OpenVINO bf16", ("ours deploy+bf16",), ("openvino+bf16", "openvino", "timm->openvino"),
                 "bfloat16", native="bfloat16", backends=("ours deploy+openvino+bf16",)),
 )
@@ -313,8 +315,8 @@ def tables(results: dict) -> dict[str, str]:
         found["Reduced precision (images/s x timm float32 eager; the roofs in GFLOP/s of each precision):"] = \
             reduced_precision_table(results["inference"])
         where = cpu_line(env.get("cpu"))
-        found[f"Speed targets on {where} (ours at best, our OpenVINO backend included / the peer, images/s; met "
-              "when at least 1.00x):"] = targets_table(results["inference"], env)
+        found[f"Speed targets on {where} (ours at best, our OpenVINO and onnxruntime backends included / the peer, "
+              "images/s; met when at least 1.00x):"] = targets_table(results["inference"], env)
         found[f"The same targets with PyTorch's own kernels alone (deploy, compile, AOT, int8 through inductor) "
               f"on {where}:"] = targets_table(results["inference"], env, with_backends=False)
         if any(row.get("setup") for row in results["inference"]):

@@ -24,6 +24,7 @@ from ..errors import SplitattnError
 from ..factory import create_model
 from .compile_check import checked_compiled
 from .config import DTYPES, BenchConfig, Candidate, calibration, float32_cpu_only
+from .engine_setup import onnx_setup
 from .engines import engine_candidate, engine_variants
 from .references import reference_builders
 from .timm_engines import TIMM_ENGINES, timm_engine_candidate
@@ -120,6 +121,16 @@ def _quantized_openvino(variant: str, model: nn.Module, config: BenchConfig, x: 
     return _openvino_candidate(f"ours {variant}", quantized, x, how)
 
 
+def _deployed_onnxruntime(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor) -> Candidate:
+    """Our deployed network run by onnxruntime (:class:`~splitattn.deploy.OnnxRuntimeModel`), its setup recorded."""
+    float32_cpu_only(config, variant)
+    deployed = deploy(model, batch_size=config.batch_size, example_input=x, compile="onnxruntime")
+    setup = {"model": f"deploy(batch_size={config.batch_size}, example_input=x, compile='onnxruntime')",
+             **onnx_setup(deployed.threads, f"static {deployed.info['input_shape']} (exported at that shape)")}
+    return Candidate(f"ours {variant}", _forward(deployed, x), deployed, observable_memory=False, precision="float32",
+                     setup=setup)
+
+
 def _quantized(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor) -> Candidate:
     float32_cpu_only(config, variant)
     from ..quantize import quantize
@@ -157,10 +168,11 @@ OURS: dict[str, OursBuilder] = {
     "deploy+bf16": _deployed_bf16,
     "int8": _quantized,
     "int8+aot": _quantized_aot,  # minutes to compile, as deploy+aot
-    # Our deployed network handed to OpenVINO (deploy's backend where it wins), checked as deploy checks
+    # Our deployed network handed to an engine (deploy's backends, where they win), checked as deploy checks
     "deploy+openvino": partial(_deployed_openvino, torch.float32),
     "deploy+openvino+bf16": partial(_deployed_openvino, torch.bfloat16),
     "int8+openvino": _quantized_openvino,
+    "deploy+onnxruntime": _deployed_onnxruntime,
 }
 
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..deploy.onnx_runtime import BATCH_DIM, onnx_session, run_onnx
 from ..export.format import Run
-from ..export.onnx import BATCH_DIM, onnx_session, run_onnx
 from ..export.openvino import PRECISION_HINTS, compile_cpu, compiled_precision, precision_ran, run_openvino
 
 Setup = dict[str, object]
@@ -61,7 +61,7 @@ def _openvino(path: Path, precision: str, shape: tuple[int, ...], threads: int) 
 
 
 def onnx_setup(threads: int, shape: str) -> Setup:
-    """The recorded setup of a session made with ``export.onnx.session_options``."""
+    """The recorded setup of a session made with ``deploy.onnx_runtime.session_options``."""
     import onnxruntime as ort
 
     return {"engine": f"onnxruntime {ort.__version__} CPUExecutionProvider", "input": shape,

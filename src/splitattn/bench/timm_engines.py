@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..deploy.onnx_runtime import onnx_session, run_onnx
 from ..deploy.openvino_runtime import nncf_quantize
 from ..errors import SplitattnError
-from ..export.onnx import onnx_session, run_onnx
 from ..export.openvino import compile_cpu, run_openvino
 from .config import BenchConfig, Candidate, calibration, float32_cpu_only
 from .engine_setup import Setup, onnx_setup, openvino_setup

@@ -18,8 +18,8 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint",
                         help="checkpoint of splitattn train, weights file (.pth/.safetensors), int8 model or compiled "
                              "package (.pt2: a package runs its compiled code, load only your own), OpenVINO model of "
-                             "deploy or quantize --engine openvino (.xml) or model repository (hf-hub:org/repo, "
-                             "local-dir:PATH)")
+                             "deploy or quantize --engine openvino (.xml), onnxruntime model of deploy (.onnx) or "
+                             "model repository (hf-hub:org/repo, local-dir:PATH)")
     source.add_argument("--pretrained", metavar="WEIGHTS",
                         help="weights as create_model(pretrained=...) takes them: 'published' (the --model's "
                              "published weights, fetched once into the cache), a name.tag (resnest50.in1k), a file, "

@@ -37,6 +37,7 @@ from .fixed_batch import FixedBatch
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
 from .fuse import pack_and_fuse
 from .memory_format import MEMORY_FORMATS, resolve_memory_format
+from .onnxruntime_model import OnnxRuntimeModel, compile_onnxruntime, load_onnxruntime, save_onnxruntime
 from .openvino_model import OpenVinoModel, compile_openvino, load_openvino, quantize_openvino, save_openvino
 from .packed_conv import PackedConv2d, onednn_unavailable_reason
 from .precision import DEPLOY_TOLERANCE, DEPLOY_TOLERANCES, cast_floats, compute_in, warn_if_bfloat16_is_emulated
@@ -60,22 +61,26 @@ __all__ = [
     "Compiler",
     "Deployment",
     "FixedBatch",
+    "OnnxRuntimeModel",
     "OpenVinoModel",
     "PackedConv2d",
     "PooledLinear",
     "attention_mlps_as_matmuls",
+    "compile_onnxruntime",
     "compile_openvino",
     "count_batchnorms",
     "deploy",
     "deployment_of",
     "fold_batchnorms",
     "fold_bn_into_conv",
+    "load_onnxruntime",
     "load_openvino",
     "load_package",
     "pack_and_fuse",
     "quantize_openvino",
     "read_package_info",
     "relative_error",
+    "save_onnxruntime",
     "save_openvino",
     "save_package",
     "strip_training_modules",
@@ -246,7 +251,10 @@ def deploy(
             compiling; other batch sizes are padded or split to it) or ``"openvino"`` (OpenVINO's
             CPU plugin at ``example_input``'s static shape, in float32 or ``dtype=torch.bfloat16``:
             an :class:`OpenVinoModel` that ``save_openvino`` writes as an IR; needs
-            ``pip install 'splitattn[openvino]'``).
+            ``pip install 'splitattn[openvino]'``) or ``"onnxruntime"`` (onnxruntime's CPU
+            provider on the network exported at ``example_input``'s static shape, float32: an
+            :class:`OnnxRuntimeModel` that ``save_onnxruntime`` writes as one ``.onnx`` file; needs
+            ``pip install 'splitattn[export]'``).
         fuse: ``"onednn"`` packs every conv's weight for oneDNN once and fuses the ReLUs and
             residual adds into the convs (CPU, float32 or bfloat16); ``"none"`` keeps standard
             ``nn.Conv2d`` modules, which exporters and compilers need; ``"auto"`` is ``"onednn"``

@@ -70,6 +70,15 @@ def _openvino(model: nn.Module, example: torch.Tensor | None, dtype: torch.dtype
     return compile_openvino(model, example, PRECISION_OF_DTYPE[dtype])
 
 
+def _onnxruntime(model: nn.Module, example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
+    """onnxruntime's CPU provider on the network exported at the example's static shape (:mod:`.onnxruntime_model`)."""
+    from .onnxruntime_model import compile_onnxruntime
+
+    if example is None:
+        raise SplitattnError("compile='onnxruntime' exports for one input shape and needs example_input")
+    return compile_onnxruntime(model, example)
+
+
 def _jit(model: nn.Module, example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
     """Trace, freeze and ``optimize_for_inference`` (which fuses conv + ReLU through oneDNN)."""
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -85,6 +94,7 @@ COMPILERS: dict[str | None, Compiler] = {c.name: c for c in (
     Compiler("aot", _aot, needs_example=True),
     Compiler("openvino", _openvino, needs_example=True, sets_precision=True,
              precisions=(torch.float32, torch.bfloat16)),
+    Compiler("onnxruntime", _onnxruntime, needs_example=True, precisions=(torch.float32,)),
 )}
 
 

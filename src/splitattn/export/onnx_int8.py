@@ -5,7 +5,7 @@
 QuantizeLinear/DequantizeLinear pairs around the float ops. QDQ is the form every int8-capable
 ONNX runtime reads (onnxruntime's CPU and TensorRT providers, OpenVINO): each fuses the pairs into
 its own int8 kernels, and a runtime without them still runs the file, in float. The fp32 file is
-written first, in a temporary folder, by :func:`~splitattn.export.onnx.export_onnx`.
+written first, in a temporary folder, by :func:`~splitattn.deploy.onnx_runtime.export_onnx`.
 
 The same file errs more on x86 CPUs without VNNI (AVX2 only): onnxruntime's int8 kernels there
 multiply-add pairs into saturating int16 (``vpmaddubsw``). On seresnet18 at 64 px that was 9.6e-2

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..deploy.aot import AotModel, check_agreement, compile_package, load_package, read_package_info, save_package
+from ..deploy.onnxruntime_model import OnnxRuntimeModel, load_onnxruntime
 from ..deploy.openvino_model import OpenVinoModel, load_openvino, save_openvino
 from ..errors import ArgumentTypeError, MissingFileError, SplitattnError
 from ..weights.checkpoint_io import atomic_write
@@ -109,30 +110,36 @@ def _save_package(model: QuantizedModel, path: Path, example: torch.Tensor, floa
     return save_package(package, path)
 
 
-SAVED_SUFFIXES = (".pt2", ".xml")
+# Files another engine runs, by suffix, and how each is loaded (the metadata inside says the rest).
+ENGINE_FILES = {".xml": load_openvino, ".onnx": load_onnxruntime}
+SAVED_SUFFIXES = (".pt2", *ENGINE_FILES)
 
 
 def is_quantized_archive(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a file of ``save_quantized`` (or ``save_package``, ``save_openvino``) by
-    its suffix: a ``.pt2`` archive or compiled package, or an OpenVINO ``.xml``."""
+    """Whether ``path`` names a file of ``save_quantized`` (or ``save_package``, ``save_openvino``,
+    ``save_onnxruntime``) by its suffix: a ``.pt2`` archive or compiled package, an OpenVINO
+    ``.xml`` or an onnxruntime ``.onnx``."""
     return str(path).endswith(SAVED_SUFFIXES)
 
 
-def load_quantized(path: str | os.PathLike, compile: bool = True) -> QuantizedModel | AotModel | OpenVinoModel:
-    """A model written by ``save_quantized`` (or ``save_package``, ``save_openvino``), ready to run.
+def load_quantized(path: str | os.PathLike,
+                   compile: bool = True) -> QuantizedModel | AotModel | OpenVinoModel | OnnxRuntimeModel:
+    """A model written by ``save_quantized`` (or ``save_package``, ``save_openvino``,
+    ``save_onnxruntime``), ready to run.
 
     An archive's graph is compiled on its first call unless ``compile=False``; a compiled package
     (told by its metadata, read without loading it) runs at once, without compiling, and
     ``compile`` does not apply. Loading a package runs its compiled code: load only packages you
-    made (an archive holds no code, nor does an OpenVINO ``.xml``, which OpenVINO compiles as it loads).
+    made (an archive holds no code, nor does an OpenVINO ``.xml`` or an ``.onnx`` file, which their
+    engines compile as they load).
 
     Args:
-        path: the ``.pt2`` or ``.xml`` file.
+        path: the ``.pt2``, ``.xml`` or ``.onnx`` file.
         compile: compile an archive's int8 graph with inductor on first call (False: run it as is).
     """
     path = Path(path)
-    if path.suffix == ".xml":
-        return load_openvino(path)
+    if path.suffix in ENGINE_FILES:
+        return ENGINE_FILES[path.suffix](path)
     if not path.is_file():
         raise MissingFileError(f"no quantized model at {path}")
     if read_package_info(path) is not None:

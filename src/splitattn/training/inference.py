@@ -62,8 +62,9 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
     classes has ImageNet-1k's when its classifier has 1000 outputs (every published file is one),
     else its indices as names. Nothing is unpickled. For a
     repository (``hf-hub:org/repo``, ``local-dir:PATH``) the same comes from its ``config.json``,
-    for an int8 model of ``splitattn quantize`` (``.pt2``, or ``.xml`` from its OpenVINO engine) or a
-    compiled package from the metadata inside it.
+    for an int8 model of ``splitattn quantize`` (``.pt2``, or ``.xml`` from its OpenVINO engine), a
+    compiled package or a saved engine model (``save_openvino``'s ``.xml``, ``save_onnxruntime``'s
+    ``.onnx``) from the metadata inside it.
     The returned model's ``pretrained_cfg`` is updated to match, so ``save_pretrained`` keeps it.
     """
     if is_quantized_archive(checkpoint):  # an int8 model of `splitattn quantize`: its metadata says it all
@@ -106,7 +107,7 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
                    interpolation or trained.get("interpolation") or cfg.interpolation)
 
 
-WEIGHT_SUFFIXES = frozenset({".pth", ".pt", ".bin", ".safetensors", ".pt2", ".xml", ".ckpt"})
+WEIGHT_SUFFIXES = frozenset({".pth", ".pt", ".bin", ".safetensors", ".pt2", ".xml", ".onnx", ".ckpt"})
 
 
 def load_published(model_name: str | None, pretrained: str | os.PathLike = PUBLISHED, image_size: int | None = None,
