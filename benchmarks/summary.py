@@ -7,9 +7,9 @@ both probes, so the page can be regenerated rather than retyped.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,8 +341,12 @@ def summary(results: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    path = Path(argv[0]) if argv else HERE / "results.json"
+    parser = argparse.ArgumentParser(description="The benchmark's tables and target verdicts, from a results file.")
+    parser.add_argument("results", nargs="?", type=Path, default=HERE / "results.json",
+                        help="a .json file of benchmarks/run.py or splitattn bench (default: benchmarks/results.json)")
+    path = parser.parse_args(argv).results
+    if not path.is_file():
+        parser.error(f"no results file at {path}")
     print(summary(json.loads(path.read_text())))
 
 
