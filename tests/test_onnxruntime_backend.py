@@ -102,7 +102,7 @@ def test_onnxruntime_refusals_name_what_was_wrong(tmp_path):
     with pytest.raises(MissingFileError, match="no onnxruntime model at"):
         load_onnxruntime(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf")
-    with pytest.raises(SplitattnError, match="junk.onnx could not be read as an ONNX model"):
+    with pytest.raises(SplitattnError, match=r"junk\.onnx could not be read as an ONNX model"):
         load_onnxruntime(tmp_path / "junk.onnx")
     from splitattn.export import export_checked
 
