@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -31,6 +29,7 @@ from splitattn.quantize import load_quantized
 from splitattn.training.inference import load_trained
 
 from .dense_helpers import one_thread
+from .fresh_process import eval_in_fresh_process
 from .test_quantize import FAMILIES, _family_model, train_on_digits
 
 __all__ = ["one_thread"]  # a fixture, used by name
@@ -67,12 +66,7 @@ def test_a_saved_onnxruntime_model_evaluates_as_the_trained_model_in_a_fresh_pro
     capsys.readouterr()  # the training run's report
     assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(digits / "val"), "--json"]) == 0
     float_result = json.loads(capsys.readouterr().out)
-    child = subprocess.run([sys.executable, "-c", (
-        "import json, sys; from splitattn.cli import main; "
-        f"sys.exit(main(['eval', '--checkpoint', {str(output)!r}, '--data', {str(digits / 'val')!r}, '--json', "
-        "'--batch-size', '50']))")], capture_output=True, text=True, timeout=300)
-    assert child.returncode == 0, child.stderr[-2000:]
-    result = json.loads(child.stdout)
+    result = eval_in_fresh_process(output, digits / "val")
     assert result["images"] == float_result["images"] > 300
     assert abs(result["top1"] - float_result["top1"]) <= 0.6  # float32 both: at most a near-tie or two flips
     loaded = load_trained(output)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
-import subprocess
-import sys
 from xml.etree import ElementTree
 
 import pytest
@@ -38,6 +36,7 @@ from splitattn.quantize import attention_mlp_names, load_quantized, quantize, sa
 from splitattn.training.inference import load_trained
 
 from .dense_helpers import one_thread
+from .fresh_process import eval_in_fresh_process
 from .test_quantize import FAMILIES, _family_model, train_on_digits
 
 __all__ = ["one_thread"]  # a fixture, used by name
@@ -124,12 +123,7 @@ def test_quantize_command_writes_an_openvino_ir_that_eval_reads_in_a_fresh_proce
     assert ElementTree.parse(output).getroot().tag == "net"  # a graph in XML and raw weights: no code to run
     assert main(["eval", "--checkpoint", str(trained), "--data", str(digits / "val"), "--json"]) == 0
     float_result = json.loads(capsys.readouterr().out)
-    child = subprocess.run([sys.executable, "-c", (
-        "import json, sys; from splitattn.cli import main; "
-        f"sys.exit(main(['eval', '--checkpoint', {str(output)!r}, '--data', {str(digits / 'val')!r}, '--json', "
-        "'--batch-size', '50']))")], capture_output=True, text=True, timeout=300)
-    assert child.returncode == 0, child.stderr[-2000:]
-    result = json.loads(child.stdout)
+    result = eval_in_fresh_process(output, digits / "val")
     assert result["images"] == float_result["images"] > 300
     assert abs(result["top1"] - float_result["top1"]) <= 2.5  # as the inductor engine's int8
     loaded = load_trained(output)
