@@ -84,6 +84,9 @@ def test_onnxruntime_refusals_name_what_was_wrong(tmp_path):
         deploy(model, compile="onnxruntime")
     with pytest.raises(SplitattnError, match=r"compile must be one of .*got 'onnxrutime'. Did you mean 'onnxruntime'"):
         deploy(model, compile="onnxrutime", example_input=x)
+    with pytest.raises(SplitattnError, match=r"compile='onnxruntime' runs on the CPU, and the model is on meta: "
+                                             r"deploy model.cpu\(\) with a CPU example_input"):
+        deploy(_family_model("resnest14d").to("meta"), compile="onnxruntime", example_input=x)
     deployed = deploy(model, compile="onnxruntime", example_input=x)
     with pytest.raises(SplitattnError, match=r"compiled for float32 images of shape \(3, 16, 16\), got torch.float32 "
                                              r"\(3, 32, 32\); deploy it again at that size"):

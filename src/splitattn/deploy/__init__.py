@@ -112,6 +112,14 @@ def _validate(compile: str | None, fuse: str, batch_size: int, dtype: torch.dtyp
     return compiler
 
 
+def _check_device(model: nn.Module, compiler: Compiler) -> None:
+    """A CPU engine is handed a CPU model: elsewhere tracing would fail on a device mismatch, deep inside."""
+    devices = {tensor.device.type for tensor in (*model.parameters(), *model.buffers())}
+    if compiler.cpu_only and devices - {"cpu"}:
+        raise SplitattnError(f"compile={compiler.name!r} runs on the CPU, and the model is on "
+                             f"{', '.join(sorted(devices - {'cpu'}))}: deploy model.cpu() with a CPU example_input")
+
+
 def _reference_outputs(model: nn.Module, example_input: torch.Tensor | None) -> Any:
     """Eval-mode outputs on ``example_input``, taken before anything is folded (None without an example)."""
     if example_input is None:
@@ -274,6 +282,7 @@ def deploy(
         The deployed model, with a :class:`Deployment` record (``deployment_of(result)``).
     """
     compiler = _validate(compile, fuse, batch_size, dtype, example_input, attention_mlp)
+    _check_device(model, compiler)
     deployed = (model if inplace else copy.deepcopy(model)).eval()
     reference = _reference_outputs(deployed, example_input)
     matmuls = _strip_for_inference(deployed, attention_mlp)

@@ -33,6 +33,8 @@ class Compiler:
         sets_precision: it is handed the float32 model and computes in ``dtype`` by its own means
             (an engine's precision setting), instead of running a model ``deploy`` cast.
         precisions: the dtypes it computes in, where it cannot take every dtype ``deploy`` does.
+        cpu_only: an engine for the CPU (OpenVINO's CPU plugin, onnxruntime's CPU provider), so a
+            model elsewhere is refused before anything is traced.
     """
 
     name: str | None
@@ -41,6 +43,7 @@ class Compiler:
     traces: bool = True
     sets_precision: bool = False
     precisions: tuple[torch.dtype, ...] | None = None
+    cpu_only: bool = False
 
 
 def _eager(model: nn.Module, _example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
@@ -93,8 +96,8 @@ COMPILERS: dict[str | None, Compiler] = {c.name: c for c in (
     Compiler("jit", _jit, needs_example=True),
     Compiler("aot", _aot, needs_example=True),
     Compiler("openvino", _openvino, needs_example=True, sets_precision=True,
-             precisions=(torch.float32, torch.bfloat16)),
-    Compiler("onnxruntime", _onnxruntime, needs_example=True, precisions=(torch.float32,)),
+             precisions=(torch.float32, torch.bfloat16), cpu_only=True),
+    Compiler("onnxruntime", _onnxruntime, needs_example=True, precisions=(torch.float32,), cpu_only=True),
 )}
 
 
