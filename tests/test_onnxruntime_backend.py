@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ from splitattn.deploy import (
     relative_error,
     save_onnxruntime,
 )
-from splitattn.errors import MissingFileError, SplitattnError
+from splitattn.errors import MissingFileError, MissingPackageError, SplitattnError
 from splitattn.quantize import load_quantized
 from splitattn.training.inference import load_trained
 
@@ -110,3 +111,10 @@ def test_onnxruntime_refusals_name_what_was_wrong(tmp_path):
     with torch.no_grad():  # what was saved is what runs: the same outputs after a round trip
         saved = load_onnxruntime(save_onnxruntime(deployed, tmp_path / "model.onnx"))
         assert torch.equal(saved(x), deployed(x)) and saved.info == deployed.info
+
+
+def test_without_onnxruntime_the_backend_names_the_extra_that_installs_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an import of a missing package meets
+    with pytest.raises(MissingPackageError, match=r"compile='onnxruntime' needs the optional package 'onnxruntime': "
+                                                  r"pip install 'splitattn\[export\]'"):
+        deploy(_family_model("resnest14d"), compile="onnxruntime", example_input=torch.zeros(1, 3, SIZE, SIZE))
