@@ -69,9 +69,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-# Our backends on other engines: the packages each needs, and the variants that run on it.
-BACKENDS = {"OpenVINO": (("openvino", "nncf"), ("deploy+openvino", "deploy+openvino+bf16", "int8+openvino")),
-            "onnxruntime": (("onnxruntime", "onnx"), ("deploy+onnxruntime",))}
+# Our backends on other engines: the packages each needs, the extra that installs them, and the
+# variants that run on it.
+BACKENDS = {"OpenVINO": (("openvino", "nncf"), "openvino",
+                         ("deploy+openvino", "deploy+openvino+bf16", "int8+openvino")),
+            "onnxruntime": (("onnxruntime", "onnx"), "export", ("deploy+onnxruntime",))}
 
 
 def ours_on(backend: str) -> tuple[str, ...]:
@@ -79,10 +81,9 @@ def ours_on(backend: str) -> tuple[str, ...]:
     where its packages are installed; a note where not."""
     import importlib.util
 
-    packages, variants = BACKENDS[backend]
+    packages, extra, variants = BACKENDS[backend]
     missing = [package for package in packages if importlib.util.find_spec(package) is None]
     if missing:
-        extra = "openvino" if backend == "OpenVINO" else "export"
         print(f"left out our {backend} backend: no {', '.join(missing)} (pip install 'splitattn[{extra}]')",
               flush=True)
         return ()

@@ -69,6 +69,16 @@ def model_info(model: nn.Module) -> dict[str, Any]:
             "in_chans": getattr(model, "in_chans", 3), "pretrained_cfg": plain(cfg)}
 
 
+def static_shape_record(model: nn.Module, info: dict[str, Any] | None, shape: Sequence[int],
+                        **fields: Any) -> dict[str, Any]:
+    """What a model compiled for one input ``shape`` records: ``info`` (default: :func:`model_info`),
+    ``fields``, the shape, and the shape's image size as its preprocessing input size, the only size
+    it takes (eval and predict preprocess to what the model records)."""
+    record = {**(info if info is not None else model_info(model)), **fields, "input_shape": list(shape)}
+    record["pretrained_cfg"] = {**record.get("pretrained_cfg", {}), "input_size": list(shape[1:])}
+    return record
+
+
 def _build_info() -> dict[str, Any]:
     """Where a package can run: the torch it links against and the CPU features it may use."""
     return {"torch": torch.__version__, "machine": platform.machine(), "host": platform.node(),
@@ -84,10 +94,7 @@ def compile_package(model: nn.Module, example: torch.Tensor, info: dict[str, Any
         info: metadata to record (default: classes and input settings read from ``model``).
     """
     example = example.detach().float().contiguous()
-    record = {**(info if info is not None else model_info(model)), **_build_info(),
-              "input_shape": list(example.shape), "format": FORMAT}
-    # the only size it takes: eval and predict preprocess to what the package records
-    record["pretrained_cfg"] = {**record.get("pretrained_cfg", {}), "input_size": list(example.shape[1:])}
+    record = static_shape_record(model, info, example.shape, **_build_info(), format=FORMAT)
     with torch.no_grad(), quiet_compiler():  # no_grad: freezing (constant weights) applies to inference only
         program = torch.export.export(model, (example,))  # no dynamic_shapes: every dimension static
         files = torch._inductor.aot_compile(program.module(), (example,),

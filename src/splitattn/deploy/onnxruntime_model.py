@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import MissingFileError, SplitattnError
 from ..weights.checkpoint_io import atomic_write
-from .aot import model_info
+from .aot import static_shape_record
 from .frozen_model import StaticShapeModel
 from .onnx_runtime import export_onnx, onnx_session, require_onnxruntime, run_onnx
 
@@ -89,11 +89,7 @@ def compile_onnxruntime(model: nn.Module, example: torch.Tensor, info: dict[str,
         threads: intra-op threads (default: torch's).
     """
     require_onnxruntime("compile='onnxruntime'")
-    shape = list(example.shape)
-    record = {**(info if info is not None else model_info(model)), "format": FORMAT, "precision": "fp32",
-              "input_shape": shape}
-    # the only size it takes: eval and predict preprocess to what the model records
-    record["pretrained_cfg"] = {**record.get("pretrained_cfg", {}), "input_size": shape[1:]}
+    record = static_shape_record(model, info, example.shape, format=FORMAT, precision="fp32")
     with tempfile.TemporaryDirectory(prefix="splitattn-onnxruntime-") as scratch:
         # The TorchScript exporter: 2 s for a ResNeSt-50 on two cores against 6 s through torch.export,
         # and onnxruntime ran the two files within 1% of each other (docs/benchmarks.md).

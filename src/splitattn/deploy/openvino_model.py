@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..errors import MissingFileError, SplitattnError
-from .aot import model_info
+from .aot import static_shape_record
 from .frozen_model import StaticShapeModel
 from .openvino_runtime import compile_cpu, compiled_precision, nncf_quantize, require_openvino, single_images
 
@@ -128,14 +128,6 @@ def _converted(model: nn.Module, shape: Sequence[int]) -> Any:
     return ov_model
 
 
-def _record(model: nn.Module, shape: Sequence[int], precision: str, info: dict[str, Any] | None) -> dict[str, Any]:
-    record = {**(info if info is not None else model_info(model)), "format": FORMAT, "precision": precision,
-              "input_shape": list(shape)}
-    # the only size it takes: eval and predict preprocess to what the model records
-    record["pretrained_cfg"] = {**record.get("pretrained_cfg", {}), "input_size": list(shape[1:])}
-    return record
-
-
 def compile_openvino(model: nn.Module, example: torch.Tensor, precision: str = "fp32",
                      info: dict[str, Any] | None = None) -> OpenVinoModel:
     """``model`` (a deployed float32 network) compiled by OpenVINO for inputs shaped like ``example``.
@@ -149,7 +141,8 @@ def compile_openvino(model: nn.Module, example: torch.Tensor, precision: str = "
     if precision not in ("fp32", "bf16"):
         raise SplitattnError(f"OpenVINO deploys in fp32 or bf16, got {precision!r} (int8: quantize(engine='openvino'))")
     shape = tuple(example.shape)
-    return OpenVinoModel(_converted(model, shape), _record(model, shape, precision, info))
+    record = static_shape_record(model, info, shape, format=FORMAT, precision=precision)
+    return OpenVinoModel(_converted(model, shape), record)
 
 
 def _ignored_scope(names: Sequence[str]) -> Any:
@@ -189,7 +182,7 @@ def quantize_openvino(model: nn.Module, calibration: Iterable[torch.Tensor], bat
                               advanced_parameters=AdvancedQuantizationParameters(disable_bias_correction=True),
                               **({"ignored_scope": ignored} if ignored is not None else {}))
     quantized.reshape(list(shape))
-    record = _record(model, shape, "int8", info)
+    record = static_shape_record(model, info, shape, format=FORMAT, precision="int8")
     record.update(calibration_images=len(images), float_layers=list(float_layers))
     return OpenVinoModel(quantized, record)
 

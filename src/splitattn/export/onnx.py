@@ -11,14 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..deploy.onnx_runtime import EXPORTERS, export_onnx, onnx_session, run_onnx
-from ..optional import require
+from ..deploy.onnx_runtime import EXPORTERS, export_onnx, onnx_session, require_onnxruntime, run_onnx
 from .compare import worst_relative_error
 from .format import FP32_TOLERANCE, INT8_TOLERANCE, ExportFormat, Run
 
 
 def _require(module: str):
-    return require(module, "ONNX export", "export")
+    return require_onnxruntime("ONNX export", module)
 
 
 def check_onnx(path: str | Path, model: nn.Module, inputs: list[torch.Tensor], tolerance: float = 1e-4) -> float:
