@@ -27,11 +27,11 @@ def reference_model(name: str, num_classes: int = 1000, in_chans: int = 3, outpu
 def reference_on_meta(name: str, num_classes: int = 1000, in_chans: int = 3, output_stride: int = 32) -> nn.Module:
     """The reference's model on the meta device: its architecture (shapes, counts), no weights."""
     with torch.device("meta"):
-        return _reference(get_model_entry(name).reference, name, num_classes, in_chans, output_stride)
+        return _reference(name, num_classes, in_chans, output_stride)
 
 
-def _reference(reference: str, name: str, num_classes: int, in_chans: int, output_stride: int) -> nn.Module:
-    if reference == "official":
+def _reference(name: str, num_classes: int, in_chans: int, output_stride: int) -> nn.Module:
+    if get_model_entry(name).reference == "official":
         dilation = {32: {}, 16: {"dilation": 2}, 8: {"dilated": True}}[output_stride]
         model = getattr(resnest_torch, name)(num_classes=num_classes, **dilation)
         if in_chans != 3:
