@@ -340,11 +340,16 @@ def test_our_onnxruntime_backend_candidate_records_its_setup(tmp_path):
     assert ours.setup["graph_optimization_level"] == "ORT_ENABLE_ALL" and ours.fn().shape == (2, 1000)
 
 
-def test_int8_aot_candidate_runs_the_int8_network_without_compiling():
+def test_int8_aot_candidate_runs_without_compiling_here_and_when_loaded_in_a_fresh_process(tmp_path):
     """The int8 model as save_quantized(aot=True) writes it (whose agreement with the float model
-    test_quantize checks): int8, at a static shape, and nothing compiled when it is called."""
+    test_quantize checks), the one package the benchmark both times and loads: int8, at a static
+    shape, nothing compiled when it is called; saved, a new process loads it and runs its first batch
+    without compiling either, and that process's own times fit inside the time its parent saw to
+    its first output (the load-time row's measurement)."""
     pytest.importorskip("torchao")
     from splitattn.bench.candidates import inference_candidates
+    from splitattn.bench.load_time import time_first_output
+    from splitattn.deploy import save_package
     from splitattn.deploy.graph_count import counting_graphs
 
     config = BenchConfig("resnest14d", batch_size=2, img_size=32)
@@ -354,28 +359,22 @@ def test_int8_aot_candidate_runs_the_int8_network_without_compiling():
     with counting_graphs() as graphs:
         out = candidate.fn()
     assert graphs.count == 0 and out.shape == (2, 1000) and torch.isfinite(out).all()
-
-
-def test_load_time_of_an_int8_package_in_a_fresh_process(tmp_path):
-    """An int8 AOT package loads and runs its first batch in a new process without compiling; the
-    process's own times fit inside the time its parent saw to its first output."""
-    from splitattn.bench.load_time import load_times
-
-    [row] = load_times(BenchConfig("resnest14d", batch_size=1, img_size=32), ("int8",), tmp_path, threads=1)
-    assert row.graphs_compiled_at_load == 0
-    assert 0 < row.import_s + row.load_and_first_batch_s <= row.process_to_first_output_s
-    assert row.package_mb > 1 and "int8" in row.package
-    assert (tmp_path / "resnest14d-int8-b1-32px.pt2").is_file()
+    path = save_package(candidate.model, tmp_path / "resnest14d-int8-b2-32px.pt2")
+    measured = time_first_output(path, (2, 3, 32, 32), threads=1)
+    assert measured["graphs"] == 0 and measured["output_shape"] == [2, 1000]
+    assert 0 < measured["import_s"] + measured["load_and_first_batch_s"] <= measured["process_to_first_output_s"]
 
 
 def test_load_time_of_an_openvino_int8_model_in_a_fresh_process(tmp_path):
-    """The OpenVINO int8 IR loads (OpenVINO compiles it) and runs its first batch in a new process, with
-    no dynamo graph; its size counts the weights file beside the .xml."""
+    """A load-time row: the OpenVINO int8 IR loads (OpenVINO compiles it) and runs its first batch in a
+    new process, with no dynamo graph, inside the time the parent saw; its size counts the weights
+    file beside the .xml."""
     pytest.importorskip("nncf")
     from splitattn.bench.load_time import load_times
 
     [row] = load_times(BenchConfig("resnest14d", batch_size=1, img_size=32), ("int8-openvino",), tmp_path, threads=1)
-    assert row.graphs_compiled_at_load == 0 and "OpenVINO IR" in row.package
+    assert row.graphs_compiled_at_load == 0 and "OpenVINO IR" in row.package and row.build_s > 0
+    assert 0 < row.import_s + row.load_and_first_batch_s <= row.process_to_first_output_s
     weights = tmp_path / "resnest14d-int8-openvino-b1-32px.bin"
     assert weights.is_file() and row.package_mb * 2**20 > weights.stat().st_size
 

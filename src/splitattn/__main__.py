@@ -1,7 +1,5 @@
 """``python -m splitattn`` runs the command line (also what ``torchrun -m splitattn`` starts)."""
 
-import sys
+from .cli import run_and_exit
 
-from .cli import main
-
-sys.exit(main())
+run_and_exit()

@@ -23,7 +23,7 @@ from ..deploy import deploy
 from ..errors import SplitattnError
 from ..factory import create_model
 from .compile_check import checked_compiled
-from .config import DTYPES, BenchConfig, Candidate, calibration, float32_cpu_only
+from .config import DTYPES, BenchConfig, Candidate, calibration, float32_cpu_only, int8_aot_package
 from .engine_setup import onnx_setup
 from .engines import engine_candidate, engine_variants
 from .references import reference_builders
@@ -147,11 +147,7 @@ def _quantized_aot(variant: str, model: nn.Module, config: BenchConfig, x: torch
     """The int8 model as ``save_quantized(aot=True)`` writes it: AOTInductor at the batch's static shape,
     which calls its kernels from C++ (no dynamo guard, no Python between kernels)."""
     float32_cpu_only(config, variant)
-    from ..quantize import quantize
-    from ..quantize.archive import compile_quantized_package
-
-    quantized = quantize(model, calibration(config), compile=False)  # the graph AOTInductor compiles
-    package = compile_quantized_package(quantized, x)
+    package = int8_aot_package(model, config, x)
     setup = {"model": f"quantize(model, {len(calibration(config))} random batches), compiled ahead of time "
                       f"(save_quantized aot=True) at static {list(x.shape)}", "threads": torch.get_num_threads()}
     return Candidate(f"ours {variant}", _forward(package, x), package, observable_memory=False, precision="int8",

@@ -73,3 +73,13 @@ def float32_cpu_only(config: BenchConfig, variant: str) -> None:
 def calibration(config: BenchConfig) -> list[torch.Tensor]:
     """Random batches to calibrate int8 candidates on: their ranges matter here, not their accuracy."""
     return [config.example(seed=1 + i) for i in range(CALIBRATION_BATCHES)]
+
+
+def int8_aot_package(model: nn.Module, config: BenchConfig, x: torch.Tensor) -> nn.Module:
+    """``model`` quantized on :func:`calibration` and compiled ahead of time at ``x``'s shape: what
+    ``save_quantized(aot=True)`` writes, before its check against the float model. The benchmark's
+    ``int8+aot`` candidate runs it and its load-time row saves it, so both measure one package."""
+    from ..quantize import quantize
+    from ..quantize.archive import compile_quantized_package
+
+    return compile_quantized_package(quantize(model, calibration(config), compile=False), x)

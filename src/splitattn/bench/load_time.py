@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import SplitattnError
 from ..factory import create_model
-from .config import BenchConfig, calibration
+from .config import BenchConfig, calibration, int8_aot_package
 
 # The child process: its stdout's first line is its first output, a JSON record of its own times.
 CHILD = """
@@ -68,10 +68,9 @@ class LoadTime:
 
 
 def _int8_package(model: nn.Module, config: BenchConfig, x: torch.Tensor, path: Path) -> Path:
-    from ..quantize import quantize, save_quantized
+    from ..deploy import save_package
 
-    quantized = quantize(model, calibration(config))
-    return save_quantized(quantized, path, x, aot=True)
+    return save_package(int8_aot_package(model, config, x), path)
 
 
 def _fp32_package(model: nn.Module, config: BenchConfig, x: torch.Tensor, path: Path) -> Path:
