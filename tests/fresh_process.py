@@ -12,9 +12,8 @@ from typing import Any
 
 def eval_in_fresh_process(checkpoint: Path, data: Path, batch_size: int = 50) -> dict[str, Any]:
     """``splitattn eval --checkpoint CHECKPOINT --data DATA --json`` in a new Python process; its report."""
-    child = subprocess.run([sys.executable, "-c", (
-        "import sys; from splitattn.cli import main; "
-        f"sys.exit(main(['eval', '--checkpoint', {str(checkpoint)!r}, '--data', {str(data)!r}, '--json', "
-        f"'--batch-size', '{batch_size}']))")], capture_output=True, text=True, timeout=300)
+    child = subprocess.run([sys.executable, "-m", "splitattn", "eval", "--checkpoint", str(checkpoint), "--data",
+                            str(data), "--json", "--batch-size", str(batch_size)],
+                           capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, child.stderr[-2000:]
     return json.loads(child.stdout)
