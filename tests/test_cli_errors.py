@@ -39,11 +39,12 @@ def test_an_unexpected_runtime_error_keeps_its_traceback():
     script = textwrap.dedent("""
         import sys
         import torch
-        from splitattn.cli import main
+        from splitattn.cli import run_and_exit  # the splitattn executable's entry point
 
         original = torch.nn.Conv2d.forward
         torch.nn.Conv2d.forward = lambda self, x: original(self, x[:, :1])  # the bug: one channel of three
-        sys.exit(main(["summary", "resnest14d", "--input", "3x32x32"]))
+        sys.argv = ["splitattn", "summary", "resnest14d", "--input", "3x32x32"]
+        run_and_exit()
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == FAILURE.code == 1
