@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import SplitattnError
+
+if TYPE_CHECKING:
+    from ..deploy import AotModel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CALIBRATION_BATCHES = 4  # of the benchmark's batch size (random images: the ranges matter, not the accuracy)
@@ -75,7 +79,7 @@ def calibration(config: BenchConfig) -> list[torch.Tensor]:
     return [config.example(seed=1 + i) for i in range(CALIBRATION_BATCHES)]
 
 
-def int8_aot_package(model: nn.Module, config: BenchConfig, x: torch.Tensor) -> nn.Module:
+def int8_aot_package(model: nn.Module, config: BenchConfig, x: torch.Tensor) -> AotModel:
     """``model`` quantized on :func:`calibration` and compiled ahead of time at ``x``'s shape: what
     ``save_quantized(aot=True)`` writes, before its check against the float model. The benchmark's
     ``int8+aot`` candidate runs it and its load-time row saves it, so both measure one package."""

@@ -107,7 +107,7 @@ def run_and_exit() -> NoReturn:
 
     Before exiting, everything alive is moved out of the garbage collector's sight (``gc.freeze``):
     the interpreter's last collection would otherwise walk every object torch, dynamo and
-    torchvision made at import (millions), a second or two of each command on a 2-core machine, to
+    torchvision made at import (millions), about a second of each command on a 2-core machine, to
     free memory the process is about to give back anyway. Nothing is skipped that a command relies
     on: ``atexit`` handlers still run, and files, trackers and process groups are closed by the
     commands themselves before they return.
