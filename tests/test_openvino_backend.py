@@ -37,7 +37,7 @@ from splitattn.training.inference import load_trained
 
 from .dense_helpers import one_thread
 from .fresh_process import eval_in_fresh_process
-from .test_quantize import FAMILIES, _family_model, train_on_digits
+from .test_quantize import FAMILIES, _family_model, trained_once
 
 __all__ = ["one_thread"]  # a fixture, used by name
 
@@ -60,7 +60,7 @@ def _val_batches(trained_model, digits, limit: int) -> list[torch.Tensor]:
 def trained(digits, tmp_path_factory):
     """A resnest14d trained on the digits for 80 steps at 32 px, its checkpoint (as tests/test_quantize.py's
     at 16 px): predictions decisive enough that top-1 agreement means something."""
-    return train_on_digits(digits, tmp_path_factory.mktemp("run"), SIZE, epochs=4)
+    return trained_once(digits, tmp_path_factory, SIZE, epochs=4)
 
 
 @pytest.fixture(scope="module")

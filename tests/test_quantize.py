@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -82,10 +83,26 @@ def train_on_digits(digits: Path, output: Path, image_size: int, epochs: int) ->
     return output / "best.pth"
 
 
+def trained_once(digits: Path, tmp_path_factory: pytest.TempPathFactory, image_size: int, epochs: int) -> Path:
+    """:func:`train_on_digits`'s checkpoint, trained once per test session and shared by every module
+    and xdist worker that asks for the same run (read only: each test writes its files elsewhere)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the workers' common folder
+    run = shared / f"digits-resnest14d-{image_size}px-{epochs}x20-steps"
+    with FileLock(f"{run}.lock"):
+        if not (run / "best.pth").is_file():
+            partial = shared / f"{run.name}.partial-{os.getpid()}"
+            train_on_digits(digits, partial, image_size, epochs)
+            partial.rename(run)  # whole or absent, should a worker die halfway
+    return run / "best.pth"
+
+
 @pytest.fixture(scope="module")
 def trained(digits, tmp_path_factory):
     """A resnest14d trained on the digits for 40 steps at 16 px (about 75% top-1), its checkpoint."""
-    return train_on_digits(digits, tmp_path_factory.mktemp("run"), SIZE, epochs=2)
+    return trained_once(digits, tmp_path_factory, SIZE, epochs=2)
 
 
 def _attention_maps(model: torch.nn.Module) -> int:
@@ -289,6 +306,12 @@ def test_quantize_command_writes_an_int8_model_that_eval_reads(trained, digits, 
     result = json.loads(capsys.readouterr().out)
     int8_top1 = float(rows["int8"].split("top-1")[1].split("%")[0])
     assert result["images"] > 300 and abs(result["top1"] - int8_top1) < 1.0  # eval runs the compiled kernels
+    with counting_graphs() as graphs:  # --no-compile: the archive's graph as it stands, the same network
+        assert main(["eval", "--checkpoint", str(output), "--data", str(digits / "val"), "--json",
+                     "--no-compile"]) == 0
+    as_stored = json.loads(capsys.readouterr().out)
+    assert graphs.count == 0 and as_stored["images"] == result["images"]
+    assert abs(as_stored["top1"] - result["top1"]) < 1.0
     trained_model = load_trained(output)
     assert trained_model.class_names == load_trained(trained).class_names
     assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(tmp_path / "none")]) == 2

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from splitattn.cli import main as cli_main
 from splitattn.layers import DropBlock2d
@@ -65,39 +64,6 @@ def _wait_for_line(process: subprocess.Popen, prefix: str) -> list[str]:
     process.wait()
     raise AssertionError(f"the run ended before printing {prefix!r}: {''.join(seen)}")
 
-
-
-@pytest.mark.long
-def test_quick_start_reaches_95_percent_on_digits(tmp_path, monkeypatch, capsys):
-    """The README's first training command, with its default settings."""
-    monkeypatch.setenv("SPLITATTN_DATA", str(tmp_path / "data"))
-    run = tmp_path / "run"
-    assert cli_main(["train", "--output", str(run), "--no-progress"]) == 0
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert len(records) == TrainConfig().epochs
-    assert records[-1]["val_top1"] >= 95.0, records[-1]
-    assert records[-1]["val_images"] == 359
-    for name in ("config.yaml", "last.pth", "best.pth"):
-        assert (run / name).is_file()
-    with Image.open(run / "curves.png") as plot:
-        assert plot.format == "PNG" and plot.width > 100
-    capsys.readouterr()
-    digits_val = tmp_path / "data" / "digits" / "val"
-    # eval, predict and explain need nothing but the checkpoint: model, classes, names, 32 px crop.
-    assert cli_main(["eval", "--checkpoint", str(run / "best.pth"), "--data", str(digits_val), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["top1"] >= 95.0 and result["images"] == 359 and result["image_size"] == 32
-    assert result["model"] == "resnest14d"
-    image = next((digits_val / "7").iterdir())
-    assert cli_main(["predict", str(image), "--checkpoint", str(run / "best.pth"), "--json", "--top-k", "3"]) == 0
-    prediction = json.loads(capsys.readouterr().out)
-    assert prediction["predictions"][0]["class"] == "7"
-    assert len(prediction["predictions"]) == 3
-    assert cli_main(["explain", str(image), "--checkpoint", str(run / "best.pth"), "--out", str(tmp_path / "x")]) == 0
-    explained = capsys.readouterr().out.splitlines()[-1]  # "top classes: 7 (98.1%), ..."
-    name, percent = re.match(r"top classes: (\S+) \(([\d.]+)%\)", explained).groups()
-    top = prediction["predictions"][0]
-    assert name == top["class"] and float(percent) == pytest.approx(100 * top["probability"], abs=0.051)
 
 
 def test_torchrun_two_processes_write_one_run(tmp_path, digits_root, capsys):

@@ -26,6 +26,10 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
                              "a URL or hf-hub:org/repo; preprocessing from the tag's pretrained config")
     parser.add_argument("--model", help="zoo name (or name.tag) of the architecture: needed with --pretrained and "
                                         "for bare weight files; default: what the checkpoint records")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="run an int8 archive (.pt2 of splitattn quantize) as its graph stands, without "
+                             "compiling it first: no C++ compiler and no compile wait, slower per "
+                             "image; other models are not compiled anyway")
 
 
 def load_from_args(args: argparse.Namespace, image_size: int | None = None, crop_pct: float | None = None,
@@ -33,10 +37,10 @@ def load_from_args(args: argparse.Namespace, image_size: int | None = None, crop
     """The model the flags of :func:`add_weights_arguments` name; explicit preprocessing wins.
 
     Args:
-        args: the parsed flags (``checkpoint``, ``pretrained``, ``model``).
+        args: the parsed flags (``checkpoint``, ``pretrained``, ``model``, ``compile``).
         image_size, crop_pct, interpolation: override the preprocessing the weights record.
     """
     if args.pretrained is not None:
         model_name, pretrained = weights_spec(args.model, args.pretrained)
         return load_published(model_name, pretrained, image_size, crop_pct, interpolation)
-    return load_trained(args.checkpoint, args.model, image_size, crop_pct, interpolation)
+    return load_trained(args.checkpoint, args.model, image_size, crop_pct, interpolation, compile=args.compile)

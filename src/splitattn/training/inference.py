@@ -53,7 +53,8 @@ class TrainedModel:
 
 
 def load_trained(checkpoint: str | Path, model_name: str | None = None, image_size: int | None = None,
-                 crop_pct: float | None = None, interpolation: str | None = None) -> TrainedModel:
+                 crop_pct: float | None = None, interpolation: str | None = None, *,
+                 compile: bool = True) -> TrainedModel:
     """A trained model from a checkpoint of ``splitattn train``, a weights file or a model repository.
 
     Everything the run knew comes from the checkpoint: the architecture (``model_name`` is needed
@@ -66,9 +67,11 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
     compiled package or a saved engine model (``save_openvino``'s ``.xml``, ``save_onnxruntime``'s
     ``.onnx``) from the metadata inside it.
     The returned model's ``pretrained_cfg`` is updated to match, so ``save_pretrained`` keeps it.
+    ``compile=False`` runs an int8 archive's graph as it stands (``load_quantized``'s), the others
+    are unaffected.
     """
     if is_quantized_archive(checkpoint):  # an int8 model of `splitattn quantize`: its metadata says it all
-        quantized = load_quantized(checkpoint)
+        quantized = load_quantized(checkpoint, compile=compile)
         cfg = quantized.pretrained_cfg
         if not cfg:
             raise SplitattnError(f"{checkpoint} does not record its input settings; quantize it with splitattn "
