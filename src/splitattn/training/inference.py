@@ -67,8 +67,13 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None, image_si
     compiled package or a saved engine model (``save_openvino``'s ``.xml``, ``save_onnxruntime``'s
     ``.onnx``) from the metadata inside it.
     The returned model's ``pretrained_cfg`` is updated to match, so ``save_pretrained`` keeps it.
-    ``compile=False`` runs an int8 archive's graph as it stands (``load_quantized``'s), the others
-    are unaffected.
+
+    Args:
+        checkpoint: the file, folder or repository spec to load.
+        model_name: the architecture, for weight files that do not record it.
+        image_size, crop_pct, interpolation: override the preprocessing the checkpoint records.
+        compile: for an int8 archive, compile its graph on the first call (``load_quantized``'s);
+            False runs it as stored, with no compile wait and no C++ compiler. Other models ignore it.
     """
     if is_quantized_archive(checkpoint):  # an int8 model of `splitattn quantize`: its metadata says it all
         quantized = load_quantized(checkpoint, compile=compile)
