@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from PIL import Image
 
 DIGITS_ENV = "SPLITATTN_DATA"
@@ -30,27 +31,31 @@ def default_root() -> Path:
 def prepare_digits(root: str | os.PathLike | None = None, seed: int = 0) -> Path:
     """Write the digits as ``root/{train,val}/<digit>/<index>.png`` once; return ``root``.
 
-    The split is stratified and fixed by ``seed`` (20% validation). The files are written into a
-    sibling folder that is renamed to ``root`` when complete, so a reader never sees half a data set:
-    not after an interrupted write, and not while another process (a second run started at the same
-    time) is writing it. Whichever writer renames first wins; the other discards its copy.
+    The split is stratified and fixed by ``seed`` (20% validation). A reader never sees half a data
+    set: the files are written into a sibling folder that is renamed to ``root`` when complete, and
+    writers take a lock beside ``root`` first, so a second run started at the same time waits for the
+    first one's copy instead of racing it (two writers clearing the same stale folder is what the
+    lock prevents: one's ``rmtree`` would meet the other's renamed copy).
+
+    Args:
+        root: the folder to write; default ``$SPLITATTN_DATA/digits`` or ``~/.cache/splitattn/digits``.
+        seed: fixes which images go to validation.
     """
     root = Path(root) if root is not None else default_root()
     if (root / COMPLETE).is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
-        _write_digits(partial, seed)
-        if root.exists() and not (root / COMPLETE).is_file():
+    with FileLock(root.parent / f".{root.name}.lock"):
+        if (root / COMPLETE).is_file():  # another process wrote it while this one waited
+            return root
+        if root.exists():
             shutil.rmtree(root)  # left by an interrupted write of an earlier version, which wrote in place
+        partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
         try:
+            _write_digits(partial, seed)
             partial.rename(root)
-        except OSError:
-            if not (root / COMPLETE).is_file():  # not a concurrent writer that finished first
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     return root
 
 
