@@ -331,6 +331,24 @@ def test_our_openvino_backend_candidates_record_their_setup_and_precision(tmp_pa
         assert candidate.fn().shape == (2, 1000)
 
 
+def test_bfloat16_deploy_candidates_eager_and_compiled_compute_in_bf16_and_agree(recwarn):
+    """deploy+bf16 and deploy+compile+bf16: the same bfloat16 deploy, eager and compiled by inductor
+    (one static graph, checked), each recording bf16 as its precision, so the bf16 target takes the
+    faster of the two; their logits agree within deploy's bf16 tolerance."""
+    from splitattn.bench.candidates import ONE_GRAPH, inference_candidates
+    from splitattn.deploy import DEPLOY_TOLERANCES
+
+    config = BenchConfig(ENGINE_MODEL, batch_size=2, img_size=32)
+    by = {c.label: c for c in inference_candidates(config, ("deploy+bf16", "deploy+compile+bf16"), references=False)}
+    eager, compiled = by["ours deploy+bf16"], by["ours deploy+compile+bf16"]
+    assert eager.precision == compiled.precision == "bfloat16"
+    assert "dtype=torch.bfloat16" in compiled.setup["model"] and "compile='inductor'" in compiled.setup["model"]
+    assert compiled.setup["graphs"] == ONE_GRAPH and "graphs" not in eager.setup
+    first, second = eager.fn().float(), compiled.fn().float()
+    assert first.shape == second.shape == (2, 1000)
+    assert (first - second).abs().max() <= 2 * DEPLOY_TOLERANCES[torch.bfloat16] * first.abs().max()
+
+
 def test_our_onnxruntime_backend_candidate_records_its_setup(tmp_path):
     """deploy(compile='onnxruntime') as a candidate: exported at the static batch, the session set up
     as the onnxruntime peer's (all optimizations, the thread count, no spinning), float32."""

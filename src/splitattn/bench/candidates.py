@@ -62,33 +62,32 @@ def _eager(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor)
 
 # Compilers whose candidates hold dynamo graphs: their build and first call must compile one static graph.
 DYNAMO_COMPILERS = ("inductor",)
+_DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 ONE_GRAPH = "one static graph at build and first call, none after (checked); called under torch.no_grad"
 
 
-def _deployed(compile_mode: str | None, variant: str, model: nn.Module, config: BenchConfig,
-              x: torch.Tensor) -> Candidate:
+def _deployed(compile_mode: str | None, dtype: torch.dtype | None, variant: str, model: nn.Module,
+              config: BenchConfig, x: torch.Tensor) -> Candidate:
+    """Our deployed network, compiled by ``compile_mode``; ``dtype`` (bfloat16) casts it after folding,
+    from the float32 CPU model, as a user would call ``deploy(..., dtype=torch.bfloat16)``."""
+    if dtype is not None:
+        float32_cpu_only(config, variant)
     base = _prepare(create_model(config.model).eval(), config)
     base.load_state_dict(model.state_dict())
-    label, built = f"ours {variant}", []
+    label, built, cast = f"ours {variant}", [], {} if dtype is None else {"dtype": dtype}
 
     def build() -> Callable[[], object]:  # deploy runs the compiled model once in its output check
-        built.append(deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode))
+        built.append(deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode, **cast))
         return _forward(built[0], x, torch.no_grad if checked else torch.inference_mode)
 
     checked = compile_mode in DYNAMO_COMPILERS
     run = checked_compiled(build, label) if checked else build()
     observable = compile_mode is None or torch.device(config.device).type == "cuda"
-    setup = {"model": f"deploy(batch_size={config.batch_size}, example_input=x, compile={compile_mode!r})",
+    dtype_arg = "" if dtype is None else f", dtype={dtype}"
+    setup = {"model": f"deploy(batch_size={config.batch_size}, example_input=x, compile={compile_mode!r}{dtype_arg})",
              "threads": torch.get_num_threads(), **({"graphs": ONE_GRAPH} if checked else {})}
-    return Candidate(label, run, built[0], observable, setup=setup)
-
-
-def _deployed_bf16(variant: str, model: nn.Module, config: BenchConfig, x: torch.Tensor) -> Candidate:
-    float32_cpu_only(config, variant)
-    deployed = deploy(model, batch_size=config.batch_size, example_input=x, dtype=torch.bfloat16)
-    setup = {"model": f"deploy(batch_size={config.batch_size}, example_input=x, dtype=torch.bfloat16)",
-             "threads": torch.get_num_threads()}
-    return Candidate(f"ours {variant}", _forward(deployed, x), deployed, precision="bfloat16", setup=setup)
+    precision = {"precision": _DTYPE_NAMES[dtype]} if dtype is not None else {}
+    return Candidate(label, run, built[0], observable, setup=setup, **precision)
 
 
 # What OpenVINO's answer for the float ops means in the benchmark's precision names.
@@ -157,11 +156,12 @@ def _quantized_aot(variant: str, model: nn.Module, config: BenchConfig, x: torch
 # Ours in each mode and precision; the engines people deploy with follow, from the export table.
 OURS: dict[str, OursBuilder] = {
     "eager": _eager,
-    "deploy": partial(_deployed, None),
-    "deploy+jit": partial(_deployed, "jit"),
-    "deploy+compile": partial(_deployed, "inductor"),
-    "deploy+aot": partial(_deployed, "aot"),  # AOTInductor at the batch's static shape: minutes to compile
-    "deploy+bf16": _deployed_bf16,
+    "deploy": partial(_deployed, None, None),
+    "deploy+jit": partial(_deployed, "jit", None),
+    "deploy+compile": partial(_deployed, "inductor", None),
+    "deploy+aot": partial(_deployed, "aot", None),  # AOTInductor at the batch's static shape: minutes to compile
+    "deploy+bf16": partial(_deployed, None, torch.bfloat16),
+    "deploy+compile+bf16": partial(_deployed, "inductor", torch.bfloat16),
     "int8": _quantized,
     "int8+aot": _quantized_aot,  # minutes to compile, as deploy+aot
     # Our deployed network handed to an engine (deploy's backends, where they win), checked as deploy checks

@@ -34,14 +34,24 @@ from torch import nn
 RECOMPILE_LIMIT = 64  # graphs per forward function: models of one class, times the shapes each one runs
 
 
+def _calling(model: nn.Module) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return model(*args, **kwargs)
+
+    return call
+
+
 class FrozenInductorModel(nn.Module):
     """``torch.compile(model)`` that compiles with inductor's weight freezing."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model  # the parameters, state_dict and attributes users look for
-        # not a submodule: no duplicate parameters; dynamic=False: one static graph per shape (see above)
-        object.__setattr__(self, "_compiled", torch.compile(model, dynamic=False))
+        # Not a submodule: no duplicate parameters. dynamic=False: one static graph per shape (see
+        # above). A function calling the model rather than the model itself: torch.compile(module)
+        # compiles its forward, and its hooks (bfloat16 deploy's casts, :func:`.precision.compute_in`)
+        # become graphs of their own around it; traced through the call they join the one graph.
+        object.__setattr__(self, "_compiled", torch.compile(_calling(model), dynamic=False))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         import torch._dynamo.config as dynamo_config
