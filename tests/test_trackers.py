@@ -41,8 +41,19 @@ def offline_tools(patch: pytest.MonkeyPatch, root: Path) -> str:
     return uri
 
 
-def wandb_records(run_dir: Path) -> list:
-    """Every record of the run's one offline W&B run, in order."""
+def wandb_records(run_dir: Path, wait_s: float = 30.0) -> list:
+    """Every record of the run's one offline W&B run, in order, once the file ends with the run's exit
+    record: W&B's service process writes the file and may still be flushing it when ``finish()`` has
+    returned (a CI run read it without its history records), so the file is reread until it is whole."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = _wandb_file_records(run_dir)
+        if (records and records[-1].WhichOneof("record_type") == "exit") or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
+def _wandb_file_records(run_dir: Path) -> list:
     from wandb.proto import wandb_internal_pb2
 
     (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
@@ -55,6 +66,8 @@ def wandb_records(run_dir: Path) -> list:
         if left < 7 or (length == 0 and kind == 0):  # the padding at a block's end
             position += left
             continue
+        if position + 7 + length > len(data):  # a record still being written
+            break
         pending += data[position + 7:position + 7 + length]
         position += 7 + length
         if kind in (FULL, LAST):
@@ -143,8 +156,10 @@ def test_a_segmentation_run_logs_to_both_tools(tmp_path, monkeypatch, one_thread
     assert logged.step == 2 and logged.value == pytest.approx(mIoU)
     assert run.data.params["backbone"] == "resnest14d"
     assert {"last.pth", "predictions"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-    history = wandb_history(wandb_records(output))
-    assert [h["_step"] for h in history if "train/loss" in h] == [1, 2]
+    records = wandb_records(output)
+    history = wandb_history(records)
+    assert [h["_step"] for h in history if "train/loss" in h] == [1, 2], \
+        f"history {history}; records {[r.WhichOneof('record_type') for r in records]}"
     assert [h["val/mIoU"] for h in history if "val/mIoU" in h] == [pytest.approx(mIoU)]
 
 
