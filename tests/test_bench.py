@@ -331,7 +331,7 @@ def test_our_openvino_backend_candidates_record_their_setup_and_precision(tmp_pa
         assert candidate.fn().shape == (2, 1000)
 
 
-def test_bfloat16_deploy_candidates_eager_and_compiled_compute_in_bf16_and_agree(recwarn):
+def test_bfloat16_deploy_candidates_eager_and_compiled_compute_in_bf16_and_agree():
     """deploy+bf16 and deploy+compile+bf16: the same bfloat16 deploy, eager and compiled by inductor
     (one static graph, checked), each recording bf16 as its precision, so the bf16 target takes the
     faster of the two; their logits agree within deploy's bf16 tolerance."""

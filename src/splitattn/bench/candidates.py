@@ -74,10 +74,11 @@ def _deployed(compile_mode: str | None, dtype: torch.dtype | None, variant: str,
         float32_cpu_only(config, variant)
     base = _prepare(create_model(config.model).eval(), config)
     base.load_state_dict(model.state_dict())
-    label, built, cast = f"ours {variant}", [], {} if dtype is None else {"dtype": dtype}
+    label, built = f"ours {variant}", []
 
     def build() -> Callable[[], object]:  # deploy runs the compiled model once in its output check
-        built.append(deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode, **cast))
+        built.append(deploy(base, batch_size=config.batch_size, example_input=x, compile=compile_mode,
+                            dtype=dtype))
         return _forward(built[0], x, torch.no_grad if checked else torch.inference_mode)
 
     checked = compile_mode in DYNAMO_COMPILERS
@@ -86,8 +87,7 @@ def _deployed(compile_mode: str | None, dtype: torch.dtype | None, variant: str,
     dtype_arg = "" if dtype is None else f", dtype={dtype}"
     setup = {"model": f"deploy(batch_size={config.batch_size}, example_input=x, compile={compile_mode!r}{dtype_arg})",
              "threads": torch.get_num_threads(), **({"graphs": ONE_GRAPH} if checked else {})}
-    precision = {"precision": _DTYPE_NAMES[dtype]} if dtype is not None else {}
-    return Candidate(label, run, built[0], observable, setup=setup, **precision)
+    return Candidate(label, run, built[0], observable, precision=_DTYPE_NAMES.get(dtype, "float32"), setup=setup)
 
 
 # What OpenVINO's answer for the float ops means in the benchmark's precision names.
