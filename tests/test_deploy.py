@@ -372,7 +372,7 @@ def _convs_on_one_by_one_maps(model: nn.Module, x: torch.Tensor) -> int:
 @pytest.mark.parametrize("name", ATTENTION_FAMILIES)
 def test_attention_mlps_become_matrix_products_with_eval_modes_outputs(name):
     from splitattn.deploy import DEPLOY_TOLERANCE, PooledLinear
-    from splitattn.layers import AttentionLayer
+    from splitattn.layers import AttentionLayer, Gate
 
     torch.manual_seed(0)
     model = randomize_(splitattn.create_model(name, num_classes=10, zero_init_last=False)).eval()
@@ -387,8 +387,14 @@ def test_attention_mlps_become_matrix_products_with_eval_modes_outputs(name):
         assert relative_error(deployed(x[:1]), model(x[:1])) < DEPLOY_TOLERANCE
     kept = deploy(model, attention_mlp="conv", fuse="none")
     assert _convs_on_one_by_one_maps(kept, x) == mlps and deployment_of(kept).attention_matmuls == 0
-    with pytest.raises(ValueError, match="attention_mlp must be one of"):
-        deploy(model, attention_mlp="linear")
+    # OpenVINO's form: a gate's (squeeze-excitation) MLP keeps its convs, every other one is a matrix product
+    gates = sum(len(m.attention_mlp) for m in model.modules() if isinstance(m, Gate))
+    mixed = deploy(model, attention_mlp="matmul-except-gates", example_input=x)
+    assert _convs_on_one_by_one_maps(mixed, x) == gates and deployment_of(mixed).attention_matmuls == mlps - gates
+    with torch.no_grad():
+        assert relative_error(mixed(x[:1]), model(x[:1])) < DEPLOY_TOLERANCE
+    with pytest.raises(ValueError, match=r"attention_mlp must be one of .*Did you mean 'matmul'"):
+        deploy(model, attention_mlp="matmull")
 
 
 def test_many_compiled_models_of_one_class_each_compile():

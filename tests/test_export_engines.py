@@ -107,6 +107,10 @@ def test_openvino_fp32_and_bf16_match_pytorch(tmp_path, prepared, one_thread, na
         assert agreement >= TOP1_FLOOR.get(precision, 1.0), (precision, ran_at, agreement)
     x = torch.cat(images)[:5]  # a batch size neither the trace (2) nor the check used
     assert _error_and_agreement(openvino_runner(path)[0], model, [x]) == (pytest.approx(0, abs=1e-4), 1.0)
+    # the attention MLPs in OpenVINO's form: a gate's as its convs (seresnet18: the classifier is the
+    # one matrix product), the others as matrix products (resnest14d: two per block)
+    matmuls = sum(op.get_type_name() == "MatMul" for op in openvino.Core().read_model(str(path)).get_ops())
+    assert matmuls == {"seresnet18": 1, "resnest14d": 1 + 2 * 4}[name]
 
 
 def test_openvino_int8_is_quantized_and_agrees(tmp_path, prepared, one_thread):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
@@ -32,6 +33,7 @@ from splitattn.deploy import (
 )
 from splitattn.deploy.cpu_features import native_bfloat16
 from splitattn.errors import MissingFileError, OutputMismatchError, SplitattnError
+from splitattn.layers import AttentionLayer, Gate
 from splitattn.quantize import attention_mlp_names, load_quantized, quantize, save_quantized
 from splitattn.training.inference import load_trained
 
@@ -44,6 +46,7 @@ __all__ = ["one_thread"]  # a fixture, used by name
 # OpenVINO refuses a pooling window larger than its input map, which a ResNeSt-D's average-pool
 # shortcut meets at 16 px (tests/test_quantize.py's size): 32 px is the smallest these run at.
 SIZE = 32
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None,
@@ -76,6 +79,11 @@ def test_deployed_to_openvino_gives_eval_modes_outputs_at_any_batch(name, images
     deployed = deploy(model, compile="openvino", example_input=x)  # deploy checks its own result too
     assert isinstance(deployed, OpenVinoModel) and deployed.float_ops_ran_at == "f32"
     assert deployment_of(deployed).compile == "openvino" and deployed.info["input_shape"] == [4, 3, SIZE, SIZE]
+    # the attention MLPs in the form OpenVINO runs fastest: a gate's as convs, the others as matrix products
+    others = sum(len(m.attention_mlp) for m in model.modules()
+                 if isinstance(m, AttentionLayer) and not isinstance(m, Gate))
+    matmuls = sum(op.get_type_name() == "MatMul" for op in deployed._ov_model.get_ordered_ops())
+    assert deployment_of(deployed).attention_matmuls == others and matmuls == others + 1  # + the classifier
     larger = torch.cat([images[1], images[2]])[:9]  # split into compiled batches of 4, the last one padded
     with torch.no_grad():
         for batch in (x, x[:1], larger):
@@ -186,3 +194,15 @@ def test_openvino_refusals_name_what_was_wrong(images, tmp_path, trained, digits
     assert main(["quantize", "--checkpoint", str(trained), "--calibration", str(digits / "train"),
                  "--min-agreement", "0.9"]) == 2  # the inductor engine's plain archive is not checked on save
     assert "the plain archive is not checked (compare it with --val)" in capsys.readouterr().err
+
+
+def test_the_attention_mlp_form_benchmark_times_each_form_in_paired_rounds(one_thread):
+    """benchmarks/attention_mlp_form.py, where OPENVINO_ATTENTION_MLP's measurements come from, on a small model."""
+    spec = importlib.util.spec_from_file_location("attention_mlp_form", ROOT / "benchmarks" / "attention_mlp_form.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    times = script.compare_forms("seresnet18", batch=2, rounds=2, forms=["matmul", "conv"], img_size=SIZE, calls=1)
+    assert list(times) == ["matmul", "conv"] and all(len(t) == 2 and min(t) > 0 for t in times.values())
+    lines = script.report("seresnet18", 2, times).splitlines()
+    assert lines[0].startswith("seresnet18 batch 2 matmul") and "1.000x of matmul, faster in 0 of 2 rounds" in lines[0]
+    assert lines[1].startswith("seresnet18 batch 2 conv") and "images/s" in lines[1]

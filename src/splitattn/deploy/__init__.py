@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import OutputMismatchError, SplitattnError
+from ..errors import OutputMismatchError, SplitattnError, one_of
 from .aot import AotModel, load_package, read_package_info, save_package
-from .attention_matmul import PooledLinear, attention_mlps_as_matmuls
+from .attention_matmul import ATTENTION_MLP_FORMS, PooledLinear, attention_mlps_as_matmuls
 from .compilers import COMPILERS, Compiler, compiler_for
 from .fixed_batch import FixedBatch
 from .fold import count_batchnorms, fold_batchnorms, fold_bn_into_conv
@@ -46,10 +46,11 @@ from .strip import strip_training_modules
 
 COMPILE_MODES = tuple(COMPILERS)
 FUSE_MODES = ("auto", "onednn", "none")
-ATTENTION_MLP_MODES = ("matmul", "conv")
+ATTENTION_MLP_MODES = ("auto", *ATTENTION_MLP_FORMS)
 DEFAULT_IMG_SIZE = 224
 
 __all__ = [
+    "ATTENTION_MLP_FORMS",
     "ATTENTION_MLP_MODES",
     "COMPILERS",
     "COMPILE_MODES",
@@ -99,8 +100,7 @@ def _validate(compile: str | None, fuse: str, batch_size: int, dtype: torch.dtyp
     compiler = compiler_for(compile)
     if fuse not in FUSE_MODES:
         raise SplitattnError(f"fuse must be one of {FUSE_MODES}, got {fuse!r}")
-    if attention_mlp not in ATTENTION_MLP_MODES:
-        raise SplitattnError(f"attention_mlp must be one of {ATTENTION_MLP_MODES}, got {attention_mlp!r}")
+    one_of(dict.fromkeys(ATTENTION_MLP_MODES), attention_mlp, "attention_mlp")
     if batch_size < 1:
         raise SplitattnError(f"batch_size must be >= 1, got {batch_size}")
     if dtype is not None and dtype not in DEPLOY_TOLERANCES:
@@ -128,13 +128,14 @@ def _reference_outputs(model: nn.Module, example_input: torch.Tensor | None) -> 
         return model(example_input)
 
 
-def _strip_for_inference(model: nn.Module, attention_mlp: str) -> int:
+def _strip_for_inference(model: nn.Module, attention_mlp: str, compiler: Compiler) -> int:
     """Fold the BatchNorms, drop the training-only modules, turn the attention MLPs into matrix
-    products (``attention_mlp="matmul"``), freeze the parameters (all in place); returns how many MLP
-    layers became matrix products."""
+    products as ``attention_mlp`` says (``"auto"``: the compile mode's form), freeze the parameters
+    (all in place); returns how many MLP layers became matrix products."""
     fold_batchnorms(model)
     strip_training_modules(model)
-    matmuls = attention_mlps_as_matmuls(model) if attention_mlp == "matmul" else 0
+    form = compiler.attention_mlp if attention_mlp == "auto" else attention_mlp
+    matmuls = attention_mlps_as_matmuls(model, form)
     for param in model.parameters():
         param.requires_grad_(False)
     return matmuls
@@ -237,7 +238,7 @@ def deploy(
     compile: str | None = None,
     fuse: str = "auto",
     dtype: torch.dtype | None = None,
-    attention_mlp: str = "matmul",
+    attention_mlp: str = "auto",
     inplace: bool = False,
 ) -> nn.Module:
     """Return ``model`` in deploy mode: a copy, with ``model`` itself left as it was, unless ``inplace``.
@@ -275,7 +276,10 @@ def deploy(
             and returns float32; ``example_input`` checks it within ``DEPLOY_TOLERANCES[dtype]``.
         attention_mlp: ``"matmul"`` computes each attention's MLP (its 1 x 1 convs on the pooled
             1 x 1 map, BN folded) as matrix products on the pooled ``(N, C)`` vector
-            (:class:`PooledLinear`); ``"conv"`` keeps the convs.
+            (:class:`PooledLinear`); ``"conv"`` keeps the convs; ``"matmul-except-gates"`` keeps
+            them only in gates (squeeze-excitation); ``"auto"`` (default) is the compile mode's
+            form (``Compiler.attention_mlp``): ``"matmul"``, except under OpenVINO, which runs
+            gates faster with their convs.
         inplace: convert ``model`` itself (it is switched to eval mode, folded and packed).
 
     Returns:
@@ -285,7 +289,7 @@ def deploy(
     _check_device(model, compiler)
     deployed = (model if inplace else copy.deepcopy(model)).eval()
     reference = _reference_outputs(deployed, example_input)
-    matmuls = _strip_for_inference(deployed, attention_mlp)
+    matmuls = _strip_for_inference(deployed, attention_mlp, compiler)
     compute_dtype = _set_precision(deployed, dtype, compiler)
     fmt = _set_memory_format(deployed, memory_format, batch_size, example_input)
     fusions = _pack(deployed, fuse, compiler, example_input, batch_size, compute_dtype, fmt)

@@ -19,8 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SplitattnError
-from ..layers import AttentionLayer
+from ..errors import SplitattnError, one_of
+from ..layers import AttentionLayer, Gate
+
+# form -> the attention layers whose MLPs keep their 1 x 1 convs (every other one becomes a PooledLinear)
+ATTENTION_MLP_FORMS: dict[str, tuple[type[AttentionLayer], ...]] = {
+    "matmul": (),
+    "conv": (AttentionLayer,),
+    "matmul-except-gates": (Gate,),
+}
 
 
 class PooledLinear(nn.Linear):
@@ -56,16 +63,19 @@ def _is_pointwise(module: nn.Module) -> bool:
             and module.padding == (0, 0) and module.dilation == (1, 1))
 
 
-def attention_mlps_as_matmuls(model: nn.Module) -> int:
-    """Replace, in place, every attention MLP conv the attention layers declare
-    (``AttentionLayer.attention_mlp``) by a :class:`PooledLinear`; returns how many.
+def attention_mlps_as_matmuls(model: nn.Module, form: str = "matmul") -> int:
+    """Replace, in place, the attention MLP convs the attention layers declare
+    (``AttentionLayer.attention_mlp``) by :class:`PooledLinear` layers, as ``form`` says; returns how many.
 
     Args:
         model: a folded model (BNs inside the attention already folded into its convs).
+        form: a key of :data:`ATTENTION_MLP_FORMS`: ``"matmul"`` (every MLP), ``"conv"`` (none) or
+            ``"matmul-except-gates"`` (all but those of gates such as squeeze-excitation).
     """
+    keep_conv = one_of(ATTENTION_MLP_FORMS, form, "attention_mlp")
     replaced = 0
     for layer in list(model.modules()):
-        if not isinstance(layer, AttentionLayer):
+        if not isinstance(layer, AttentionLayer) or isinstance(layer, keep_conv):
             continue
         for name in layer.attention_mlp:
             conv = getattr(layer, name, None)

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..errors import SplitattnError, one_of
 from .inductor import FrozenInductorModel
+from .openvino_model import OPENVINO_ATTENTION_MLP
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Compiler:
         precisions: the dtypes it computes in, where it cannot take every dtype ``deploy`` does.
         cpu_only: an engine for the CPU (OpenVINO's CPU plugin, onnxruntime's CPU provider), so a
             model elsewhere is refused before anything is traced.
+        attention_mlp: the attention MLPs' form it is handed under ``deploy(attention_mlp="auto")``,
+            a key of :data:`~.attention_matmul.ATTENTION_MLP_FORMS`: the one it runs fastest.
     """
 
     name: str | None
@@ -44,6 +47,7 @@ class Compiler:
     sets_precision: bool = False
     precisions: tuple[torch.dtype, ...] | None = None
     cpu_only: bool = False
+    attention_mlp: str = "matmul"
 
 
 def _eager(model: nn.Module, _example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
@@ -96,7 +100,7 @@ COMPILERS: dict[str | None, Compiler] = {c.name: c for c in (
     Compiler("jit", _jit, needs_example=True),
     Compiler("aot", _aot, needs_example=True),
     Compiler("openvino", _openvino, needs_example=True, sets_precision=True,
-             precisions=(torch.float32, torch.bfloat16), cpu_only=True),
+             precisions=(torch.float32, torch.bfloat16), cpu_only=True, attention_mlp=OPENVINO_ATTENTION_MLP),
     Compiler("onnxruntime", _onnxruntime, needs_example=True, precisions=(torch.float32,), cpu_only=True),
 )}
 

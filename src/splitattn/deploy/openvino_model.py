@@ -9,13 +9,14 @@ the user the model OpenVINO runs, under the same contract as our own paths: outp
 against eval mode (``deploy``'s tolerance for the precision), int8 checked by top-1 agreement.
 
 What is handed over is the deployed network (BatchNorms folded, training modules gone, attention
-MLPs as matrix products), converted with ``openvino.convert_model`` at the example's static shape
-and compiled with the setup OpenVINO documents for one request at a time: ``PERFORMANCE_HINT``
-``LATENCY``, the process's thread count (torch's), and the precision asked for
-(``INFERENCE_PRECISION_HINT`` ``f32`` for float32 and for int8's float ops, which the plugin would
-otherwise run in bf16 on CPUs that have it). Other batch sizes are padded or split to the compiled
-one (:class:`FixedBatch`). Two streams of half a batch each were tried and measured within noise of
-one (resnest50 and seresnet50 at batch 16, fp32 and int8, AVX-512 EPYC, 2 threads), so there is one.
+MLPs as matrix products except the gates', :data:`OPENVINO_ATTENTION_MLP`), converted with
+``openvino.convert_model`` at the example's static shape and compiled with the setup OpenVINO
+documents for one request at a time: ``PERFORMANCE_HINT`` ``LATENCY``, the process's thread count
+(torch's), and the precision asked for (``INFERENCE_PRECISION_HINT`` ``f32`` for float32 and for
+int8's float ops, which the plugin would otherwise run in bf16 on CPUs that have it). Other batch
+sizes are padded or split to the compiled one (:class:`FixedBatch`). Two streams of half a batch
+each were tried and measured within noise of one (resnest50 and seresnet50 at batch 16, fp32 and
+int8, AVX-512 EPYC, 2 threads), so there is one.
 
 Saved (``save_openvino``) it is an IR: the graph as XML, the weights as raw binary, our metadata
 (classes, input settings, precision) in the XML's ``rt_info``. Unlike an AOT package it holds no
@@ -50,6 +51,13 @@ FLOAT_OPS_AT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 PRECISION_OF_DTYPE = {torch.float32: "fp32", torch.bfloat16: "bf16"}
 _INT8_RUNTIME = {"i8", "u8"}
 _WEIGHTED_OPS = {"Convolution", "GroupConvolution", "FullyConnected", "MatMul"}
+# The attention MLPs' form OpenVINO is handed (deploy's attention_mlp): the gates' (squeeze-excitation)
+# as their 1 x 1 convs, the others as matrix products. Measured as int8 through NNCF, MLPs in float,
+# 12 paired rounds per cell (AMD EPYC with AVX-512 VNNI/BF16, 2 threads), convs / matrix products:
+# seresnet50 1.06x at batch 1 (faster in 12 of 12 rounds) and 1.02x at 16 (6 of 12; 1.08-1.09x at
+# both on an AMX Xeon); resnest50 0.98x and 1.00x, skresnext50_32x4d 0.97x and 1.01x: there the
+# matrix products stay.
+OPENVINO_ATTENTION_MLP = "matmul-except-gates"
 
 
 class OpenVinoModel(StaticShapeModel):

@@ -30,7 +30,7 @@ class Deployment:
             empty when the convs were left standard.
         checked_error: the worst relative error against eval mode on ``example_input``, measured
             on the returned model itself; ``None`` when no example was given.
-        attention_matmuls: attention MLP layers computed as matrix products (``attention_mlp="matmul"``).
+        attention_matmuls: attention MLP layers computed as matrix products (as ``attention_mlp`` chose).
     """
 
     memory_format: torch.memory_format

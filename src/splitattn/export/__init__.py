@@ -172,7 +172,8 @@ def export_checked(
     if batches is not None and not batches:
         raise SplitattnError("calibration got no batches")
     reference = copy.deepcopy(model).eval()  # the caller's model keeps its mode
-    deployed = deploy(reference, memory_format="contiguous", fuse="none")  # exporters trace standard convs
+    # exporters trace standard convs; the attention MLPs in the form the format's engine runs fastest
+    deployed = deploy(reference, memory_format="contiguous", fuse="none", attention_mlp=export_format.attention_mlp)
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, *input_size, generator=generator)
     inputs = _check_inputs(batches, input_size, generator)  # checks the calibration's shape before exporting

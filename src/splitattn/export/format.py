@@ -77,6 +77,8 @@ class ExportFormat:
         bench_options: the options the benchmark exports with.
         engine_precision: the precision the engine computes a file written in ``precision`` at
             when nobody asks otherwise (OpenVINO's CPU plugin: bf16 where the CPU has it).
+        attention_mlp: the form the attention MLPs are exported in (``deploy``'s ``attention_mlp``):
+            the one its engine runs fastest.
     """
 
     name: str
@@ -89,6 +91,7 @@ class ExportFormat:
     bench_precisions: tuple[str, ...] = ("fp32",)
     bench_options: Mapping[str, str] = field(default_factory=dict)
     engine_precision: Callable[[str], str] = _same_precision
+    attention_mlp: str = "matmul"
 
     @property
     def precisions(self) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..deploy.openvino_model import OPENVINO_ATTENTION_MLP
 from ..deploy.openvino_runtime import compile_cpu, compiled_precision, nncf_quantize, single_images
 from ..deploy.openvino_runtime import run_compiled as run_openvino
 from ..errors import SplitattnError
@@ -167,4 +168,5 @@ def _cpu_default(precision: str) -> str:
 
 
 OPENVINO = ExportFormat("openvino", "OpenVINO", ".xml", _write, openvino_runner, TOLERANCES,
-                        bench_precisions=("fp32", "int8"), engine_precision=_cpu_default)
+                        bench_precisions=("fp32", "int8"), engine_precision=_cpu_default,
+                        attention_mlp=OPENVINO_ATTENTION_MLP)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..deploy import deploy
-from ..deploy.openvino_model import quantize_openvino
+from ..deploy.openvino_model import OPENVINO_ATTENTION_MLP, quantize_openvino
 from ..errors import SplitattnError, one_of
 from .pt2e import check_quantizable, float_layers_of, quantize_pt2e
 
@@ -89,8 +89,10 @@ def _pt2e(request: QuantizeRequest) -> nn.Module:
 
 
 def _openvino(request: QuantizeRequest) -> nn.Module:
-    # Attention MLPs as matrix products either way: NNCF quantizes MatMul as it does convs.
-    deployed = deploy(copy.deepcopy(request.model).eval(), fuse="none", memory_format="contiguous")
+    # The attention MLPs in the form OpenVINO runs fastest (the gates' as convs), as deploy(compile="openvino")
+    # hands them over; NNCF quantizes MatMul as it does convs, so keep_float means the same either way.
+    deployed = deploy(copy.deepcopy(request.model).eval(), fuse="none", memory_format="contiguous",
+                      attention_mlp=OPENVINO_ATTENTION_MLP)
     return quantize_openvino(deployed, request.batches, request.batch_size, request.float_layers)
 
 
