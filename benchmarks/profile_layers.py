@@ -1,8 +1,10 @@
 """Where each engine spends a forward pass, by kind of layer: ``python benchmarks/profile_layers.py``.
 
 The speed tables say who is faster; this says where. One model (default resnest50 at 224 px) at
-batch 1 and 16, float32 and int8, is run by ours (deploy; deploy + inductor; int8 through PT2E and
-inductor), by onnxruntime and by OpenVINO (our exported files, static shapes), each with its own
+batch 1 and 16, float32 and int8 (and bf16 with ``--precisions bf16``), is run by ours (deploy;
+deploy + inductor; int8 through PT2E and inductor; bf16 eager and compiled), by onnxruntime (not
+in bf16, which it does not run on CPU) and by OpenVINO (our exported files, static shapes, its
+inference precision hint set to the precision profiled), each with its own
 profiler: PyTorch's (``torch.profiler``, inductor kernels named by ``cpp.enable_kernel_profile``),
 OpenVINO's per-node performance counters (``PERF_COUNT``) and onnxruntime's per-node trace
 (``enable_profiling``). Each engine's own layer names are put into a few kinds (convolution,
@@ -30,6 +32,7 @@ from splitattn.bench import environment
 from splitattn.bench.cpu_info import cpu_description, cpu_line
 from splitattn.deploy import deploy
 from splitattn.deploy.onnx_runtime import session_options
+from splitattn.deploy.openvino_model import FLOAT_OPS_AT
 from splitattn.export import export_checked
 from splitattn.export.openvino import compile_cpu
 
@@ -86,7 +89,7 @@ def profile_openvino(xml: Path, x: torch.Tensor, precision: str, repeats: int) -
     model = ov.Core().read_model(str(xml))
     model.reshape(list(x.shape))  # static: the shape this profile runs at
     config = {"PERF_COUNT": "YES", "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-              "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+              "INFERENCE_PRECISION_HINT": FLOAT_OPS_AT[precision], "PERFORMANCE_HINT": "LATENCY"}
     compiled = compile_cpu(model, config)
     request = compiled.create_infer_request()
     feed = x.numpy()
@@ -145,12 +148,14 @@ def _engine_runs(model: torch.nn.Module, x: torch.Tensor, calibration: list[torc
     """The export engines of ``precision`` as profiling functions (repeats -> ms per op)."""
     shape = tuple(x.shape[1:])
     images = calibration if precision == "int8" else None
-    onnx, _ = export_checked(model, workdir / f"m-{precision}.onnx", "onnx", shape, check=False,
-                             precision=precision, calibration=images, exporter="legacy")
     ir, _ = export_checked(model, workdir / f"m-{precision}.xml", "openvino", shape, check=False,
                            precision=precision, calibration=images)
-    return {"onnxruntime": lambda n: profile_onnxruntime(onnx, x, n),
-            "openvino": lambda n: profile_openvino(ir, x, precision, n)}
+    runs = {"openvino": lambda n: profile_openvino(ir, x, precision, n)}
+    if precision == "bf16":  # onnxruntime's CPU provider has no bf16 convolutions
+        return runs
+    onnx, _ = export_checked(model, workdir / f"m-{precision}.onnx", "onnx", shape, check=False,
+                             precision=precision, calibration=images, exporter="legacy")
+    return {"onnxruntime": lambda n: profile_onnxruntime(onnx, x, n), **runs}
 
 
 def _ours_runs(model: torch.nn.Module, x: torch.Tensor, calibration: list[torch.Tensor],
@@ -162,9 +167,10 @@ def _ours_runs(model: torch.nn.Module, x: torch.Tensor, calibration: list[torch.
         from splitattn.quantize import quantize
 
         return {"ours int8": _forward(quantize(model, calibration), x)}
-    return {"ours deploy": _forward(deploy(model, batch_size=x.shape[0], example_input=x), x),
-            "ours deploy+compile": _forward(deploy(model, batch_size=x.shape[0], example_input=x,
-                                                   compile="inductor"), x)}
+    dtype, suffix = (torch.bfloat16, "+bf16") if precision == "bf16" else (None, "")
+    return {f"ours deploy{suffix}": _forward(deploy(model, batch_size=x.shape[0], example_input=x, dtype=dtype), x),
+            f"ours deploy+compile{suffix}": _forward(deploy(model, batch_size=x.shape[0], example_input=x,
+                                                            compile="inductor", dtype=dtype), x)}
 
 
 def profile(model_name: str, batch_sizes: Iterable[int], precisions: Iterable[str], img_size: int,
@@ -229,7 +235,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="resnest50")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=("fp32", "int8"))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=("fp32", "bf16", "int8"))
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=32, help="images profiled per configuration (>= 2 calls)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")

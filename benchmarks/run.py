@@ -175,7 +175,8 @@ def main() -> None:
     roof, probes = roof_rate(torch.device("cpu"), repeats=10) if timed else (None, {})
     variants = ("eager", "deploy", "deploy+jit", *(("deploy+compile",) if args.compile else ()),
                 *(("deploy+aot",) if args.aot else ()), "deploy+bf16",
-                *(("deploy+compile+bf16",) if args.compile else ()), "int8", *(("int8+aot",) if args.aot else ()),
+                *(("deploy+compile+bf16",) if args.compile else ()), *(("deploy+aot+bf16",) if args.aot else ()),
+                "int8", *(("int8+aot",) if args.aot else ()),
                 *(variant for backend in BACKENDS for variant in ours_on(backend)),
                 *available_engines(args.engines))
     sections: dict[str, list] = {name: [] for name in SECTIONS}

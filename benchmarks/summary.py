@@ -24,8 +24,9 @@ INFERENCE_COLUMNS = ("ours eager", "ours deploy", "ours deploy+compile", "ours d
 # Reduced precision, ours and the engines', in a table of its own (each against timm float32 too).
 PRECISION_COLUMNS = ("ours deploy", "ours deploy+compile", "ours deploy+aot", "ours deploy+openvino",
                      "ours deploy+onnxruntime", "onnx", "openvino", "timm->onnx", "timm->openvino", "ours deploy+bf16",
-                     "ours deploy+compile+bf16", "ours deploy+openvino+bf16", "openvino+bf16", "ours int8",
-                     "ours int8+aot", "ours int8+openvino", "onnx+int8", "openvino+int8", "timm->openvino+int8")
+                     "ours deploy+compile+bf16", "ours deploy+aot+bf16", "ours deploy+openvino+bf16", "openvino+bf16",
+                     "ours int8", "ours int8+aot", "ours int8+openvino", "onnx+int8", "openvino+int8",
+                     "timm->openvino+int8")
 TRAINING_COLUMNS = ("ours train", "ours train+channels_last", "ours train+ckpt_stage", "ours train+ckpt_block",
                     "official")
 
@@ -119,7 +120,7 @@ SPEED_TARGETS = (
                 ("ours deploy", "ours deploy+compile", "ours deploy+aot"),
                 ("onnx", "openvino", "timm->onnx", "timm->openvino"), "float32",
                 backends=("ours deploy+openvino", "ours deploy+onnxruntime")),
-    SpeedTarget("bf16 vs OpenVINO bf16", ("ours deploy+bf16", "ours deploy+compile+bf16"),
+    SpeedTarget("bf16 vs OpenVINO bf16", ("ours deploy+bf16", "ours deploy+compile+bf16", "ours deploy+aot+bf16"),
                 ("openvino+bf16", "openvino", "timm->openvino"),
                 "bfloat16", native="bfloat16", backends=("ours deploy+openvino+bf16",)),
 )

@@ -21,6 +21,7 @@ import torch
 
 import splitattn
 from splitattn.deploy import (
+    DEPLOY_TOLERANCES,
     AotModel,
     deploy,
     deployment_of,
@@ -117,6 +118,7 @@ finish({{"type": type(model).__name__, "seconds": seconds, "imports": imports,
 def test_package_records_what_eval_and_predict_need(package, model):
     info = read_package_info(package)
     assert info["format"] == "splitattn-aot/1" and info["input_shape"] == [BATCH, 3, SIZE, SIZE]
+    assert info["precision"] == "fp32"  # what it computes in (it takes and returns float32 either way)
     assert info["num_classes"] == 10 and info["torch"] == torch.__version__
     assert info["pretrained_cfg"]["input_size"] == [3, SIZE, SIZE]  # what eval and predict preprocess to
     assert info["pretrained_cfg"]["crop_pct"] == model.pretrained_cfg["crop_pct"]
@@ -174,3 +176,17 @@ def _not_a_package(folder: Path) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("hello.txt", "not a model")
     return path
+
+
+@pytest.mark.filterwarnings("ignore:this CPU has no native bfloat16")  # where it has none, bf16 is emulated
+def test_a_bfloat16_package_records_its_precision_and_gives_the_same_outputs_once_loaded(model, tmp_path):
+    x = torch.randn(BATCH, 3, SIZE, SIZE)
+    compiled = deploy(model, example_input=x, compile="aot", dtype=torch.bfloat16)  # checked within bf16's tolerance
+    assert deployment_of(compiled).dtype == torch.bfloat16 and compiled.info["precision"] == "bf16"
+    path = save_package(compiled, tmp_path / "bf16.pt2")
+    assert read_package_info(path)["precision"] == "bf16"
+    loaded = load_package(path)
+    with torch.no_grad():
+        out = loaded(x)
+        assert out.dtype == torch.float32 and torch.equal(out, compiled(x))  # takes and returns float32
+        assert relative_error(out, model(x)) <= DEPLOY_TOLERANCES[torch.bfloat16]

@@ -162,6 +162,7 @@ OURS: dict[str, OursBuilder] = {
     "deploy+aot": partial(_deployed, "aot", None),  # AOTInductor at the batch's static shape: minutes to compile
     "deploy+bf16": partial(_deployed, None, torch.bfloat16),
     "deploy+compile+bf16": partial(_deployed, "inductor", torch.bfloat16),
+    "deploy+aot+bf16": partial(_deployed, "aot", torch.bfloat16),  # no Python launch: nearest OpenVINO at batch 1
     "int8": _quantized,
     "int8+aot": _quantized_aot,  # minutes to compile, as deploy+aot
     # Our deployed network handed to an engine (deploy's backends, where they win), checked as deploy checks

@@ -18,6 +18,7 @@ from torch import nn
 from ..errors import SplitattnError, one_of
 from .inductor import FrozenInductorModel
 from .openvino_model import OPENVINO_ATTENTION_MLP
+from .precision import PRECISION_OF_DTYPE
 
 
 @dataclass(frozen=True)
@@ -58,19 +59,20 @@ def _inductor(model: nn.Module, _example: torch.Tensor | None, _dtype: torch.dty
     return FrozenInductorModel(model)
 
 
-def _aot(model: nn.Module, example: torch.Tensor | None, _dtype: torch.dtype) -> nn.Module:
+def _aot(model: nn.Module, example: torch.Tensor | None, dtype: torch.dtype) -> nn.Module:
     """AOTInductor at the example's static shape (:mod:`.aot`): compiled now, saved with ``save_package``,
-    loaded later without compiling."""
-    from .aot import compile_package
+    loaded later without compiling; the package records the precision it computes in."""
+    from .aot import compile_package, model_info
 
     if example is None:
         raise SplitattnError("compile='aot' compiles for one input shape and needs example_input")
-    return compile_package(model, example)
+    precision = PRECISION_OF_DTYPE.get(dtype, str(dtype).removeprefix("torch."))
+    return compile_package(model, example, {**model_info(model), "precision": precision})
 
 
 def _openvino(model: nn.Module, example: torch.Tensor | None, dtype: torch.dtype) -> nn.Module:
     """OpenVINO's CPU plugin at the example's static shape, computing in ``dtype`` (:mod:`.openvino_model`)."""
-    from .openvino_model import PRECISION_OF_DTYPE, compile_openvino
+    from .openvino_model import compile_openvino
 
     if example is None:
         raise SplitattnError("compile='openvino' compiles for one input shape and needs example_input")

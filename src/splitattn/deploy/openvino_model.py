@@ -48,7 +48,6 @@ FORMAT = "splitattn-openvino/1"
 INFO_KEY = ("splitattn", "info")
 # Our precision -> OpenVINO's name of the precision the float ops are compiled to run at.
 FLOAT_OPS_AT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
-PRECISION_OF_DTYPE = {torch.float32: "fp32", torch.bfloat16: "bf16"}
 _INT8_RUNTIME = {"i8", "u8"}
 _WEIGHTED_OPS = {"Convolution", "GroupConvolution", "FullyConnected", "MatMul"}
 # The attention MLPs' form OpenVINO is handed (deploy's attention_mlp): the gates' (squeeze-excitation)

@@ -18,6 +18,8 @@ DEPLOY_TOLERANCE = 1e-4
 # 1% off (random and trained weights, resnest/seresnet/skresnet), so 3% leaves margin; float16 keeps
 # 11 bits.
 DEPLOY_TOLERANCES = {torch.float32: DEPLOY_TOLERANCE, torch.bfloat16: 3e-2, torch.float16: 5e-3}
+# What records and saved files call each dtype a model computes in (the export precisions' names).
+PRECISION_OF_DTYPE = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 def cast_floats(value: Any, dtype: torch.dtype) -> Any:
