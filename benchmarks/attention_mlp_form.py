@@ -2,9 +2,10 @@
 
 Where ``OPENVINO_ATTENTION_MLP`` (``splitattn.deploy.openvino_model``) comes from. One model at one
 batch size, int8 through NNCF with the attention MLPs in float (``quantize(engine="openvino")``'s
-default), once per form of ``deploy(attention_mlp=...)``; the forms are timed in paired rounds, in
-alternating order, so what drifts across the run (the VM's load) falls on both alike. Prints each
-form's images/s, its ratio to the first form and in how many rounds it was faster.
+default), once per form of ``deploy(attention_mlp=...)``; the forms are timed in turns by the
+benchmark's own timer (``interleaved_times``: one call per form per round, each settled first), so
+what drifts across the run (the VM's load) falls on all alike. Prints each form's images/s, its
+ratio to the first form and in how many of the paired rounds it was faster.
 
     python benchmarks/attention_mlp_form.py seresnet50 --batch 1 --rounds 12
 """
@@ -14,26 +15,19 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 from collections.abc import Sequence
 
 import torch
 
 import splitattn
+from splitattn.bench.timing import interleaved_times
 from splitattn.deploy import ATTENTION_MLP_FORMS, deploy
 from splitattn.deploy.openvino_model import quantize_openvino
 from splitattn.quantize import attention_mlp_names
 
 
-def _timed(run, calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        run()
-    return (time.perf_counter() - start) / calls
-
-
-def compare_forms(name: str, batch: int, rounds: int, forms: Sequence[str], img_size: int = 224,
-                  calls: int | None = None) -> dict[str, list[float]]:
+def compare_forms(name: str, batch: int, rounds: int, forms: Sequence[str],
+                  img_size: int = 224) -> dict[str, list[float]]:
     """Seconds per forward pass of each form, one entry per round.
 
     Args:
@@ -42,7 +36,6 @@ def compare_forms(name: str, batch: int, rounds: int, forms: Sequence[str], img_
         rounds: timed rounds per form.
         forms: keys of ``ATTENTION_MLP_FORMS``; the first is the baseline.
         img_size: the input's height and width.
-        calls: forward passes per round (default: 20 at batch 1, 3 above).
     """
     torch.manual_seed(0)
     model = splitattn.create_model(name).eval()
@@ -51,16 +44,9 @@ def compare_forms(name: str, batch: int, rounds: int, forms: Sequence[str], img_
     built = {form: quantize_openvino(deploy(copy.deepcopy(model), fuse="none", memory_format="contiguous",
                                             attention_mlp=form), calibration, batch, attention_mlp_names(model))
              for form in forms}
-    calls = calls or (20 if batch == 1 else 3)
-    times: dict[str, list[float]] = {form: [] for form in forms}
     with torch.no_grad():
-        for int8 in built.values():
-            _timed(lambda int8=int8: int8(x), 3)  # warm-up
-        for round_ in range(rounds):
-            order = list(built.items()) if round_ % 2 == 0 else list(reversed(built.items()))
-            for form, int8 in order:
-                times[form].append(_timed(lambda int8=int8: int8(x), calls))
-    return times
+        return interleaved_times({form: (lambda int8=int8: int8(x)) for form, int8 in built.items()},
+                                 torch.device("cpu"), warmup=1, repeats=rounds)
 
 
 def report(name: str, batch: int, times: dict[str, list[float]]) -> str:

@@ -201,7 +201,7 @@ def test_the_attention_mlp_form_benchmark_times_each_form_in_paired_rounds(one_t
     spec = importlib.util.spec_from_file_location("attention_mlp_form", ROOT / "benchmarks" / "attention_mlp_form.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    times = script.compare_forms("seresnet18", batch=2, rounds=2, forms=["matmul", "conv"], img_size=SIZE, calls=1)
+    times = script.compare_forms("seresnet18", batch=2, rounds=2, forms=["matmul", "conv"], img_size=SIZE)
     assert list(times) == ["matmul", "conv"] and all(len(t) == 2 and min(t) > 0 for t in times.values())
     lines = script.report("seresnet18", 2, times).splitlines()
     assert lines[0].startswith("seresnet18 batch 2 matmul") and "1.000x of matmul, faster in 0 of 2 rounds" in lines[0]
